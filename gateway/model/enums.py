@@ -69,10 +69,11 @@ class Capability(StrEnum):
 
 
 class EdgeKind(StrEnum):
-    """Lineage edge kinds."""
+    """Lineage edge kinds. Every edge points the way work flows: src is upstream, dst is
+    downstream."""
 
-    TRIGGERED = "triggered"  # run -> run
-    DEPENDS_ON = "depends_on"  # job -> job (downstream depends on upstream)
+    TRIGGERED = "triggered"  # run -> run: src's run started dst's run
+    DEPENDS_ON = "depends_on"  # job -> job: dst depends on src (src upstream)
     PRODUCES = "produces"  # job -> dataset
     CONSUMES = "consumes"  # dataset -> job
 

@@ -26,6 +26,7 @@ from .enums import RunState
 __all__ = [
     "API_VERSION",
     "KINDS",
+    "SLA",
     "ComplianceRule",
     "Dependency",
     "Domain",
@@ -36,7 +37,6 @@ __all__ = [
     "Resource",
     "Role",
     "RoleBinding",
-    "SLA",
     "SecretRef",
     "Source",
     "parse_duration",

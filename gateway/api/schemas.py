@@ -1,0 +1,228 @@
+"""API schemas (separate from the tables): what the API accepts and returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from gateway.model import JobRecord, RunRecord, SourceHealth
+
+__all__ = [
+    "ActionRequest",
+    "ActionResult",
+    "AuditRecordPublic",
+    "ErrorBody",
+    "JobPublic",
+    "LineagePublic",
+    "Me",
+    "PushRequest",
+    "RunEventPublic",
+    "RunPublic",
+    "SourcePublic",
+    "StepPublic",
+]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+    request_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class SourcePublic(BaseModel):
+    name: str
+    type: str
+    display_name: str
+    domain: str
+    labels: dict[str, str]
+    demo: bool
+    simulator: bool
+    enabled: bool
+    health: str
+    health_message: str
+    last_sync_at: datetime | None
+    last_success_at: datetime | None
+    lag_seconds: float | None
+    last_error: str | None
+    capabilities: list[str]
+    jobs: int = 0
+
+
+class ScheduleInfo(BaseModel):
+    expression: str | None
+    timezone: str | None
+    text: str | None
+
+
+class JobPublic(BaseModel):
+    uid: str
+    source: str
+    native_id: str
+    domain: str
+    name: str
+    native_type: str
+    schedule: ScheduleInfo | None
+    next_run_at: datetime | None
+    paused: bool
+    owners: list[str]
+    labels: dict[str, str]
+    url: str | None
+    description: str | None
+    attributes: dict[str, Any]
+    problems: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    tombstoned_at: datetime | None
+    last_run_state: str | None
+    last_run_at: datetime | None
+    allowed_actions: list[str] = Field(default_factory=list)
+
+
+class StepPublic(BaseModel):
+    name: str
+    state: str
+    native_state: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempt: int
+
+
+class RunPublic(BaseModel):
+    uid: str
+    source: str
+    job_uid: str
+    domain: str
+    state: str
+    native_state: str | None
+    trigger: str
+    actor: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    attempt: int
+    url: str | None
+    message: str | None
+    observed_at: datetime
+    steps: list[StepPublic] | None = None
+    allowed_actions: list[str] = Field(default_factory=list)
+
+
+class RunEventPublic(BaseModel):
+    seq: int
+    from_state: str | None
+    to_state: str
+    at: datetime
+    observed_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Paged(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+    total: int | None = None
+
+
+class LineageNode(BaseModel):
+    uid: str
+    kind: str
+    name: str
+    source: str | None = None
+    domain: str | None = None
+    namespace: str | None = None
+    last_run_state: str | None = None
+    tombstoned: bool = False
+
+
+class LineageEdge(BaseModel):
+    kind: str
+    src: str
+    dst: str
+    evidence: str
+    reported_by: str
+
+
+class LineagePublic(BaseModel):
+    root: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]
+
+
+class ActionRequest(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+    reason: str | None = Field(default=None, max_length=2000)
+    emergency: bool = Field(
+        default=False, description="override a change freeze (needs a reason; audited)"
+    )
+
+
+class ActionResult(BaseModel):
+    action: str
+    target: str
+    outcome: str
+    message: str
+    run: RunPublic | None = None
+    audit_seq: int | None = None
+
+
+class AgentInfo(BaseModel):
+    id: str = Field(min_length=1, max_length=200)
+    version: str = Field(default="", max_length=100)
+
+
+class PushRequest(BaseModel):
+    agent: AgentInfo
+    inventory: list[JobRecord] | None = None
+    runs: list[RunRecord] = Field(default_factory=list)
+    health: SourceHealth | None = None
+
+
+class PushResult(BaseModel):
+    jobs: dict[str, int] | None
+    runs: dict[str, int]
+
+
+class AuditRecordPublic(BaseModel):
+    seq: int
+    at: datetime
+    subject: str
+    channel: str
+    action: str
+    target: str
+    domain: str
+    decision: str
+    policy: str | None
+    reason: str | None
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class Me(BaseModel):
+    subject: str
+    roles: list[dict[str, str]]
+    can: dict[str, bool]
+
+
+class StatsRow(BaseModel):
+    source: str
+    domain: str
+    state: str
+    count: int
+
+
+class ApplyResult(BaseModel):
+    dry_run: bool
+    changes: list[str]
+    summary: dict[str, int]

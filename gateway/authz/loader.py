@@ -1,0 +1,79 @@
+"""Builds the current PolicySet from default roles, applied resources and tokens."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from gateway.model.resources import Role, RoleBinding
+from gateway.store.services.meta import policy_version
+from gateway.store.tables import ApiToken, AppliedResource
+from gateway.store.types import utcnow
+from policies import POLICY_DIR
+
+from .policy import Binding, PolicySet, Rule
+
+__all__ = ["PolicyCache", "default_roles", "load_policy", "role_rules"]
+
+
+def default_roles() -> dict[str, Role]:
+    docs = yaml.safe_load_all((POLICY_DIR / "roles.yaml").read_text())
+    return {d["metadata"]["name"]: Role.model_validate(d) for d in docs if d}
+
+
+def role_rules(role: Role) -> list[Rule]:
+    out = []
+    for rule in role.spec.rules:
+        for act in rule.actions:
+            for obj in rule.objects:
+                out.append(Rule(role.metadata.name, "*", obj, act, rule.effect))
+    return out
+
+
+def load_policy(session: Session) -> PolicySet:
+    roles: dict[str, Role] = default_roles()
+    bindings: list[Binding] = []
+    applied = session.exec(
+        select(AppliedResource).where(col(AppliedResource.kind).in_(["Role", "RoleBinding"]))
+    ).all()
+    for res in applied:
+        doc: dict[str, Any] = res.document
+        if res.kind == "Role":
+            role = Role.model_validate(doc)
+            roles[role.metadata.name] = role
+        else:
+            rb = RoleBinding.model_validate(doc)
+            for sub in rb.spec.subjects:
+                for dom in rb.spec.domains:
+                    bindings.append(Binding(sub, rb.spec.role, dom))
+    now = utcnow()
+    for tok in session.exec(select(ApiToken).where(col(ApiToken.revoked_at).is_(None))).all():
+        if tok.expires_at is not None and tok.expires_at <= now:
+            continue
+        bindings.append(Binding(tok.subject, tok.role, tok.domain))
+    rules = [r for role in roles.values() for r in role_rules(role)]
+    return PolicySet(rules, bindings)
+
+
+class PolicyCache:
+    """The current PolicySet, reloaded when the stored policy version changes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._policy: PolicySet | None = None
+
+    def current(self, session: Session) -> PolicySet:
+        version = policy_version(session)
+        with self._lock:
+            if self._policy is not None and version == self._version:
+                return self._policy
+        policy = load_policy(session)
+        with self._lock:
+            self._policy, self._version = policy, version
+        return policy

@@ -1,0 +1,16 @@
+"""Declarative configuration: validate, diff and apply ``accord.dev/v1`` documents."""
+
+from .apply import Change, Plan, apply_plan, plan
+from .load import ConfigError, Document, LoadResult, load_documents, load_path
+
+__all__ = [
+    "Change",
+    "ConfigError",
+    "Document",
+    "LoadResult",
+    "Plan",
+    "apply_plan",
+    "load_documents",
+    "load_path",
+    "plan",
+]

@@ -1,0 +1,216 @@
+"""Reading and validating declarative documents: every error names the file, the
+document and the field path, and nothing changes unless every document is valid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from adapters.base import AdapterConfigError, UnknownAdapterType, registry
+from gateway.governance.guardrails import check_supported
+from gateway.model.resources import API_VERSION, KINDS, Guardrail, Source
+from gateway.secrets import SecretMissing, find_refs, resolve_secret
+
+__all__ = ["ConfigError", "Document", "LoadResult", "load_documents", "load_path"]
+
+_MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    file: str
+    document: int  # 1-based index within the file (0: the file itself)
+    path: str  # field path, "" for the whole document
+    message: str
+    name: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.document:
+            where += f": document {self.document}"
+            if self.name:
+                where += f" ({self.name})"
+        if self.path:
+            where += f": {self.path}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Document:
+    file: str
+    index: int
+    resource: BaseModel  # one of the KINDS
+
+    @property
+    def kind(self) -> str:
+        return str(getattr(self.resource, "kind"))  # noqa: B009
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.resource, "metadata").name)  # noqa: B009
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass
+class LoadResult:
+    documents: list[Document] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def load_documents(
+    raw_docs: Iterable[tuple[str, int, Any]], *, check_secrets: bool = True
+) -> LoadResult:
+    """Validate already-parsed documents (file label, index, parsed YAML)."""
+    result = LoadResult()
+    seen: dict[tuple[str, str], str] = {}
+    for fname, idx, doc in raw_docs:
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            result.errors.append(
+                ConfigError(
+                    fname, idx, "", f"a document must be a mapping, not {type(doc).__name__}"
+                )
+            )
+            continue
+        kind = doc.get("kind")
+        name = (
+            (doc.get("metadata") or {}).get("name")
+            if isinstance(doc.get("metadata"), dict)
+            else None
+        )
+        label = f"{kind}/{name}" if kind and name else None
+        if doc.get("apiVersion") != API_VERSION:
+            result.errors.append(
+                ConfigError(
+                    fname,
+                    idx,
+                    "apiVersion",
+                    f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}",
+                    label,
+                )
+            )
+            continue
+        if kind not in KINDS:
+            result.errors.append(
+                ConfigError(
+                    fname,
+                    idx,
+                    "kind",
+                    f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}",
+                    label,
+                )
+            )
+            continue
+        try:
+            resource = KINDS[kind].model_validate(doc)
+        except ValidationError as exc:
+            for e in exc.errors(include_url=False):
+                result.errors.append(ConfigError(fname, idx, _loc(e["loc"]), e["msg"], label))
+            continue
+        document = Document(fname, idx, resource)
+        if isinstance(resource, Source):
+            result.errors.extend(_check_source(document, resource, check_secrets=check_secrets))
+        if isinstance(resource, Guardrail):
+            problem = check_supported(resource)
+            if problem:
+                result.errors.append(ConfigError(fname, idx, "spec", problem, label))
+        where = f"{fname}: document {idx}"
+        if document.key in seen:
+            result.errors.append(
+                ConfigError(
+                    fname,
+                    idx,
+                    "metadata.name",
+                    f"duplicate {kind} named {document.name!r}"
+                    f" (first defined in {seen[document.key]})",
+                    label,
+                )
+            )
+            continue
+        seen[document.key] = where
+        result.documents.append(document)
+    return result
+
+
+def _check_source(doc: Document, source: Source, *, check_secrets: bool) -> list[ConfigError]:
+    label = f"Source/{source.metadata.name}"
+    try:
+        config = registry.validate_config(source.spec.type, source.spec.adapter_config())
+    except UnknownAdapterType as exc:
+        return [ConfigError(doc.file, doc.index, "spec.type", str(exc), label)]
+    except AdapterConfigError as exc:
+        return [
+            ConfigError(doc.file, doc.index, f"spec.{loc}", msg, label) for loc, msg in exc.errors
+        ]
+    errors = []
+    if check_secrets:
+        for path, ref in find_refs(config):
+            try:
+                resolve_secret(ref)
+            except SecretMissing as exc:
+                errors.append(ConfigError(doc.file, doc.index, path, str(exc), label))
+    return errors
+
+
+def load_path(path: Path, *, check_secrets: bool = True) -> LoadResult:
+    """Read a file or a directory of ``*.yaml`` files and validate every document."""
+    if not path.exists():
+        return LoadResult(errors=[ConfigError(str(path), 0, "", "no such file or directory")])
+    raw: list[tuple[str, int, Any]] = []
+    errors: list[ConfigError] = []
+    files = _files(path)
+    if not files:
+        errors.append(ConfigError(str(path), 0, "", "no .yaml or .yml files found"))
+    for f in files:
+        label = str(f)
+        try:
+            if f.stat().st_size > _MAX_FILE_BYTES:
+                errors.append(ConfigError(label, 0, "", "file is larger than 5 MiB"))
+                continue
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(ConfigError(label, 0, "", f"cannot read: {exc}"))
+            continue
+        try:
+            for i, doc in enumerate(yaml.safe_load_all(text), start=1):
+                raw.append((label, i, doc))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            errors.append(ConfigError(label, 0, "", f"malformed YAML{where}: {problem}"))
+    result = load_documents(raw, check_secrets=check_secrets)
+    result.errors[:0] = errors
+    return result

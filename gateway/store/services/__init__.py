@@ -1,0 +1,1 @@
+"""Services own transactions' contents; callers own commit (``session_scope``)."""

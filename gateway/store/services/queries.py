@@ -1,0 +1,381 @@
+"""Read side: lists with filters and cursor pagination, lineage, statistics.
+
+Every function takes ``visible``, a SQL predicate builder from the caller's grants, so
+nothing a subject may not read ever leaves the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlmodel import Session, col
+
+from ..tables import Dataset, Edge, Job, Run, RunEvent, Source, Step
+from ..types import to_db
+
+__all__ = [
+    "InvalidCursor",
+    "JobFilter",
+    "Lineage",
+    "Page",
+    "RunFilter",
+    "Visible",
+    "get_job",
+    "get_run",
+    "lineage",
+    "list_jobs",
+    "list_runs",
+    "list_sources",
+    "run_events",
+    "run_stats",
+    "run_steps",
+]
+
+# (domain column, uid column or None) -> predicate
+Visible = Callable[[Any, Any], ColumnElement[bool]]
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def _enc(payload: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+def _dec(cursor: str) -> list[Any]:
+    try:
+        pad = "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(cursor + pad))
+    except (ValueError, json.JSONDecodeError):
+        raise InvalidCursor("the cursor is not one this API returned") from None
+    if not isinstance(value, list):
+        raise InvalidCursor("the cursor is not one this API returned")
+    return value
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def list_sources(session: Session, *, visible: Visible) -> list[Source]:
+    stmt = select(Source).where(visible(col(Source.domain), None)).order_by(col(Source.name))
+    return list(session.execute(stmt).scalars().all())
+
+
+@dataclass
+class JobFilter:
+    source: str | None = None
+    domain: str | None = None
+    state: str | None = None  # state of the last run
+    label: str | None = None  # key=value or key
+    owner: str | None = None
+    q: str | None = None
+    include_tombstoned: bool = False
+    paused: bool | None = None
+
+
+def _label_match(column: Any, label: str) -> list[ColumnElement[bool]]:
+    key, _, value = label.partition("=")
+    # JSON is stored as text on SQLite and json on PostgreSQL; compare on the text form.
+    text = func.cast(column, _text_type())
+    needle = json.dumps({key: value})[1:-1] if value else json.dumps(key) + ":"
+    return [text.like(f"%{_escape(needle)}%", escape="\\")]
+
+
+def _text_type() -> Any:
+    from sqlalchemy import Text
+
+    return Text()
+
+
+def _escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_jobs(
+    session: Session,
+    *,
+    visible: Visible,
+    filt: JobFilter,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Job]:
+    conds: list[ColumnElement[bool]] = [visible(col(Job.domain), col(Job.uid))]
+    if not filt.include_tombstoned:
+        conds.append(col(Job.tombstoned_at).is_(None))
+    if filt.source:
+        conds.append(col(Job.source) == filt.source)
+    if filt.domain:
+        conds.append(col(Job.domain) == filt.domain)
+    if filt.state:
+        conds.append(col(Job.last_run_state) == filt.state)
+    if filt.paused is not None:
+        conds.append(col(Job.paused) == filt.paused)
+    if filt.label:
+        conds.extend(_label_match(col(Job.labels), filt.label))
+    if filt.owner:
+        conds.extend(
+            [
+                func.cast(col(Job.owners), _text_type()).like(
+                    f'%"{_escape(filt.owner)}"%', escape="\\"
+                )
+            ]
+        )
+    if filt.q:
+        needle = f"%{_escape(filt.q.lower())}%"
+        conds.append(
+            or_(
+                func.lower(col(Job.name)).like(needle, escape="\\"),
+                func.lower(col(Job.uid)).like(needle, escape="\\"),
+                func.lower(func.coalesce(col(Job.description), "")).like(needle, escape="\\"),
+            )
+        )
+    if cursor:
+        (last,) = _dec(cursor)
+        conds.append(col(Job.uid) > str(last))
+    stmt = select(Job).where(and_(*conds)).order_by(col(Job.uid)).limit(limit + 1)
+    rows = list(session.execute(stmt).scalars().all())
+    nxt = _enc([rows[limit - 1].uid]) if len(rows) > limit else None
+    return Page(rows[:limit], nxt)
+
+
+def count_jobs(session: Session, *, visible: Visible, filt: JobFilter) -> int:
+    conds: list[ColumnElement[bool]] = [visible(col(Job.domain), col(Job.uid))]
+    if not filt.include_tombstoned:
+        conds.append(col(Job.tombstoned_at).is_(None))
+    if filt.source:
+        conds.append(col(Job.source) == filt.source)
+    if filt.domain:
+        conds.append(col(Job.domain) == filt.domain)
+    return int(
+        session.execute(select(func.count()).select_from(Job).where(and_(*conds))).scalar_one()
+    )
+
+
+def get_job(session: Session, *, uid: str, visible: Visible) -> Job | None:
+    stmt = select(Job).where(col(Job.uid) == uid, visible(col(Job.domain), col(Job.uid)))
+    return session.execute(stmt).scalars().first()
+
+
+@dataclass
+class RunFilter:
+    source: str | None = None
+    domain: str | None = None
+    job: str | None = None
+    state: Sequence[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+    label: str | None = None
+    q: str | None = None
+
+
+def _run_conds(filt: RunFilter, visible: Visible) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [visible(col(Run.domain), col(Run.job_uid))]
+    if filt.domain:
+        conds.append(col(Run.domain) == filt.domain)
+    if filt.state:
+        conds.append(
+            col(Run.state).in_(list(filt.state))
+            if len(filt.state) > 1
+            else col(Run.state) == filt.state[0]
+        )
+    if filt.source:
+        conds.append(col(Run.source) == filt.source)
+    if filt.job:
+        conds.append(col(Run.job_uid) == filt.job)
+    if filt.since:
+        conds.append(col(Run.sort_at) >= to_db(filt.since))
+    if filt.until:
+        conds.append(col(Run.sort_at) < to_db(filt.until))
+    if filt.label or filt.q:
+        sub = select(col(Job.uid))
+        jconds: list[ColumnElement[bool]] = []
+        if filt.label:
+            jconds.extend(_label_match(col(Job.labels), filt.label))
+        if filt.q:
+            needle = f"%{_escape(filt.q.lower())}%"
+            jconds.append(
+                or_(
+                    func.lower(col(Job.name)).like(needle, escape="\\"),
+                    func.lower(col(Job.uid)).like(needle, escape="\\"),
+                )
+            )
+        conds.append(col(Run.job_uid).in_(sub.where(and_(*jconds))))
+    return conds
+
+
+def list_runs(
+    session: Session,
+    *,
+    visible: Visible,
+    filt: RunFilter,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Run]:
+    conds = _run_conds(filt, visible)
+    if cursor:
+        try:
+            at_s, rid = _dec(cursor)
+            at = datetime.fromisoformat(at_s)
+            rid = int(rid)
+        except (ValueError, TypeError):
+            raise InvalidCursor("the cursor is not one this API returned") from None
+        conds.append(or_(col(Run.sort_at) < at, and_(col(Run.sort_at) == at, col(Run.id) < rid)))
+    stmt = (
+        select(Run)
+        .where(and_(*conds))
+        .order_by(col(Run.sort_at).desc(), col(Run.id).desc())
+        .limit(limit + 1)
+    )
+    rows = list(session.execute(stmt).scalars().all())
+    nxt = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        nxt = _enc([to_db(last.sort_at).isoformat(), last.id])  # type: ignore[union-attr]
+    return Page(rows[:limit], nxt)
+
+
+def count_runs(session: Session, *, visible: Visible, filt: RunFilter) -> int:
+    stmt = select(func.count()).select_from(Run).where(and_(*_run_conds(filt, visible)))
+    return int(session.execute(stmt).scalar_one())
+
+
+def get_run(session: Session, *, uid: str, visible: Visible) -> Run | None:
+    stmt = select(Run).where(col(Run.uid) == uid, visible(col(Run.domain), col(Run.job_uid)))
+    return session.execute(stmt).scalars().first()
+
+
+def run_events(session: Session, *, run_uid: str) -> list[RunEvent]:
+    stmt = select(RunEvent).where(col(RunEvent.run_uid) == run_uid).order_by(col(RunEvent.seq))
+    return list(session.execute(stmt).scalars().all())
+
+
+def run_steps(session: Session, *, run_uid: str) -> list[Step]:
+    stmt = (
+        select(Step)
+        .where(col(Step.run_uid) == run_uid)
+        .order_by(col(Step.started_at).is_(None), col(Step.started_at), col(Step.name))
+    )
+    return list(session.execute(stmt).scalars().all())
+
+
+def run_stats(
+    session: Session, *, visible: Visible, since: datetime, until: datetime | None = None
+) -> list[tuple[str, str, str, int]]:
+    """(source, domain, state, count) of runs started in the window."""
+    conds = [visible(col(Run.domain), col(Run.job_uid)), col(Run.sort_at) >= to_db(since)]
+    if until:
+        conds.append(col(Run.sort_at) < to_db(until))
+    stmt = (
+        select(col(Run.source), col(Run.domain), col(Run.state), func.count())
+        .where(and_(*conds))
+        .group_by(col(Run.source), col(Run.domain), col(Run.state))
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in session.execute(stmt).all()]
+
+
+@dataclass
+class Lineage:
+    nodes: dict[str, dict[str, Any]]
+    edges: list[Edge]
+
+
+def lineage(
+    session: Session,
+    *,
+    visible: Visible,
+    root: str,
+    direction: str = "both",
+    depth: int = 2,
+    max_nodes: int = 5000,
+) -> Lineage | None:
+    """Jobs and datasets reachable from job ``root`` within ``depth`` hops."""
+    start = get_job(session, uid=root, visible=visible)
+    if start is None:
+        return None
+    nodes: dict[str, dict[str, Any]] = {root: _job_node(start)}
+    edges: dict[int, Edge] = {}
+    frontier = {root}
+    kinds = ("depends_on", "produces", "consumes")
+    for _ in range(max(0, depth)):
+        if not frontier or len(nodes) >= max_nodes:
+            break
+        found: list[Edge] = []
+        fl = list(frontier)
+        if direction in ("down", "both"):
+            found += (
+                session.execute(
+                    select(Edge).where(col(Edge.src_uid).in_(fl), col(Edge.kind).in_(kinds))
+                )
+                .scalars()
+                .all()
+            )
+        if direction in ("up", "both"):
+            found += (
+                session.execute(
+                    select(Edge).where(col(Edge.dst_uid).in_(fl), col(Edge.kind).in_(kinds))
+                )
+                .scalars()
+                .all()
+            )
+        candidates: dict[str, str] = {}
+        for e in found:
+            for uid, kind in ((e.src_uid, e.src_kind), (e.dst_uid, e.dst_kind)):
+                if uid not in nodes:
+                    candidates[uid] = kind
+        job_uids = [u for u, k in candidates.items() if k == "job"]
+        ds_uids = [u for u, k in candidates.items() if k == "dataset"]
+        allowed: set[str] = set(nodes)
+        if job_uids:
+            for j in session.execute(
+                select(Job).where(
+                    col(Job.uid).in_(job_uids), visible(col(Job.domain), col(Job.uid))
+                )
+            ).scalars():
+                nodes[j.uid] = _job_node(j)
+                allowed.add(j.uid)
+        if ds_uids:
+            for d in session.execute(
+                select(Dataset).where(col(Dataset.uid).in_(ds_uids))
+            ).scalars():
+                nodes[d.uid] = {
+                    "uid": d.uid,
+                    "kind": "dataset",
+                    "name": d.name,
+                    "namespace": d.namespace,
+                }
+                allowed.add(d.uid)
+        new_frontier: set[str] = set()
+        for e in found:
+            if e.src_uid in allowed and e.dst_uid in allowed:
+                assert e.id is not None
+                edges[e.id] = e
+                for uid in (e.src_uid, e.dst_uid):
+                    if uid not in frontier:
+                        new_frontier.add(uid)
+        frontier = new_frontier - {u for u in frontier}
+    return Lineage(nodes, sorted(edges.values(), key=lambda e: e.id or 0))
+
+
+def _job_node(j: Job) -> dict[str, Any]:
+    return {
+        "uid": j.uid,
+        "kind": "job",
+        "name": j.name,
+        "source": j.source,
+        "domain": j.domain,
+        "last_run_state": j.last_run_state,
+        "tombstoned": j.tombstoned_at is not None,
+    }

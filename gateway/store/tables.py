@@ -1,0 +1,217 @@
+"""SQLModel tables. Only the store and its services use them; the API has its own schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from .types import UTCDateTime, utcnow
+
+__all__ = [
+    "ApiToken",
+    "AppliedResource",
+    "AuditRecord",
+    "Dataset",
+    "Edge",
+    "Job",
+    "Meta",
+    "Run",
+    "RunEvent",
+    "Source",
+    "Step",
+]
+
+
+def _dt(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class Source(SQLModel, table=True):
+    __tablename__ = "source"
+    name: str = Field(primary_key=True)
+    type: str
+    domain: str = Field(index=True)
+    spec: dict[str, Any] = _json(dict)  # the document's spec; secrets only as references
+    labels: dict[str, str] = _json(dict)
+    demo: bool = False
+    enabled: bool = True
+    health: str = "unknown"
+    health_message: str = ""
+    last_sync_at: datetime | None = _dt()
+    last_success_at: datetime | None = _dt()
+    last_error: str | None = Field(default=None, sa_type=Text)
+    consecutive_failures: int = 0
+    runs_cursor: str | None = Field(default=None, sa_type=Text)
+    inventory_every_s: float = 300.0
+    runs_every_s: float = 30.0
+    stale_after_s: float = 900.0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True)
+    source: str = Field(index=True)
+    native_id: str
+    domain: str = Field(index=True)
+    name: str
+    native_type: str
+    schedule_expr: str | None = None
+    schedule_tz: str | None = None
+    schedule_text: str | None = None
+    next_run_at: datetime | None = _dt()
+    paused: bool = False
+    owners: list[str] = _json(list)
+    labels: dict[str, str] = _json(dict)
+    url: str | None = None
+    description: str | None = Field(default=None, sa_type=Text)
+    attributes: dict[str, Any] = _json(dict)
+    problems: list[str] = _json(list)
+    definition_hash: str
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    tombstoned_at: datetime | None = _dt()
+    last_run_state: str | None = None
+    last_run_at: datetime | None = _dt()
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+    __table_args__ = (
+        Index("ix_run_domain_state_sort", "domain", "state", "sort_at"),
+        Index("ix_run_job_sort", "job_uid", "sort_at"),
+        Index("ix_run_source_state", "source", "state"),
+        Index("ix_run_sort", "sort_at", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True)
+    source: str
+    job_uid: str
+    domain: str
+    state: str
+    native_state: str | None = None
+    trigger: str = "unknown"
+    actor: str | None = None
+    queued_at: datetime | None = _dt()
+    started_at: datetime | None = _dt()
+    ended_at: datetime | None = _dt()
+    sort_at: datetime = Field(sa_type=UTCDateTime)  # started, else queued, else first seen
+    attempt: int = 1
+    url: str | None = None
+    message: str | None = Field(default=None, sa_type=Text)
+    event_seq: int = 0
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "step"
+    __table_args__ = (UniqueConstraint("run_uid", "name", name="uq_step_run_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_uid: str = Field(index=True)
+    name: str
+    state: str
+    native_state: str | None = None
+    started_at: datetime | None = _dt()
+    ended_at: datetime | None = _dt()
+    attempt: int = 1
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "dataset"
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(unique=True)  # "<namespace>/<name>"
+    namespace: str
+    name: str
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Edge(SQLModel, table=True):
+    __tablename__ = "edge"
+    __table_args__ = (
+        UniqueConstraint("kind", "src_uid", "dst_uid", name="uq_edge"),
+        Index("ix_edge_dst", "dst_uid"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    src_kind: str
+    src_uid: str = Field(index=True)
+    dst_kind: str
+    dst_uid: str
+    reported_by: str  # the source whose adapter reported it ("config" for Dependency docs)
+    evidence: str = Field(default="", sa_type=Text)
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RunEvent(SQLModel, table=True):
+    __tablename__ = "run_event"
+    __table_args__ = (UniqueConstraint("run_uid", "seq", name="uq_run_event_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_uid: str
+    seq: int
+    from_state: str | None = None
+    to_state: str
+    at: datetime = Field(sa_type=UTCDateTime)
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditRecord(SQLModel, table=True):
+    __tablename__ = "audit_record"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    subject: str
+    channel: str
+    action: str
+    target: str
+    domain: str = Field(index=True)
+    decision: str  # allow | deny
+    policy: str | None = None  # the rule that decided
+    reason: str | None = Field(default=None, sa_type=Text)
+    outcome: str  # ok | error | denied | pending ...
+    request_id: str | None = None
+    details: dict[str, Any] = _json(dict)
+    prev_hash: str = Field(unique=True)
+    hash: str = Field(unique=True)
+
+
+class AppliedResource(SQLModel, table=True):
+    __tablename__ = "applied_resource"
+    kind: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    domain: str
+    document: dict[str, Any] = _json(dict)
+    digest: str
+    generation: int = 1
+    applied_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    applied_by: str
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    prefix: str  # first characters, to recognise a token in listings
+    subject: str = Field(index=True)
+    role: str
+    domain: str = "*"
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime | None = _dt()
+    revoked_at: datetime | None = _dt()
+    last_used_at: datetime | None = _dt()
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str

@@ -1,0 +1,189 @@
+"""Starts one worker per configured source and keeps the set in line with the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from adapters.base import Adapter, AdapterContext, Registry, registry
+from gateway.model import Capability, SyncHint
+from gateway.secrets import resolve_secret
+from gateway.store.engine import session_scope
+from gateway.store.services.ingest import RunChange
+from gateway.store.tables import Source as SourceRow
+
+from .worker import SourceWorker, SyncReport
+
+__all__ = ["SyncManager", "build_adapter"]
+
+_log = logging.getLogger(__name__)
+_COMMON = {"type", "enabled", "demo", "sync"}
+
+
+def build_adapter(row: SourceRow, reg: Registry = registry) -> Adapter:
+    settings = {k: v for k, v in row.spec.items() if k not in _COMMON}
+    timeout = float(row.spec.get("sync", {}).get("timeout_s", 30.0))
+    ctx = AdapterContext(
+        source=row.name, domain=row.domain, secrets=resolve_secret, timeout=timeout
+    )
+    return reg.create(row.type, ctx, settings)
+
+
+def _fingerprint(row: SourceRow) -> tuple[Any, ...]:
+    return (row.type, row.domain, repr(sorted(row.spec.items())), row.enabled)
+
+
+class SyncManager:
+    """Owns the workers. ``refresh`` reconciles them with the Source table."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        reg: Registry = registry,
+        refresh_every: float = 5.0,
+        on_change: Callable[[str, list[RunChange]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = reg
+        self.refresh_every = refresh_every
+        self.on_change = on_change
+        self.workers: dict[str, SourceWorker] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._prints: dict[str, tuple[Any, ...]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._adapters: dict[str, Adapter] = {}
+
+    def _rows(self) -> list[SourceRow]:
+        with session_scope(self.engine) as session:
+            return list(session.exec(select(SourceRow)).all())
+
+    async def refresh(self) -> None:
+        rows = {r.name: r for r in await asyncio.to_thread(self._rows)}
+        for name in list(self.workers):
+            row = rows.get(name)
+            if row is None or _fingerprint(row) != self._prints.get(name) or not row.enabled:
+                await self._stop_worker(name)
+        for name, row in rows.items():
+            if name in self.workers or not row.enabled:
+                continue
+            try:
+                adapter = build_adapter(row, self.registry)
+            except Exception as exc:  # a broken source must not stop the others
+                _log.error("source %s cannot start: %s", name, exc)
+                await asyncio.to_thread(self._mark_broken, name, str(exc))
+                self._prints[name] = _fingerprint(row)
+                continue
+            if Capability.PUSH in adapter.info.capabilities and not _polls(adapter):
+                # Agents push; the gateway only holds the adapter for webhooks/actions.
+                self._adapters[name] = adapter
+                self._prints[name] = _fingerprint(row)
+                continue
+            worker = SourceWorker(
+                engine=self.engine,
+                name=name,
+                domain=row.domain,
+                adapter=adapter,
+                inventory_every=row.inventory_every_s,
+                runs_every=row.runs_every_s,
+                on_change=self.on_change,
+            )
+            self.workers[name] = worker
+            self._prints[name] = _fingerprint(row)
+            self._tasks[name] = asyncio.create_task(worker.run(), name=f"sync:{name}")
+
+    def _mark_broken(self, name: str, message: str) -> None:
+        with session_scope(self.engine) as session:
+            row = session.get(SourceRow, name)
+            if row is not None:
+                row.health = "down"
+                row.health_message = message
+                row.last_error = message
+                session.add(row)
+
+    async def _stop_worker(self, name: str) -> None:
+        worker = self.workers.pop(name, None)
+        task = self._tasks.pop(name, None)
+        self._prints.pop(name, None)
+        if worker is not None:
+            worker.stop()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        adapter = worker.adapter if worker else self._adapters.pop(name, None)
+        if adapter is not None:
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # keep syncing the sources we have
+                _log.exception("refreshing the source list failed")
+            await asyncio.sleep(self.refresh_every)
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="sync:refresh")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for name in list(self.workers) + list(self._adapters):
+            await self._stop_worker(name)
+
+    # -- used by the API ----------------------------------------------------------------------
+    def adapter_for(self, row: SourceRow) -> tuple[Adapter, bool]:
+        """The running adapter of a source, or a new one (second value: caller closes it)."""
+        worker = self.workers.get(row.name)
+        if worker is not None and self._prints.get(row.name) == _fingerprint(row):
+            return worker.adapter, False
+        held = self._adapters.get(row.name)
+        if held is not None:
+            return held, False
+        return build_adapter(row, self.registry), True
+
+    def hint(self, name: str, hints: list[SyncHint]) -> bool:
+        worker = self.workers.get(name)
+        if worker is None:
+            return False
+        worker.hint(hints)
+        return True
+
+    async def sync_now(self, name: str, *, inventory: bool = True) -> SyncReport:
+        """Run one pass for a source (used by tests, the CLI and targeted re-syncs)."""
+        worker = self.workers.get(name)
+        if worker is not None:
+            return await worker.sync_once(inventory=inventory)
+        rows = {r.name: r for r in await asyncio.to_thread(self._rows)}
+        row = rows.get(name)
+        if row is None:
+            raise KeyError(name)
+        adapter = build_adapter(row, self.registry)
+        temp = SourceWorker(
+            engine=self.engine,
+            name=name,
+            domain=row.domain,
+            adapter=adapter,
+            inventory_every=row.inventory_every_s,
+            runs_every=row.runs_every_s,
+            on_change=self.on_change,
+        )
+        try:
+            return await temp.sync_once(inventory=inventory)
+        finally:
+            await adapter.aclose()
+
+
+def _polls(adapter: Adapter) -> bool:
+    """Push adapters may also poll (e.g. a cron source reading this host's files)."""
+    return bool(getattr(adapter, "polls", False))

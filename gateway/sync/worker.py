@@ -1,0 +1,299 @@
+"""One sync worker per source: inventory, runs by cursor, re-poll of open runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import anyio
+from sqlalchemy import Engine, select
+from sqlmodel import Session, col
+
+from adapters.base import Adapter
+from gateway.model import (
+    TERMINAL_STATES,
+    AdapterAuthError,
+    AdapterError,
+    AdapterUnavailable,
+    EdgeRecord,
+    HealthStatus,
+    InvalidResponse,
+    JobRecord,
+    RunRecord,
+    SyncHint,
+)
+from gateway.store.engine import session_scope
+from gateway.store.services import ingest
+from gateway.store.tables import Run
+from gateway.store.tables import Source as SourceRow
+from gateway.store.types import utcnow
+
+from .backoff import Backoff
+
+__all__ = ["SourceWorker", "SyncReport", "health_of", "lag_seconds"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+_MAX_PAGES = 50
+_REPOLL_BATCH = 100
+_REPOLL_MAX = 2000
+
+
+@dataclass
+class SyncReport:
+    source: str
+    inventory: dict[str, int] | None = None
+    runs: dict[str, int] = field(default_factory=dict)
+    edges: int = 0
+    repolled: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class SourceWorker:
+    """Drives one adapter. Never raises out of ``run``; a failure only affects its source."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        name: str,
+        domain: str,
+        adapter: Adapter,
+        inventory_every: float,
+        runs_every: float,
+        timeout: float = 30.0,
+        on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.domain = domain
+        self.adapter = adapter
+        self.inventory_every = inventory_every
+        self.runs_every = runs_every
+        self.timeout = timeout
+        self.backoff = Backoff()
+        self.on_change = on_change
+        self._wake = asyncio.Event()
+        self._pending_inventory = True
+        self._next_inventory = 0.0
+        self._next_runs = 0.0
+        self._stopped = False
+        self.last_report: SyncReport | None = None
+
+    # -- control ---------------------------------------------------------------------------
+    def hint(self, hints: list[SyncHint]) -> None:
+        if any(h.scope == "inventory" for h in hints):
+            self._pending_inventory = True
+        self._next_runs = 0.0
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopped:
+            now = time.monotonic()
+            if now >= min(self._next_inventory, self._next_runs) or self._pending_inventory:
+                report = await self.sync_once(
+                    inventory=self._pending_inventory or now >= self._next_inventory
+                )
+                now = time.monotonic()
+                if report.error is None:
+                    if report.inventory is not None:
+                        self._next_inventory = now + self.inventory_every
+                    self._next_runs = now + self.runs_every
+                else:
+                    delay = self._last_delay
+                    self._next_runs = now + delay
+                    self._next_inventory = max(self._next_inventory, now + delay)
+            wait = max(0.05, min(self._next_inventory, self._next_runs) - time.monotonic())
+            self._wake.clear()
+            with anyio.move_on_after(wait):
+                await self._wake.wait()
+
+    _last_delay: float = 0.0
+
+    # -- one pass --------------------------------------------------------------------------
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await asyncio.wait_for(fn(), timeout=self.timeout)
+        except TimeoutError:
+            raise AdapterUnavailable(f"no answer within {self.timeout:g}s") from None
+
+    async def _db(self, fn: Callable[[Session], T]) -> T:
+        def work() -> T:
+            with session_scope(self.engine) as session:
+                return fn(session)
+
+        return await anyio.to_thread.run_sync(work)
+
+    async def sync_once(self, *, inventory: bool = True) -> SyncReport:
+        started = time.monotonic()
+        report = SyncReport(self.name)
+        try:
+            if inventory:
+                jobs = await self._call(self._collect_jobs)
+                edges: list[EdgeRecord] = []
+                for job in jobs:
+                    edges.extend(await self._call(lambda j=job: self.adapter.lineage(j)))  # type: ignore[misc]
+                report.inventory = await self._db(
+                    lambda s: ingest.apply_inventory(
+                        s, source=self.name, domain=self.domain, records=jobs
+                    ).as_dict()
+                )
+                report.edges += await self._db(
+                    lambda s: ingest.record_edges(s, source=self.name, edges=edges)
+                )
+                self._pending_inventory = False
+            await self._sync_runs(report)
+            await self._repoll(report)
+        except AdapterError as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+            await self._failed(exc)
+        else:
+            self.backoff.success()
+            await self._db(lambda s: self._mark(s, ok=True))
+        report.seconds = time.monotonic() - started
+        self.last_report = report
+        return report
+
+    async def _collect_jobs(self) -> list[JobRecord]:
+        out: list[JobRecord] = []
+        async for job in self.adapter.list_jobs():
+            out.append(job)
+        return out
+
+    async def _sync_runs(self, report: SyncReport) -> None:
+        cursor = await self._db(lambda s: self._cursor(s))
+        for _ in range(_MAX_PAGES):
+            page = await self._call(lambda c=cursor: self.adapter.list_runs(c))  # type: ignore[misc]
+            result = await self._db(
+                lambda s, p=page: self._store_page(s, p.runs, p.edges, p.cursor)  # type: ignore[misc]
+            )
+            for k, v in result.as_dict().items():
+                report.runs[k] = report.runs.get(k, 0) + v
+            self._notify(result.changes)
+            if page.cursor is not None:
+                cursor = page.cursor
+            if not page.more:
+                break
+
+    def _store_page(
+        self,
+        session: Session,
+        runs: tuple[RunRecord, ...],
+        edges: tuple[EdgeRecord, ...],
+        cursor: str | None,
+    ) -> ingest.RunIngest:
+        result = ingest.upsert_runs(session, source=self.name, domain=self.domain, records=runs)
+        if edges:
+            ingest.record_edges(session, source=self.name, edges=edges)
+        if cursor is not None:
+            row = session.get(SourceRow, self.name)
+            if row is not None:
+                row.runs_cursor = cursor
+                session.add(row)
+        return result
+
+    async def _repoll(self, report: SyncReport) -> None:
+        open_ids = await self._db(self._open_runs)
+        for i in range(0, len(open_ids), _REPOLL_BATCH):
+            batch = open_ids[i : i + _REPOLL_BATCH]
+            runs = await self._call(lambda b=batch: self.adapter.get_runs(b))  # type: ignore[misc]
+            result = await self._db(
+                lambda s, r=runs: ingest.upsert_runs(  # type: ignore[misc]
+                    s, source=self.name, domain=self.domain, records=r
+                )
+            )
+            self._notify(result.changes)
+            report.repolled += len(batch)
+
+    def _notify(self, changes: list[ingest.RunChange]) -> None:
+        if changes and self.on_change is not None:
+            self.on_change(self.name, changes)
+
+    def _open_runs(self, session: Session) -> list[str]:
+        prefix = self.name + "/"
+        rows = session.execute(
+            select(col(Run.uid))
+            .where(
+                col(Run.source) == self.name,
+                col(Run.state).not_in([s.value for s in TERMINAL_STATES]),
+            )
+            .order_by(col(Run.sort_at).desc())
+            .limit(_REPOLL_MAX)
+        ).scalars()
+        return [uid[len(prefix) :] for uid in rows]
+
+    def _cursor(self, session: Session) -> str | None:
+        row = session.get(SourceRow, self.name)
+        return row.runs_cursor if row else None
+
+    async def _failed(self, exc: AdapterError) -> None:
+        if isinstance(exc, AdapterAuthError):
+            # Permanent until reconfigured: try again rarely, say so clearly.
+            self.backoff.failures = max(self.backoff.failures + 1, self.backoff.open_after)
+            delay = 300.0
+            status = HealthStatus.DOWN
+        else:
+            retry_after = exc.retry_after if isinstance(exc, AdapterUnavailable) else None
+            delay = self.backoff.failure(retry_after)
+            status = HealthStatus.DOWN if self.backoff.circuit_open else HealthStatus.DEGRADED
+        if isinstance(exc, InvalidResponse):
+            status = HealthStatus.DEGRADED if not self.backoff.circuit_open else status
+        self._last_delay = delay
+        message = f"{type(exc).__name__}: {exc}"
+        _log.warning("source %s: %s (next attempt in %.0fs)", self.name, message, delay)
+        await self._db(lambda s: self._mark(s, ok=False, status=status, message=message))
+
+    def _mark(
+        self,
+        session: Session,
+        *,
+        ok: bool,
+        status: HealthStatus = HealthStatus.OK,
+        message: str = "",
+    ) -> None:
+        row = session.get(SourceRow, self.name)
+        if row is None:
+            return
+        now = utcnow()
+        row.last_sync_at = now
+        if ok:
+            row.last_success_at = now
+            row.consecutive_failures = 0
+            row.health = HealthStatus.OK.value
+            row.health_message = ""
+            row.last_error = None
+        else:
+            row.consecutive_failures += 1
+            row.health = status.value
+            row.health_message = message
+            row.last_error = message
+        session.add(row)
+
+
+def health_of(row: SourceRow, now: datetime | None = None) -> str:
+    """The health to show: a source without a recent success is stale."""
+    now = now or datetime.now(UTC)
+    if row.health in (HealthStatus.DOWN.value, HealthStatus.DEGRADED.value):
+        return row.health
+    if row.last_success_at is None:
+        return row.health
+    if (now - row.last_success_at).total_seconds() > row.stale_after_s:
+        return HealthStatus.STALE.value
+    return row.health
+
+
+def lag_seconds(row: SourceRow, now: datetime | None = None) -> float | None:
+    if row.last_success_at is None:
+        return None
+    now = now or datetime.now(UTC)
+    return max(0.0, (now - row.last_success_at).total_seconds())
