@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from gateway.model import RunState
-
 from adapters.base import Adapter
+from gateway.model import RunState
 
 __all__ = ["ContractHarness", "HarnessFactory"]
 
@@ -22,7 +21,10 @@ __all__ = ["ContractHarness", "HarnessFactory"]
 class ContractHarness(Protocol):
     """A source the test controls, and an adapter connected to it."""
 
-    adapter: Adapter
+    @property
+    def adapter(self) -> Adapter:
+        """The adapter under test, connected to this source."""
+        ...
 
     def job_ids(self) -> set[str]:
         """Native ids of every job the source holds right now (what list_jobs must yield)."""

@@ -106,9 +106,7 @@ class Grants:
         allow, _deny = self._for(act)
         return bool(allow)
 
-    def predicate(
-        self, act: str, domain_col: ColumnElement[Any], uid_col: ColumnElement[Any] | None
-    ) -> ColumnElement[bool]:
+    def predicate(self, act: str, domain_col: Any, uid_col: Any) -> ColumnElement[bool]:
         """A SQL condition true exactly for the rows (domain, uid) ``decide`` would allow."""
         allow, deny = self._for(act)
 

@@ -250,6 +250,7 @@ class RunChange:
     job_uid: str
     from_state: str | None
     to_state: str
+    domain: str = ""
 
 
 @dataclass
@@ -331,7 +332,7 @@ def upsert_runs(
                 }
             )
             result.created += 1
-            result.changes.append(RunChange(uid, values["job_uid"], None, rec.state.value))
+            result.changes.append(RunChange(uid, values["job_uid"], None, rec.state.value, domain))
         else:
             current = RunState(row.state)
             if accept_transition(
@@ -352,7 +353,9 @@ def upsert_runs(
                     }
                 )
                 result.changed += 1
-                result.changes.append(RunChange(uid, values["job_uid"], row.state, rec.state.value))
+                result.changes.append(
+                    RunChange(uid, values["job_uid"], row.state, rec.state.value, domain)
+                )
             elif (
                 current == rec.state
                 and row.attempt == rec.attempt

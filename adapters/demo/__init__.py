@@ -1,0 +1,1 @@
+"""A synthetic scheduler with sample data, for the demo federation."""

@@ -1,0 +1,203 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.authz import PolicyCache
+from gateway.settings import Settings
+from gateway.store.engine import create_db_engine, session_scope, upgrade
+from gateway.store.services.ingest import RunChange
+from gateway.store.services.tokens import create_token, list_tokens
+from gateway.sync.manager import SyncManager
+
+from .errors import install_error_handlers
+from .events import Broadcaster, Event
+from .metrics import Metrics
+from .routes import audit, config, health, hooks, jobs, lineage, me, push, runs, sources, stream
+
+__all__ = ["BodyLimit", "create_app", "ensure_admin_token"]
+
+_log = logging.getLogger("accord")
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+
+
+class BodyLimit:
+    """Rejects bodies over the limit with 413 before the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        too_big = False
+
+        async def limited() -> Message:
+            nonlocal seen, too_big
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = (
+            b'{"error":{"code":"payload_too_large","message":"request body exceeds '
+            + str(self.max_bytes).encode()
+            + b' bytes","details":null,"request_id":null}}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def ensure_admin_token(engine: Engine, settings: Settings) -> str | None:
+    """On the first start (no tokens at all) create an admin token; return it once."""
+    with session_scope(engine) as session:
+        if list_tokens(session, include_revoked=True):
+            return None
+        new = create_token(
+            session, subject="admin", role="admin", domain="*", description="created on first start"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.admin_token_file
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(new.token + "\n")
+    return new.token
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    start_sync: bool | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or create_db_engine(settings.resolved_database_url())
+    run_sync = settings.sync_enabled if start_sync is None else start_sync
+    broadcaster = Broadcaster()
+    metrics = Metrics(engine)
+
+    def on_change(source: str, changes: list[RunChange]) -> None:
+        metrics.runs_ingested.labels(source).inc(len(changes))
+        for ch in changes:
+            broadcaster.publish(
+                Event(
+                    "run.changed",
+                    ch.domain,
+                    ch.job_uid,
+                    {
+                        "uid": ch.uid,
+                        "job_uid": ch.job_uid,
+                        "from": ch.from_state,
+                        "to": ch.to_state,
+                    },
+                )
+            )
+
+    manager = SyncManager(engine, on_change=on_change) if run_sync else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(upgrade, engine)
+        broadcaster.bind(asyncio.get_running_loop())
+        token = await asyncio.to_thread(ensure_admin_token, engine, settings)
+        if token:
+            app.state.first_admin_token = token
+            _log.warning("created the first admin token; it is in %s", settings.admin_token_file)
+        if manager is not None:
+            await manager.start()
+        try:
+            yield
+        finally:
+            if manager is not None:
+                await manager.stop()
+
+    app = FastAPI(
+        title="Accord",
+        version="0.1.0",
+        description="One control plane for the schedulers you already run.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.manager = manager
+    app.state.policy = PolicyCache(engine)
+    app.state.events = broadcaster
+    app.state.metrics = metrics
+    app.state.first_admin_token = None
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Any) -> Response:
+        request.state.request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        metrics.latency.observe(time.perf_counter() - started)
+        metrics.requests.labels(request.method, str(response.status_code)).inc()
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
+
+    for r in (sources, jobs, runs, lineage, push, hooks, config, audit, me, health, stream):
+        app.include_router(r.router)
+
+    if (CONSOLE_DIR / "index.html").exists():
+        app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        def landing() -> HTMLResponse:
+            return HTMLResponse(
+                "<!doctype html><title>Accord</title><h1>Accord gateway</h1>"
+                "<p>The web console is not built into this installation. "
+                "The API is at <a href='/docs'>/docs</a>.</p>"
+            )
+
+    @app.get("/api/v1", include_in_schema=False)
+    def api_root() -> JSONResponse:
+        return JSONResponse({"name": "accord", "version": "0.1.0", "openapi": "/openapi.json"})
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

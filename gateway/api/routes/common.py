@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Request
+from sqlmodel import Session
+
+from adapters.base import registry
+from gateway.actions import ActionOutcome
+from gateway.store.services import queries
+from gateway.store.tables import Job
+from gateway.store.tables import Source as SourceRow
+
+from ..convert import run_public
+from ..deps import Principal
+from ..errors import ApiError, adapter_error_status
+from ..events import Event
+from ..schemas import ActionResult
+
+
+def allowed_actions(
+    session: Session, principal: Principal, job: Job, actions: Sequence[str]
+) -> list[str]:
+    """Actions this subject may take on this job that its source supports."""
+    src = session.get(SourceRow, job.source)
+    if src is None:
+        return []
+    try:
+        caps = {str(c) for c in registry.get(src.type).info.capabilities}
+    except LookupError:
+        return []
+    return [a for a in actions if a in caps and principal.decide(job.domain, job.uid, a).allowed]
+
+
+def action_response(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    action: str,
+    target: str,
+    outcome: ActionOutcome,
+) -> ActionResult:
+    if outcome.status == "denied":
+        raise ApiError(403, "forbidden", outcome.message, details={"audit_seq": outcome.audit_seq})
+    if outcome.status == "blocked":
+        raise ApiError(
+            423, "blocked_by_guardrail", outcome.message, details={"audit_seq": outcome.audit_seq}
+        )
+    if outcome.status == "error":
+        if outcome.error is not None:
+            status, code, headers = adapter_error_status(outcome.error)
+        else:
+            status, code, headers = 409, "action_failed", {}
+        raise ApiError(
+            status, code, outcome.message, details={"audit_seq": outcome.audit_seq}, headers=headers
+        )
+    run = None
+    if outcome.run_uid:
+        row = queries.get_run(session, uid=outcome.run_uid, visible=principal.visible())
+        run = run_public(row) if row else None
+    broadcaster = request.app.state.events
+    job_uid = run.job_uid if run else target
+    domain = run.domain if run else ""
+    broadcaster.publish(
+        Event(
+            "action",
+            domain,
+            job_uid,
+            {"action": action, "target": target, "subject": principal.subject},
+        )
+    )
+    return ActionResult(
+        action=action,
+        target=target,
+        outcome="ok",
+        message=outcome.message,
+        run=run,
+        audit_seq=outcome.audit_seq,
+    )

@@ -1,0 +1,66 @@
+"""Declarative configuration through the API (what ``accord apply --server`` uses)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from fastapi import APIRouter, Depends, Query, Request
+
+from gateway.config import apply_plan, load_documents, plan
+
+from ..deps import Principal, SessionDep, require
+from ..errors import ApiError
+from ..schemas import ApplyResult
+
+router = APIRouter(prefix="/api/v1/config", tags=["config"])
+
+
+def _parse(text: str) -> list[tuple[str, int, Any]]:
+    try:
+        return [("request", i, d) for i, d in enumerate(yaml.safe_load_all(text), start=1)]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ApiError(400, "malformed_yaml", f"malformed YAML{where}") from None
+
+
+@router.post("/apply", response_model=ApplyResult)
+async def apply(
+    request: Request,
+    session: SessionDep,
+    dry_run: bool = Query(default=False),
+    prune: bool = Query(default=False),
+    principal: Principal = Depends(require("apply-config")),
+) -> ApplyResult:
+    """Body: one or more YAML documents (``application/yaml``) or a JSON list of them."""
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    docs = _parse(raw)
+    result = load_documents(docs)
+    if not result.ok:
+        raise ApiError(
+            422,
+            "invalid_config",
+            f"{len(result.errors)} problem(s); nothing was changed",
+            details=[str(e) for e in result.errors],
+        )
+    for d in result.documents:
+        meta = d.as_dict()["metadata"]
+        dom = meta.get("domain", "default")
+        if not principal.decide(dom, f"{d.kind}/{d.name}", "apply-config").allowed:
+            raise ApiError(
+                403, "forbidden", f"{principal.subject!r} may not apply {d.kind}/{d.name} in {dom}"
+            )
+    the_plan = plan(session, result.documents, prune=prune)
+    if not dry_run:
+        apply_plan(
+            session,
+            the_plan,
+            subject=principal.subject,
+            channel=principal.channel,
+            request_id=request.state.request_id,
+        )
+        session.commit()
+    return ApplyResult(
+        dry_run=dry_run, changes=[c.line() for c in the_plan.changes], summary=the_plan.summary()
+    )

@@ -1,0 +1,37 @@
+"""Webhooks: verified by the adapter, then only a hint to sync that source sooner."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.model import AdapterAuthError, AdapterError
+from gateway.store.tables import Source as SourceRow
+
+from ..deps import SessionDep
+from ..errors import ApiError
+
+router = APIRouter(tags=["webhooks"])
+
+
+@router.post("/hooks/{name}", status_code=202)
+async def webhook(name: str, request: Request, session: SessionDep) -> JSONResponse:
+    src = session.get(SourceRow, name)
+    if src is None:
+        raise ApiError(404, "not_found", f"no source named {name!r}")
+    body = await request.body()
+    manager = request.app.state.manager
+    from gateway.sync.manager import build_adapter
+
+    adapter, close = manager.adapter_for(src) if manager else (build_adapter(src), True)
+    try:
+        hints = adapter.parse_webhook(dict(request.headers), body)
+    except AdapterAuthError as exc:
+        raise ApiError(401, "bad_signature", str(exc)) from None
+    except AdapterError as exc:
+        raise ApiError(400, "bad_webhook", str(exc)) from None
+    finally:
+        if close:
+            await adapter.aclose()
+    scheduled = manager.hint(name, hints) if manager else False
+    return JSONResponse({"accepted": len(hints), "sync_scheduled": scheduled}, status_code=202)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from gateway.actions import JOB_ACTIONS, perform
+from gateway.store.services import queries
+from gateway.store.tables import Job
+
+from ..convert import job_public
+from ..deps import Principal, SessionDep, require
+from ..errors import ApiError
+from ..schemas import ActionRequest, ActionResult, JobPublic, Paged
+from .common import action_response, allowed_actions
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+Reader = Depends(require("read"))
+
+
+@router.get("", response_model=Paged[JobPublic])
+def list_jobs(
+    session: SessionDep,
+    principal: Principal = Reader,
+    source: str | None = None,
+    domain: str | None = None,
+    state: str | None = Query(default=None, description="state of the job's last run"),
+    label: str | None = Query(default=None, description="key=value or key"),
+    owner: str | None = None,
+    q: str | None = Query(default=None, max_length=200),
+    paused: bool | None = None,
+    include_tombstoned: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    total: bool = Query(default=False, description="also count all matches"),
+) -> Paged[JobPublic]:
+    filt = queries.JobFilter(
+        source=source,
+        domain=domain,
+        state=state,
+        label=label,
+        owner=owner,
+        q=q,
+        include_tombstoned=include_tombstoned,
+        paused=paused,
+    )
+    page = queries.list_jobs(
+        session, visible=principal.visible(), filt=filt, limit=limit, cursor=cursor
+    )
+    count = queries.count_jobs(session, visible=principal.visible(), filt=filt) if total else None
+    return Paged[JobPublic](
+        items=[job_public(j) for j in page.items], next_cursor=page.next_cursor, total=count
+    )
+
+
+def _job(session: SessionDep, principal: Principal, uid: str) -> Job:
+    job = queries.get_job(session, uid=uid, visible=principal.visible())
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {uid!r}")
+    return job
+
+
+@router.post("/{uid:path}/{action}", response_model=ActionResult)
+async def job_action(
+    uid: str,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    body: ActionRequest | None = None,
+    principal: Principal = Reader,
+) -> ActionResult:
+    if action not in JOB_ACTIONS:
+        raise ApiError(
+            404, "not_found", f"unknown job action {action!r}; known: {', '.join(JOB_ACTIONS)}"
+        )
+    job = _job(session, principal, uid)
+    body = body or ActionRequest()
+    outcome = await perform(
+        engine=request.app.state.engine,
+        session=session,
+        manager=request.app.state.manager,
+        decide=principal.decide,
+        subject=principal.subject,
+        channel=principal.channel,
+        action=action,
+        job=job,
+        params=body.params,
+        reason=body.reason,
+        emergency=body.emergency,
+        request_id=request.state.request_id,
+    )
+    return action_response(request, session, principal, action, job.uid, outcome)
+
+
+@router.get("/{uid:path}", response_model=JobPublic)
+def get_job(uid: str, session: SessionDep, principal: Principal = Reader) -> JobPublic:
+    job = _job(session, principal, uid)
+    return job_public(job, allowed_actions(session, principal, job, JOB_ACTIONS))

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from gateway.actions import RUN_ACTIONS, perform
+from gateway.store.services import queries
+from gateway.store.tables import Run
+
+from ..convert import run_public
+from ..deps import Principal, SessionDep, require
+from ..errors import ApiError
+from ..schemas import ActionRequest, ActionResult, Paged, RunEventPublic, RunPublic, StatsRow
+from .common import action_response, allowed_actions
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+Reader = Depends(require("read"))
+
+
+@router.get("/runs", response_model=Paged[RunPublic])
+def list_runs(
+    session: SessionDep,
+    principal: Principal = Reader,
+    source: str | None = None,
+    domain: str | None = None,
+    job: str | None = Query(default=None, description="job uid"),
+    state: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    label: str | None = None,
+    q: str | None = Query(default=None, max_length=200),
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    total: bool = False,
+) -> Paged[RunPublic]:
+    states = [s for raw in state or [] for s in raw.split(",") if s]
+    filt = queries.RunFilter(
+        source=source,
+        domain=domain,
+        job=job,
+        state=states,
+        since=since,
+        until=until,
+        label=label,
+        q=q,
+    )
+    page = queries.list_runs(
+        session, visible=principal.visible(), filt=filt, limit=limit, cursor=cursor
+    )
+    count = queries.count_runs(session, visible=principal.visible(), filt=filt) if total else None
+    return Paged[RunPublic](
+        items=[run_public(r) for r in page.items], next_cursor=page.next_cursor, total=count
+    )
+
+
+@router.get("/stats/runs", response_model=list[StatsRow])
+def run_stats(
+    session: SessionDep,
+    since: datetime,
+    until: datetime | None = None,
+    principal: Principal = Reader,
+) -> list[StatsRow]:
+    rows = queries.run_stats(session, visible=principal.visible(), since=since, until=until)
+    return [StatsRow(source=a, domain=b, state=c, count=n) for a, b, c, n in rows]
+
+
+def _run(session: SessionDep, principal: Principal, uid: str) -> Run:
+    run = queries.get_run(session, uid=uid, visible=principal.visible())
+    if run is None:
+        raise ApiError(404, "not_found", f"no run {uid!r}")
+    return run
+
+
+@router.get("/runs/{uid:path}/events", response_model=list[RunEventPublic])
+def run_events(
+    uid: str, session: SessionDep, principal: Principal = Reader
+) -> list[RunEventPublic]:
+    run = _run(session, principal, uid)
+    return [
+        RunEventPublic(
+            seq=e.seq,
+            from_state=e.from_state,
+            to_state=e.to_state,
+            at=e.at,
+            observed_at=e.observed_at,
+        )
+        for e in queries.run_events(session, run_uid=run.uid)
+    ]
+
+
+@router.post("/runs/{uid:path}/{action}", response_model=ActionResult)
+async def run_action(
+    uid: str,
+    action: str,
+    request: Request,
+    session: SessionDep,
+    body: ActionRequest | None = None,
+    principal: Principal = Reader,
+) -> ActionResult:
+    if action not in RUN_ACTIONS:
+        raise ApiError(
+            404, "not_found", f"unknown run action {action!r}; known: {', '.join(RUN_ACTIONS)}"
+        )
+    run = _run(session, principal, uid)
+    job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
+    if job is None:
+        raise ApiError(409, "job_unknown", f"the job of run {uid!r} is not known")
+    body = body or ActionRequest()
+    outcome = await perform(
+        engine=request.app.state.engine,
+        session=session,
+        manager=request.app.state.manager,
+        decide=principal.decide,
+        subject=principal.subject,
+        channel=principal.channel,
+        action=action,
+        job=job,
+        run=run,
+        params=body.params,
+        reason=body.reason,
+        emergency=body.emergency,
+        request_id=request.state.request_id,
+    )
+    return action_response(request, session, principal, action, run.uid, outcome)
+
+
+@router.get("/runs/{uid:path}", response_model=RunPublic)
+def get_run(uid: str, session: SessionDep, principal: Principal = Reader) -> RunPublic:
+    run = _run(session, principal, uid)
+    job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
+    allowed = allowed_actions(session, principal, job, RUN_ACTIONS) if job else []
+    return run_public(run, queries.run_steps(session, run_uid=run.uid), allowed)

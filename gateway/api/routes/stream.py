@@ -1,0 +1,44 @@
+"""Server-sent events: live run changes, filtered by what the subject may read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from ..deps import Principal, require
+from ..events import Broadcaster
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+@router.get("/events")
+async def events(
+    request: Request, principal: Principal = Depends(require("read"))
+) -> StreamingResponse:
+    broadcaster: Broadcaster = request.app.state.events
+
+    async def stream() -> AsyncIterator[str]:
+        yield ": connected\n\n"
+        with broadcaster.subscribe() as queue:
+            while True:
+                if await request.is_disconnected():
+                    return
+                try:
+                    ev = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if ev.job_uid is not None and ev.domain:
+                    if not principal.decide(ev.domain, ev.job_uid, "read").allowed:
+                        continue
+                elif ev.domain and not principal.grants.can_anywhere("read"):
+                    continue
+                yield f"event: {ev.type}\ndata: {json.dumps(ev.data)}\n\n"
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -1,0 +1,615 @@
+"""The ``accord`` commands (typer)."""
+
+import getpass
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.settings import Settings
+
+app = typer.Typer(
+    help="Accord: one control plane for the schedulers you already run.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+sources_app = typer.Typer(help="Configured sources.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs across all sources.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs across all sources.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens (local administration).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sources_app, name="sources")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(runs_app, name="runs")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+FileOpt = Annotated[Path, typer.Option("-f", "--file", help="YAML file or directory")]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", envvar="ACCORD_SERVER", help="gateway URL (default: local store)"),
+]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="ACCORD_TOKEN", help="API token for --server")
+]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _local_subject() -> str:
+    try:
+        return f"local:{getpass.getuser()}"
+    except Exception:  # no passwd entry (containers)
+        return "local:unknown"
+
+
+def _engine(settings: Settings | None = None) -> Any:
+    from gateway.store import DatabaseUnavailable, create_db_engine, upgrade
+
+    settings = settings or Settings()
+    engine = create_db_engine(settings.resolved_database_url())
+    try:
+        upgrade(engine)
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+    return engine
+
+
+def _client(server: str, token: str | None) -> httpx.Client:
+    if not token:
+        _fail("--server needs a token: pass --token or set ACCORD_TOKEN")
+    return httpx.Client(
+        base_url=server.rstrip("/"),
+        headers={"Authorization": f"Bearer {token}", "X-Accord-Channel": "cli"},
+        timeout=30,
+    )
+
+
+def _api(server: str, token: str | None, method: str, path: str, **kw: Any) -> Any:
+    with _client(server, token) as c:
+        try:
+            resp = c.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {server}: {exc}")
+        if resp.status_code >= 400:
+            try:
+                e = resp.json()["error"]
+                detail = e.get("details")
+                msg = e["message"] + (f"\n{json.dumps(detail, indent=2)}" if detail else "")
+            except (ValueError, KeyError, TypeError):
+                msg = resp.text[:500]
+            _fail(f"{resp.status_code}: {msg}")
+        return resp.json()
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], output: str, title: str = "") -> None:
+    if output == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if output != "table":
+        _fail("--output must be table or json")
+    t = Table(title=title or None)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in columns])
+    out.print(t)
+    if not rows:
+        out.print("(none)")
+
+
+# -- serve -------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port")] = None,
+    demo: Annotated[bool, typer.Option(help="load the demo federation (own database)")] = False,
+    file: Annotated[
+        list[Path] | None, typer.Option("-f", "--file", help="apply this YAML before serving")
+    ] = None,
+    sync: Annotated[bool, typer.Option(help="run the sync workers")] = True,
+) -> None:
+    """Start the gateway (API, console, sync). Migrates the database first."""
+    import logging
+
+    import uvicorn
+
+    from gateway.api.app import create_app, ensure_admin_token
+
+    settings = Settings()
+    if demo and not os.environ.get("ACCORD_DATABASE_URL"):
+        settings.data_dir = settings.data_dir / "demo"
+    settings.host = host or settings.host
+    settings.port = port or settings.port
+    settings.sync_enabled = sync
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    engine = _engine(settings)
+    federation = None
+    if demo:
+        from gateway.demo import start_demo
+
+        federation = start_demo(settings.data_dir / "parts")
+        _apply_documents(engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)])
+        for p in federation.problems:
+            err.print(f"[yellow]warning:[/] {p}")
+    for f in file or []:
+        _apply_path(engine, f, prune=False, dry_run=False)
+    token = ensure_admin_token(engine, settings)
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    out.print(f"Accord gateway: [bold]{url}[/]  (API docs: {url}/docs)")
+    if token is None and settings.admin_token_file.exists():
+        token = settings.admin_token_file.read_text().strip()
+        out.print(f"Admin token (from {settings.admin_token_file}): [bold]{token}[/]")
+    elif token is not None:
+        out.print(
+            f"Admin token (created now, saved in {settings.admin_token_file}): [bold]{token}[/]"
+        )
+    else:
+        out.print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
+    if demo:
+        out.print(
+            f"Demo federation: {len(federation.documents) if federation else 0} demo sources "
+            f"(database {settings.resolved_database_url()})"
+        )
+    sys.stdout.flush()
+    application = create_app(settings, engine=engine)
+    try:
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if federation is not None:
+            federation.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (idempotent)."""
+    settings = Settings()
+    _engine(settings)
+    out.print(f"database is up to date ({_redact(settings.resolved_database_url())})")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- declarative config -------------------------------------------------------------------------
+def _load(path: Path, check_secrets: bool = True) -> Any:
+    from gateway.config import load_path
+
+    result = load_path(path, check_secrets=check_secrets)
+    if not result.ok:
+        for e in result.errors:
+            err.print(f"[red]✗[/] {e}", highlight=False)
+        _fail(f"{len(result.errors)} problem(s) in {path}; nothing was changed")
+    return result
+
+
+def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
+    from gateway.config import apply_plan, load_documents, plan
+    from gateway.store import session_scope
+
+    result = load_documents(raw)
+    if not result.ok:
+        for e in result.errors:
+            err.print(f"[red]✗[/] {e}", highlight=False)
+        _fail("the demo federation's documents are invalid")
+    with session_scope(engine) as s:
+        p = plan(s, result.documents)
+        apply_plan(s, p, subject=_local_subject(), channel="cli")
+
+
+def _apply_path(engine: Any, path: Path, *, prune: bool, dry_run: bool) -> None:
+    from gateway.config import apply_plan, plan
+    from gateway.store import session_scope
+
+    result = _load(path)
+    with session_scope(engine) as s:
+        p = plan(s, result.documents, prune=prune)
+        for ch in p.changes:
+            out.print(ch.line(), highlight=False)
+        if dry_run:
+            out.print(f"dry run: {p.summary()} (nothing was changed)")
+            s.rollback()
+            return
+        summary = apply_plan(s, p, subject=_local_subject(), channel="cli")
+    out.print(f"applied: {summary}")
+
+
+@app.command()
+def validate(file: FileOpt) -> None:
+    """Validate documents without changing anything."""
+    result = _load(file)
+    for d in result.documents:
+        out.print(f"[green]✓[/] {d.kind}/{d.name}  ({d.file}: document {d.index})", highlight=False)
+    out.print(f"{len(result.documents)} document(s) valid")
+
+
+@app.command()
+def diff(
+    file: FileOpt, prune: Annotated[bool, typer.Option(help="show deletions")] = False
+) -> None:
+    """Show what 'apply' would change."""
+    from gateway.config import plan
+    from gateway.store import session_scope
+
+    result = _load(file)
+    with session_scope(_engine()) as s:
+        p = plan(s, result.documents, prune=prune)
+    for ch in p.changes:
+        out.print(ch.line(), highlight=False)
+    out.print(str(p.summary()))
+
+
+@app.command()
+def apply(
+    file: FileOpt,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only")] = False,
+    prune: Annotated[bool, typer.Option(help="delete applied resources not in FILE")] = False,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Validate every document, then apply them all in one audited transaction."""
+    if server:
+        result = _load(file, check_secrets=False)
+        body = "\n---\n".join(json.dumps(d.as_dict()) for d in result.documents)
+        res = _api(
+            server,
+            token,
+            "POST",
+            "/api/v1/config/apply",
+            params={"dry_run": dry_run, "prune": prune},
+            content=body,
+            headers={"Content-Type": "application/yaml"},
+        )
+        for line in res["changes"]:
+            out.print(line, highlight=False)
+        out.print(("dry run: " if dry_run else "applied: ") + str(res["summary"]))
+        return
+    _apply_path(_engine(), file, prune=prune, dry_run=dry_run)
+
+
+@app.command()
+def schema(kind: Annotated[str | None, typer.Option(help="one kind only")] = None) -> None:
+    """Print the JSON Schema of every resource kind."""
+    from gateway.model.resources import KINDS
+
+    kinds = {kind: KINDS[kind]} if kind else KINDS
+    if kind and kind not in KINDS:
+        _fail(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    print(json.dumps({k: m.model_json_schema(by_alias=True) for k, m in kinds.items()}, indent=2))
+
+
+# -- lists ---------------------------------------------------------------------------------------
+def _local_principal_visible() -> Any:
+    from sqlalchemy import true
+
+    return lambda _d, _u: true()
+
+
+@sources_app.command("list")
+def sources_list(
+    server: ServerOpt = None, token: TokenOpt = None, output: OutputOpt = "table"
+) -> None:
+    """Sources with their health and lag."""
+    if server:
+        rows = _api(server, token, "GET", "/api/v1/sources")
+    else:
+        from gateway.api.convert import source_public
+        from gateway.store import session_scope
+        from gateway.store.services import queries
+
+        with session_scope(_engine()) as s:
+            rows = [
+                source_public(r).model_dump(mode="json")
+                for r in queries.list_sources(s, visible=_local_principal_visible())
+            ]
+    _table(
+        rows,
+        ["name", "type", "domain", "health", "lag_seconds", "last_success_at", "health_message"],
+        output,
+    )
+
+
+@jobs_app.command("list")
+def jobs_list(
+    source: str | None = None,
+    domain: str | None = None,
+    state: str | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Jobs across all sources."""
+    params = {
+        k: v
+        for k, v in {
+            "source": source,
+            "domain": domain,
+            "state": state,
+            "q": q,
+            "limit": limit,
+        }.items()
+        if v is not None
+    }
+    if server:
+        rows = _api(server, token, "GET", "/api/v1/jobs", params=params)["items"]
+    else:
+        from gateway.api.convert import job_public
+        from gateway.store import session_scope
+        from gateway.store.services import queries
+
+        with session_scope(_engine()) as s:
+            page = queries.list_jobs(
+                s,
+                visible=_local_principal_visible(),
+                limit=limit,
+                filt=queries.JobFilter(source=source, domain=domain, state=state, q=q),
+            )
+            rows = [job_public(j).model_dump(mode="json") for j in page.items]
+    for r in rows:
+        r["schedule"] = (r.get("schedule") or {}).get("expression")
+    _table(rows, ["uid", "domain", "schedule", "paused", "last_run_state", "last_run_at"], output)
+
+
+@runs_app.command("list")
+def runs_list(
+    source: str | None = None,
+    domain: str | None = None,
+    job: str | None = None,
+    state: str | None = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or 24h / 7d")] = None,
+    limit: int = 50,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Recent runs across all sources (newest first)."""
+    since_dt = _since(since)
+    params: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "source": source,
+            "domain": domain,
+            "job": job,
+            "state": state,
+            "limit": limit,
+        }.items()
+        if v is not None
+    }
+    if since_dt:
+        params["since"] = since_dt.isoformat()
+    if server:
+        rows = _api(server, token, "GET", "/api/v1/runs", params=params)["items"]
+    else:
+        from gateway.api.convert import run_public
+        from gateway.store import session_scope
+        from gateway.store.services import queries
+
+        with session_scope(_engine()) as s:
+            page = queries.list_runs(
+                s,
+                visible=_local_principal_visible(),
+                limit=limit,
+                filt=queries.RunFilter(
+                    source=source,
+                    domain=domain,
+                    job=job,
+                    state=state.split(",") if state else [],
+                    since=since_dt,
+                ),
+            )
+            rows = [run_public(r).model_dump(mode="json") for r in page.items]
+    _table(rows, ["uid", "state", "trigger", "started_at", "duration_s", "native_state"], output)
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    from gateway.model import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--since: {value!r} is neither a duration (24h) nor an ISO time")
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# -- tokens --------------------------------------------------------------------------------------
+@tokens_app.command("create")
+def tokens_create(
+    subject: Annotated[str, typer.Option(help="who the token acts as")],
+    role: Annotated[
+        str, typer.Option(help="viewer, operator, approver, auditor, agent, admin, ...")
+    ],
+    domain: Annotated[str, typer.Option(help="domain the role applies in ('*' = all)")] = "*",
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 30d")] = None,
+    description: str = "",
+) -> None:
+    """Create an API token. It is printed once and stored only as a hash."""
+    from gateway.audit import AuditEntry, append
+    from gateway.authz.loader import load_policy
+    from gateway.model import parse_duration
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import create_token
+
+    engine = _engine()
+    expires = None
+    if expires_in:
+        try:
+            expires = datetime.now(UTC) + parse_duration(expires_in)
+        except ValueError as exc:
+            _fail(str(exc))
+    with session_scope(engine) as s:
+        roles = set(load_policy(s).role_names())
+        if role not in roles:
+            _fail(f"unknown role {role!r}; known roles: {', '.join(sorted(roles))}")
+        new = create_token(
+            s,
+            subject=subject,
+            role=role,
+            domain=domain,
+            description=description,
+            expires_at=expires,
+        )
+        append(
+            s,
+            AuditEntry(
+                subject=_local_subject(),
+                channel="cli",
+                action="token-create",
+                target=f"token:{new.record.id}",
+                domain=domain,
+                decision="allow",
+                outcome="ok",
+                details={"subject": subject, "role": role},
+            ),
+        )
+    out.print(f"token {new.record.id} for {subject} ({role} in {domain}):")
+    print(new.token)
+    err.print("store it now: it is not shown again.")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    all_: Annotated[bool, typer.Option("--all", help="include revoked")] = False,
+    output: OutputOpt = "table",
+) -> None:
+    """Tokens (never their values)."""
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import list_tokens
+
+    with session_scope(_engine()) as s:
+        rows = [
+            {
+                "id": t.id,
+                "prefix": t.prefix + "…",
+                "subject": t.subject,
+                "role": t.role,
+                "domain": t.domain,
+                "created_at": t.created_at,
+                "expires_at": t.expires_at,
+                "revoked_at": t.revoked_at,
+                "last_used_at": t.last_used_at,
+            }
+            for t in list_tokens(s, include_revoked=all_)
+        ]
+    _table(
+        rows,
+        ["id", "prefix", "subject", "role", "domain", "expires_at", "revoked_at", "last_used_at"],
+        output,
+    )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id; requests with it fail from now on."""
+    from gateway.audit import AuditEntry, append
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import revoke_token
+
+    with session_scope(_engine()) as s:
+        rec = revoke_token(s, token_id=token_id)
+        if rec is None:
+            _fail(f"no token with id {token_id}")
+        append(
+            s,
+            AuditEntry(
+                subject=_local_subject(),
+                channel="cli",
+                action="token-revoke",
+                target=f"token:{token_id}",
+                domain="*",
+                decision="allow",
+                outcome="ok",
+            ),
+        )
+    out.print(f"token {token_id} revoked")
+
+
+# -- audit ---------------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Prove the audit hash chain; name the first broken record."""
+    from gateway.audit import verify
+    from gateway.store import session_scope
+
+    with session_scope(_engine()) as s:
+        result = verify(s)
+    if result.ok:
+        out.print(f"audit chain OK: {result.count} records, head {result.head_hash}")
+        return
+    _fail(
+        f"audit chain BROKEN at record {result.first_bad_seq}: {result.problem} "
+        f"({result.count} records verified before it)",
+        code=2,
+    )
+
+
+# -- sync ----------------------------------------------------------------------------------------
+@app.command()
+def sync(source: Annotated[str, typer.Argument(help="source name")]) -> None:
+    """Run one sync pass of a source now and print what changed."""
+    import asyncio
+
+    from gateway.sync import SyncManager
+
+    manager = SyncManager(_engine())
+    try:
+        report = asyncio.run(manager.sync_now(source))
+    except KeyError:
+        _fail(f"no source named {source!r}")
+    out.print_json(
+        json.dumps(
+            {
+                "inventory": report.inventory,
+                "runs": report.runs,
+                "edges": report.edges,
+                "error": report.error,
+                "seconds": round(report.seconds, 3),
+            }
+        )
+    )
+    if report.error:
+        raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def agent(ctx: typer.Context) -> None:
+    """Run the outbound-only host agent (see 'accord agent --help')."""
+    try:
+        from adapters.cron.agent import main as agent_main
+    except ModuleNotFoundError:
+        _fail("the cron adapter (which provides the agent) is not installed")
+    raise typer.Exit(agent_main(list(ctx.args)))

@@ -1,0 +1,168 @@
+"""The demo federation: sample sources a newcomer sees at once.
+
+Everything here is labelled demo (``accord.dev/demo: "true"`` and ``spec.demo: true``).
+It comprises the built-in demo scheduler and whatever each installed adapter contributes
+through ``adapters.<type>.demo.start_demo`` (simulators and sample data).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.base import DemoPart, registry
+
+__all__ = ["DemoFederation", "builtin_documents", "start_demo"]
+
+_log = logging.getLogger(__name__)
+_LABELS = {"accord.dev/demo": "true"}
+
+
+def _source(name: str, domain: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "accord.dev/v1",
+        "kind": "Source",
+        "metadata": {"name": name, "domain": domain, "labels": dict(_LABELS)},
+        "spec": {"demo": True, "sync": {"inventoryEvery": "1m", "runsEvery": "10s"}, **spec},
+    }
+
+
+def builtin_documents() -> list[dict[str, Any]]:
+    etl = [
+        {
+            "id": "ingest_orders",
+            "schedule": "*/15 * * * *",
+            "minutes": 4,
+            "fail_rate": 0.05,
+            "owners": ["data-eng"],
+            "labels": {"tier": "gold", "env": "prod"},
+            "produces": ["warehouse.raw_orders"],
+            "description": "Load orders from the shop DB",
+        },
+        {
+            "id": "ingest_payments",
+            "schedule": "*/30 * * * *",
+            "minutes": 6,
+            "fail_rate": 0.15,
+            "owners": ["data-eng"],
+            "labels": {"tier": "gold", "env": "prod"},
+            "produces": ["warehouse.raw_payments"],
+        },
+        {
+            "id": "build_revenue_mart",
+            "schedule": "5 * * * *",
+            "minutes": 12,
+            "fail_rate": 0.1,
+            "owners": ["analytics"],
+            "labels": {"env": "prod"},
+            "consumes": ["warehouse.raw_orders", "warehouse.raw_payments"],
+            "produces": ["warehouse.revenue_daily"],
+            "upstream": ["ingest_orders", "ingest_payments"],
+        },
+        {
+            "id": "finance_report",
+            "schedule": "0 6 * * *",
+            "minutes": 20,
+            "fail_rate": 0.2,
+            "labels": {"env": "prod"},
+            "consumes": ["warehouse.revenue_daily"],
+            "upstream": ["build_revenue_mart"],
+            "description": "Daily finance PDF (no owner!)",
+        },
+        {
+            "id": "ml_features",
+            "schedule": "0 */4 * * *",
+            "minutes": 25,
+            "fail_rate": 0.1,
+            "owners": ["ml-platform"],
+            "consumes": ["warehouse.raw_orders"],
+            "produces": ["features.customer_v3"],
+        },
+        {
+            "id": "legacy_export",
+            "schedule": "0 2 * * 0",
+            "minutes": 3,
+            "paused": True,
+            "owners": ["data-eng"],
+            "description": "Paused since the CRM migration",
+        },
+    ]
+    platform = [
+        {
+            "id": "db-backup",
+            "schedule": "0 1 * * *",
+            "minutes": 18,
+            "fail_rate": 0.05,
+            "owners": ["sre"],
+            "labels": {"env": "prod"},
+        },
+        {
+            "id": "cert-renewal",
+            "schedule": "30 4 * * *",
+            "minutes": 1,
+            "fail_rate": 0.02,
+            "owners": ["sre"],
+        },
+        {
+            "id": "log-rotate",
+            "schedule": "*/10 * * * *",
+            "minutes": 1,
+            "fail_rate": 0.0,
+            "owners": ["sre"],
+        },
+        {
+            "id": "warehouse-vacuum",
+            "schedule": "45 3 * * *",
+            "minutes": 30,
+            "fail_rate": 0.1,
+            "owners": ["sre"],
+            "upstream": ["demo-etl:build_revenue_mart"],
+        },
+    ]
+    return [
+        _source("demo-etl", "data", {"type": "demo", "seed": "etl", "jobs": etl}),
+        _source("demo-platform", "platform", {"type": "demo", "seed": "ops", "jobs": platform}),
+    ]
+
+
+@dataclass
+class DemoFederation:
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[DemoPart] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for part in self.parts:
+            try:
+                part.stop()
+            except Exception as exc:  # stopping one part must not keep others running
+                _log.warning("stopping a demo part failed: %s", exc)
+
+
+def start_demo(workdir: Path) -> DemoFederation:
+    """Start every adapter's demo part; return their documents with the built-in ones."""
+    fed = DemoFederation(documents=builtin_documents())
+    for type_ in registry.types():
+        try:
+            module = importlib.import_module(f"adapters.{type_}.demo")
+        except ModuleNotFoundError:
+            continue
+        start = getattr(module, "start_demo", None)
+        if start is None:
+            continue
+        part_dir = workdir / type_
+        part_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            part: DemoPart = start(part_dir)
+        except Exception as exc:  # one broken demo part must not hide the others
+            fed.problems.append(f"demo {type_}: {exc}")
+            _log.warning("the %s demo could not start: %s", type_, exc)
+            continue
+        os.environ.update(part.env)
+        fed.parts.append(part)
+        fed.documents.extend(part.documents)
+    return fed
