@@ -299,9 +299,9 @@ def schema(kind: Annotated[str | None, typer.Option(help="one kind only")] = Non
     """Print the JSON Schema of every resource kind."""
     from gateway.model.resources import KINDS
 
-    kinds = {kind: KINDS[kind]} if kind else KINDS
     if kind and kind not in KINDS:
         _fail(f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    kinds = {kind: KINDS[kind]} if kind else KINDS
     print(json.dumps({k: m.model_json_schema(by_alias=True) for k, m in kinds.items()}, indent=2))
 
 
