@@ -27,7 +27,20 @@ from gateway.sync.manager import SyncManager
 from .errors import install_error_handlers
 from .events import Broadcaster, Event
 from .metrics import Metrics
-from .routes import audit, config, health, hooks, jobs, lineage, me, push, runs, sources, stream
+from .routes import (
+    audit,
+    config,
+    health,
+    hooks,
+    jobs,
+    lineage,
+    me,
+    overview,
+    push,
+    runs,
+    sources,
+    stream,
+)
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token"]
 
@@ -180,7 +193,20 @@ def create_app(
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 
-    for r in (sources, jobs, runs, lineage, push, hooks, config, audit, me, health, stream):
+    for r in (
+        sources,
+        jobs,
+        runs,
+        lineage,
+        push,
+        hooks,
+        config,
+        audit,
+        me,
+        health,
+        stream,
+        overview,
+    ):
         app.include_router(r.router)
 
     if (CONSOLE_DIR / "index.html").exists():
