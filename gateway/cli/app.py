@@ -155,21 +155,18 @@ def serve(
         _apply_path(engine, f, prune=False, dry_run=False)
     token = ensure_admin_token(engine, settings)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    out.print(f"Accord gateway: [bold]{url}[/]  (API docs: {url}/docs)")
+    print(f"Accord gateway: {url}  (API docs: {url}/docs)")
     if token is None and settings.admin_token_file.exists():
         token = settings.admin_token_file.read_text().strip()
-        out.print(f"Admin token (from {settings.admin_token_file}): [bold]{token}[/]")
+        print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
     elif token is not None:
-        out.print(
-            f"Admin token (created now, saved in {settings.admin_token_file}): [bold]{token}[/]"
-        )
+        print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
     else:
-        out.print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
+        print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
     if demo:
-        out.print(
-            f"Demo federation: {len(federation.documents) if federation else 0} demo sources "
-            f"(database {settings.resolved_database_url()})"
-        )
+        n = len(federation.documents) if federation else 0
+        db = _redact(settings.resolved_database_url())
+        print(f"Demo federation: {n} demo sources (database {db})")
     sys.stdout.flush()
     application = create_app(settings, engine=engine)
     try:

@@ -55,18 +55,29 @@ def test_validate_good(cli: CliRunner, tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("kind: [unclosed\n", "malformed YAML at line"),
-        ("apiVersion: accord.dev/v1\nkind: Widget\nmetadata: {name: w}\n",
-         "unknown kind 'Widget'; known kinds: Source, Domain"),
-        ("apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\nspec: {type: nope}\n",
-         "unknown source type 'nope'; known types:"),
-        ("apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
-         "spec: {type: fake, system: x, sync: {inventoryEvery: soon}}\n",
-         "spec.sync.inventoryEvery"),
-        ("apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
-         "spec: {type: fake, system: x, token: {env: NOT_SET_ANYWHERE_XYZ}}\n",
-         "env:NOT_SET_ANYWHERE_XYZ: the variable is not set"),
-        ("apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
-         "spec: {type: fake, sytem: x}\n", "spec.system"),
+        (
+            "apiVersion: accord.dev/v1\nkind: Widget\nmetadata: {name: w}\n",
+            "unknown kind 'Widget'; known kinds: Source, Domain",
+        ),
+        (
+            "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\nspec: {type: nope}\n",
+            "unknown source type 'nope'; known types:",
+        ),
+        (
+            "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
+            "spec: {type: fake, system: x, sync: {inventoryEvery: soon}}\n",
+            "spec.sync.inventoryEvery",
+        ),
+        (
+            "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
+            "spec: {type: fake, system: x, token: {env: NOT_SET_ANYWHERE_XYZ}}\n",
+            "env:NOT_SET_ANYWHERE_XYZ: the variable is not set",
+        ),
+        (
+            "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
+            "spec: {type: fake, sytem: x}\n",
+            "spec.system",
+        ),
         (GOOD + "---\n" + GOOD.split("---")[1], "duplicate Domain named 'data'"),
         ("apiVersion: accord.dev/v2\nkind: Domain\nmetadata: {name: d}\n", "apiVersion"),
     ],
@@ -126,8 +137,9 @@ def test_sync_and_lists(cli: CliRunner, tmp_path: Path) -> None:
     assert code != 0 and "neither a duration" in out
 
 
-def test_sync_with_a_wrong_secret_reports_auth_failure(cli: CliRunner, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_with_a_wrong_secret_reports_auth_failure(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run(cli, "apply", "-f", write(tmp_path, GOOD))
     monkeypatch.setenv("CLI_FAKE_TOKEN", "wrong")
     code, out = run(cli, "sync", "fake-one")
@@ -135,8 +147,9 @@ def test_sync_with_a_wrong_secret_reports_auth_failure(cli: CliRunner, tmp_path:
 
 
 def test_tokens_lifecycle(cli: CliRunner) -> None:
-    code, out = run(cli, "tokens", "create", "--subject", "ci-bot", "--role", "operator",
-                    "--domain", "data")
+    code, out = run(
+        cli, "tokens", "create", "--subject", "ci-bot", "--role", "operator", "--domain", "data"
+    )
     assert code == 0
     token = next(line for line in out.splitlines() if line.startswith("acd_"))
     code, out = run(cli, "tokens", "list", "--output", "json")
@@ -177,9 +190,11 @@ def test_schema_and_db_upgrade(cli: CliRunner) -> None:
     assert code == 0 and "up to date" in out
 
 
-def test_unreachable_database_is_a_clear_error(cli: CliRunner,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ACCORD_DATABASE_URL",
-                       "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+def test_unreachable_database_is_a_clear_error(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "ACCORD_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
     code, out = run(cli, "db", "upgrade")
     assert code == 1 and "cannot reach the database" in out
