@@ -38,8 +38,13 @@ def apply_yaml(engine: Engine, text: str) -> None:
 
 
 class Api:
-    def __init__(self, client: TestClient, engine: Engine, tokens: dict[str, str],
-                 systems: dict[str, FakeSystem]) -> None:
+    def __init__(
+        self,
+        client: TestClient,
+        engine: Engine,
+        tokens: dict[str, str],
+        systems: dict[str, FakeSystem],
+    ) -> None:
         self.client = client
         self.engine = engine
         self.tokens = tokens
@@ -75,9 +80,13 @@ def api(engine: Engine, tmp_path: Path) -> Iterator[Api]:
     apply_yaml(engine, SOURCES)
     tokens: dict[str, str] = {}
     with session_scope(engine) as s:
-        for who, role, dom in [("admin", "admin", "*"), ("op-data", "operator", "data"),
-                               ("viewer-ops", "viewer", "ops"), ("agent", "agent", "*"),
-                               ("nobody", "viewer", "nowhere")]:
+        for who, role, dom in [
+            ("admin", "admin", "*"),
+            ("op-data", "operator", "data"),
+            ("viewer-ops", "viewer", "ops"),
+            ("agent", "agent", "*"),
+            ("nobody", "viewer", "nowhere"),
+        ]:
             tokens[who] = create_token(s, subject=who, role=role, domain=dom).token
     settings = Settings(data_dir=tmp_path / "data", max_body_bytes=64 * 1024)
     app = create_app(settings, engine=engine, start_sync=False)

@@ -26,8 +26,9 @@ def test_requests_without_a_valid_token_are_refused(api: Api) -> None:
 
 def test_expired_and_revoked_tokens(api: Api) -> None:
     with session_scope(api.engine) as s:
-        old = create_token(s, subject="old", role="viewer",
-                           expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        old = create_token(
+            s, subject="old", role="viewer", expires_at=datetime.now(UTC) - timedelta(minutes=1)
+        )
         gone = create_token(s, subject="gone", role="viewer")
         assert gone.record.id is not None
         revoke_token(s, token_id=gone.record.id)
@@ -38,16 +39,21 @@ def test_expired_and_revoked_tokens(api: Api) -> None:
 
 def test_lists_show_only_what_the_subject_may_see(api: Api) -> None:
     all_jobs = {j["uid"] for j in api.get("admin", "/api/v1/jobs").json()["items"]}
-    assert all_jobs == {"fake-data/etl_orders", "fake-data/finance_report",
-                        "fake-data/nightly-vacuum", "fake-ops/db-backup"}
+    assert all_jobs == {
+        "fake-data/etl_orders",
+        "fake-data/finance_report",
+        "fake-data/nightly-vacuum",
+        "fake-ops/db-backup",
+    }
     ops = api.get("viewer-ops", "/api/v1/jobs?total=true").json()
     assert [j["uid"] for j in ops["items"]] == ["fake-ops/db-backup"] and ops["total"] == 1
     runs = api.get("viewer-ops", "/api/v1/runs").json()["items"]
     assert {r["domain"] for r in runs} == {"ops"}
     assert api.get("viewer-ops", "/api/v1/jobs/fake-data/etl_orders").status_code == 404
     assert [s["name"] for s in api.get("viewer-ops", "/api/v1/sources").json()] == ["fake-ops"]
-    stats = api.get("viewer-ops", "/api/v1/stats/runs",
-                    params={"since": "2000-01-01T00:00:00Z"}).json()
+    stats = api.get(
+        "viewer-ops", "/api/v1/stats/runs", params={"since": "2000-01-01T00:00:00Z"}
+    ).json()
     assert {s["domain"] for s in stats} == {"ops"}
     nothing = api.get("nobody", "/api/v1/jobs").json()["items"]
     assert nothing == []
@@ -64,10 +70,10 @@ def test_job_and_run_details_events_and_lineage(api: Api) -> None:
     assert run["state"] == "failed"
     events = api.get("op-data", f"/api/v1/runs/{run['uid']}/events").json()
     assert [e["to_state"] for e in events] == ["failed"]
-    lin = api.get("op-data", "/api/v1/lineage",
-                  params={"job": "fake-data/finance_report", "direction": "up"}).json()
-    assert {n["uid"] for n in lin["nodes"]} == {"fake-data/finance_report",
-                                                "fake-data/etl_orders"}
+    lin = api.get(
+        "op-data", "/api/v1/lineage", params={"job": "fake-data/finance_report", "direction": "up"}
+    ).json()
+    assert {n["uid"] for n in lin["nodes"]} == {"fake-data/finance_report", "fake-data/etl_orders"}
     assert lin["edges"][0]["kind"] == "depends_on"
 
 
@@ -87,8 +93,11 @@ def test_filters(api: Api) -> None:
 
 
 def test_trigger_is_authorized_executed_and_audited(api: Api) -> None:
-    r = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger",
-                 json={"params": {"password": "s3cret-value"}, "reason": "rerun"})
+    r = api.post(
+        "op-data",
+        "/api/v1/jobs/fake-data/etl_orders/trigger",
+        json={"params": {"password": "s3cret-value"}, "reason": "rerun"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["run"]["state"] == "running" and body["run"]["trigger"] == "api"
@@ -98,7 +107,11 @@ def test_trigger_is_authorized_executed_and_audited(api: Api) -> None:
     with Session(api.engine) as s:
         rec = s.exec(select(AuditRecord).where(AuditRecord.seq == body["audit_seq"])).one()
     assert (rec.subject, rec.action, rec.decision, rec.outcome) == (
-        "op-data", "trigger", "allow", "ok")
+        "op-data",
+        "trigger",
+        "allow",
+        "ok",
+    )
     assert "s3cret-value" not in json.dumps(rec.details), "parameter values are not audited"
 
 
@@ -143,7 +156,9 @@ def test_source_errors_map_to_clear_statuses(api: Api) -> None:
 
 def test_freeze_blocks_and_emergency_override_is_audited(api: Api) -> None:
     now = datetime.now(UTC)
-    apply_yaml(api.engine, f"""
+    apply_yaml(
+        api.engine,
+        f"""
 apiVersion: accord.dev/v1
 kind: Guardrail
 metadata: {{name: year-end}}
@@ -151,13 +166,17 @@ spec:
   type: freeze
   selector: {{domains: [data]}}
   windows: [{{start: "{(now - timedelta(hours=1)).isoformat()}", duration: 2h}}]
-""")
+""",
+    )
     r = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger")
     assert r.status_code == 423 and "year-end" in r.json()["error"]["message"]
     r = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger", json={"emergency": True})
     assert r.status_code == 423 and "reason" in r.json()["error"]["message"]
-    r = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger",
-                 json={"emergency": True, "reason": "INC-123 revenue restatement"})
+    r = api.post(
+        "op-data",
+        "/api/v1/jobs/fake-data/etl_orders/trigger",
+        json={"emergency": True, "reason": "INC-123 revenue restatement"},
+    )
     assert r.status_code == 200
     with Session(api.engine) as s:
         rec = s.exec(select(AuditRecord).where(AuditRecord.seq == r.json()["audit_seq"])).one()
@@ -195,10 +214,11 @@ def test_push_is_for_push_sources_and_agents_only(api: Api) -> None:
 
 
 def test_config_apply_through_the_api(api: Api) -> None:
-    doc = ("apiVersion: accord.dev/v1\nkind: Domain\nmetadata: {name: finance}\n"
-           "spec: {description: Money}\n")
-    r = api.client.post("/api/v1/config/apply?dry_run=true", content=doc,
-                        headers=api.as_("admin"))
+    doc = (
+        "apiVersion: accord.dev/v1\nkind: Domain\nmetadata: {name: finance}\n"
+        "spec: {description: Money}\n"
+    )
+    r = api.client.post("/api/v1/config/apply?dry_run=true", content=doc, headers=api.as_("admin"))
     assert r.status_code == 200 and r.json()["changes"] == ["+ Domain/finance"]
     r = api.client.post("/api/v1/config/apply", content=doc, headers=api.as_("admin"))
     assert r.json()["summary"]["create"] == 1
@@ -211,7 +231,9 @@ def test_config_apply_through_the_api(api: Api) -> None:
 
 
 def test_role_bindings_applied_in_yaml_take_effect(api: Api) -> None:
-    apply_yaml(api.engine, """
+    apply_yaml(
+        api.engine,
+        """
 apiVersion: accord.dev/v1
 kind: Role
 metadata: {name: finance-operator}
@@ -224,7 +246,8 @@ apiVersion: accord.dev/v1
 kind: RoleBinding
 metadata: {name: fin}
 spec: {role: finance-operator, subjects: [nobody], domains: [data]}
-""")
+""",
+    )
     items = api.get("nobody", "/api/v1/jobs").json()["items"]
     assert [j["uid"] for j in items] == ["fake-data/finance_report"]
     r = api.post("nobody", "/api/v1/jobs/fake-data/finance_report/trigger")
@@ -252,10 +275,10 @@ def test_health_metrics_openapi_and_me(api: Api) -> None:
 
 
 def test_source_health_shows_failures_and_staleness(api: Api) -> None:
+    import anyio
+
     from gateway.model import AdapterAuthError
     from gateway.sync import SyncManager
-
-    import anyio
 
     api.systems["ops"].fault = AdapterAuthError("token expired")
     report = anyio.run(SyncManager(api.engine).sync_now, "fake-ops")

@@ -35,12 +35,23 @@ def job(nid: str, **kw: object) -> JobRecord:
     return JobRecord(native_id=nid, name=nid, native_type="t", **kw)  # type: ignore[arg-type]
 
 
-def run(nid: str, state: RunState, *, job_id: str = "a", minutes: int = 0, attempt: int = 1,
-        ended: bool = False) -> RunRecord:
+def run(
+    nid: str,
+    state: RunState,
+    *,
+    job_id: str = "a",
+    minutes: int = 0,
+    attempt: int = 1,
+    ended: bool = False,
+) -> RunRecord:
     start = T0 + timedelta(minutes=minutes)
     return RunRecord(
-        native_id=nid, job_native_id=job_id, state=state, native_state=state.value.upper(),
-        started_at=start, ended_at=start + timedelta(minutes=1) if ended else None,
+        native_id=nid,
+        job_native_id=job_id,
+        state=state,
+        native_state=state.value.upper(),
+        started_at=start,
+        ended_at=start + timedelta(minutes=1) if ended else None,
         attempt=attempt,
     )
 
@@ -93,7 +104,10 @@ def test_runs_move_forward_only_and_events_record_each_change(any_engine: Engine
         events = s.exec(select(RunEvent).order_by(col(RunEvent.seq))).all()
     assert r.state == "running" and r.attempt == 2
     assert [(e.from_state, e.to_state) for e in events] == [
-        (None, "queued"), ("queued", "running"), ("running", "success"), ("success", "running"),
+        (None, "queued"),
+        ("queued", "running"),
+        ("running", "success"),
+        ("success", "running"),
     ]
     assert [e.seq for e in events] == [1, 2, 3, 4]
 
@@ -101,7 +115,9 @@ def test_runs_move_forward_only_and_events_record_each_change(any_engine: Engine
 def test_batch_with_the_same_run_twice_keeps_the_later_state(any_engine: Engine) -> None:
     with session_scope(any_engine) as s:
         res = ingest.upsert_runs(
-            s, source="src", domain="d",
+            s,
+            source="src",
+            domain="d",
             records=[run("r", RunState.RUNNING), run("r", RunState.FAILED, ended=True)],
         )
     assert res.created == 1
@@ -112,13 +128,17 @@ def test_batch_with_the_same_run_twice_keeps_the_later_state(any_engine: Engine)
 def test_steps_replace_and_job_last_run(any_engine: Engine) -> None:
     with session_scope(any_engine) as s:
         ingest.apply_inventory(s, source="src", domain="d", records=[job("a")])
-        steps = (StepRecord(name="extract", state=RunState.SUCCESS),
-                 StepRecord(name="load", state=RunState.RUNNING))
+        steps = (
+            StepRecord(name="extract", state=RunState.SUCCESS),
+            StepRecord(name="load", state=RunState.RUNNING),
+        )
         r = run("r", RunState.RUNNING).model_copy(update={"steps": steps})
         ingest.upsert_runs(s, source="src", domain="d", records=[r])
     with session_scope(any_engine) as s:
-        steps2 = (StepRecord(name="extract", state=RunState.SUCCESS),
-                  StepRecord(name="load", state=RunState.FAILED))
+        steps2 = (
+            StepRecord(name="extract", state=RunState.SUCCESS),
+            StepRecord(name="load", state=RunState.FAILED),
+        )
         r = run("r", RunState.FAILED, ended=True).model_copy(update={"steps": steps2})
         ingest.upsert_runs(s, source="src", domain="d", records=[r])
     with Session(any_engine) as s:
@@ -129,8 +149,10 @@ def test_steps_replace_and_job_last_run(any_engine: Engine) -> None:
 
 
 def test_list_runs_filters_and_cursor_pagination(any_engine: Engine) -> None:
-    records = [run(f"r{i}", RunState.FAILED if i % 3 == 0 else RunState.SUCCESS,
-                   minutes=i, ended=True) for i in range(25)]
+    records = [
+        run(f"r{i}", RunState.FAILED if i % 3 == 0 else RunState.SUCCESS, minutes=i, ended=True)
+        for i in range(25)
+    ]
     with session_scope(any_engine) as s:
         ingest.upsert_runs(s, source="src", domain="d", records=records)
         ingest.upsert_runs(s, source="other", domain="e", records=[run("x", RunState.FAILED)])
@@ -138,19 +160,20 @@ def test_list_runs_filters_and_cursor_pagination(any_engine: Engine) -> None:
     cursor = None
     with Session(any_engine) as s:
         for _ in range(10):
-            page = queries.list_runs(s, visible=everything, filt=queries.RunFilter(domain="d"),
-                                     limit=7, cursor=cursor)
+            page = queries.list_runs(
+                s, visible=everything, filt=queries.RunFilter(domain="d"), limit=7, cursor=cursor
+            )
             seen += [r.uid for r in page.items]
             cursor = page.next_cursor
             if cursor is None:
                 break
         failed = queries.list_runs(
-            s, visible=everything,
+            s,
+            visible=everything,
             filt=queries.RunFilter(state=["failed"], domain="d", since=T0 + timedelta(minutes=10)),
         )
     assert seen == [f"src/r{i}" for i in range(24, -1, -1)], "newest first, no gaps or repeats"
-    assert [r.uid for r in failed.items] == ["src/r24", "src/r21", "src/r18", "src/r15",
-                                             "src/r12"]
+    assert [r.uid for r in failed.items] == ["src/r24", "src/r21", "src/r18", "src/r15", "src/r12"]
 
 
 def test_invalid_cursor_is_a_clear_error(any_engine: Engine) -> None:
@@ -170,14 +193,14 @@ def test_edges_are_idempotent_and_lineage_walks_them(any_engine: Engine) -> None
         e(EdgeKind.CONSUMES, ds, NodeRef(kind=NodeKind.JOB, id="report", source="other")),
     ]
     with session_scope(any_engine) as s:
-        ingest.apply_inventory(s, source="src", domain="d",
-                               records=[job("extract"), job("transform")])
+        ingest.apply_inventory(
+            s, source="src", domain="d", records=[job("extract"), job("transform")]
+        )
         ingest.apply_inventory(s, source="other", domain="d", records=[job("report")])
         assert ingest.record_edges(s, source="src", edges=edges) == 3
         assert ingest.record_edges(s, source="src", edges=edges) == 0
     with Session(any_engine) as s:
-        down = queries.lineage(s, visible=everything, root="src/extract", direction="down",
-                               depth=5)
+        down = queries.lineage(s, visible=everything, root="src/extract", direction="down", depth=5)
         up = queries.lineage(s, visible=everything, root="other/report", direction="up", depth=1)
     assert down is not None and up is not None
     assert set(down.nodes) == {"src/extract", "src/transform", "wh/orders", "other/report"}
@@ -187,9 +210,19 @@ def test_edges_are_idempotent_and_lineage_walks_them(any_engine: Engine) -> None
 def test_audit_chain_verifies_and_detects_tampering(any_engine: Engine) -> None:
     with session_scope(any_engine) as s:
         for i in range(5):
-            append(s, AuditEntry(subject="alice", channel="api", action="trigger",
-                                 target=f"src/j{i}", domain="d", decision="allow", outcome="ok",
-                                 details={"n": i}))
+            append(
+                s,
+                AuditEntry(
+                    subject="alice",
+                    channel="api",
+                    action="trigger",
+                    target=f"src/j{i}",
+                    domain="d",
+                    decision="allow",
+                    outcome="ok",
+                    details={"n": i},
+                ),
+            )
     with Session(any_engine) as s:
         ok = verify(s)
     assert ok.ok and ok.count == 5
@@ -202,22 +235,44 @@ def test_audit_chain_verifies_and_detects_tampering(any_engine: Engine) -> None:
 
 def test_audit_chain_cannot_fork(any_engine: Engine) -> None:
     with session_scope(any_engine) as s:
-        first = append(s, AuditEntry(subject="a", channel="api", action="x", target="t",
-                                     domain="d", decision="allow", outcome="ok"))
+        first = append(
+            s,
+            AuditEntry(
+                subject="a",
+                channel="api",
+                action="x",
+                target="t",
+                domain="d",
+                decision="allow",
+                outcome="ok",
+            ),
+        )
     with Session(any_engine) as s:
-        dup = AuditRecord(seq=99, at=T0, subject="b", channel="api", action="x", target="t",
-                          domain="d", decision="allow", outcome="ok", details={},
-                          prev_hash=first.prev_hash, hash="f" * 64)
+        dup = AuditRecord(
+            seq=99,
+            at=T0,
+            subject="b",
+            channel="api",
+            action="x",
+            target="t",
+            domain="d",
+            decision="allow",
+            outcome="ok",
+            details={},
+            prev_hash=first.prev_hash,
+            hash="f" * 64,
+        )
         s.add(dup)
-        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             s.commit()
 
 
 def test_tokens_hash_only_revoke_and_expiry(any_engine: Engine) -> None:
     with session_scope(any_engine) as s:
         new = create_token(s, subject="bob", role="viewer")
-        old = create_token(s, subject="eve", role="viewer",
-                           expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        old = create_token(
+            s, subject="eve", role="viewer", expires_at=datetime.now(UTC) - timedelta(seconds=1)
+        )
     with Session(any_engine) as s:
         stored = [r[0] for r in s.execute(text("SELECT token_hash FROM api_token"))]
         assert new.token not in stored and all(len(h) == 64 for h in stored)

@@ -21,8 +21,10 @@ from tests.api.conftest import apply_yaml
 
 
 def _source_yaml(name: str, system: str, domain: str = "d") -> str:
-    return (f"apiVersion: accord.dev/v1\nkind: Source\nmetadata: {{name: {name}, domain: {domain}}}\n"
-            f"spec: {{type: fake, system: {system}, sync: {{inventoryEvery: 1h, runsEvery: 50ms}}}}\n")
+    return (
+        f"apiVersion: accord.dev/v1\nkind: Source\nmetadata: {{name: {name}, domain: {domain}}}\n"
+        f"spec: {{type: fake, system: {system}, sync: {{inventoryEvery: 1h, runsEvery: 50ms}}}}\n"
+    )
 
 
 @pytest.fixture
@@ -40,9 +42,15 @@ def _worker(engine: Engine, name: str = "a", timeout: float = 5.0) -> SourceWork
     with Session(engine) as s:
         row = s.get(SourceRow, name)
         assert row is not None
-        return SourceWorker(engine=engine, name=name, domain=row.domain,
-                            adapter=build_adapter(row), inventory_every=3600, runs_every=0.05,
-                            timeout=timeout)
+        return SourceWorker(
+            engine=engine,
+            name=name,
+            domain=row.domain,
+            adapter=build_adapter(row),
+            inventory_every=3600,
+            runs_every=0.05,
+            timeout=timeout,
+        )
 
 
 def _runs(engine: Engine) -> dict[str, str]:
@@ -56,7 +64,12 @@ async def test_inventory_runs_paging_and_cursor(engine: Engine, fake: FakeSystem
     w = _worker(engine)
     report = await w.sync_once()
     assert report.error is None and report.inventory == {
-        "created": 3, "updated": 0, "unchanged": 0, "tombstoned": 0, "revived": 0}
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "tombstoned": 0,
+        "revived": 0,
+    }
     assert set(_runs(engine)) == {f"a/{i}" for i in ids}, "all pages were read"
     list_calls = fake.calls.count("list_runs")
     assert list_calls == 3, "5 runs at 2 per page"
@@ -94,7 +107,9 @@ async def test_gone_jobs_are_tombstoned(engine: Engine, fake: FakeSystem) -> Non
 
 
 @pytest.mark.anyio
-async def test_unavailable_source_backs_off_with_retry_after(engine: Engine, fake: FakeSystem) -> None:
+async def test_unavailable_source_backs_off_with_retry_after(
+    engine: Engine, fake: FakeSystem
+) -> None:
     fake.fault = AdapterUnavailable("503 from source", retry_after=42)
     w = _worker(engine)
     report = await w.sync_once()
@@ -145,7 +160,9 @@ def test_backoff_grows_with_jitter_and_caps() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_dead_or_slow_source_does_not_delay_the_others(engine: Engine, fake: FakeSystem) -> None:
+async def test_a_dead_or_slow_source_does_not_delay_the_others(
+    engine: Engine, fake: FakeSystem
+) -> None:
     slow = FakeSystem("sync-slow")
     slow.add_job("x")
     slow.delay = 20

@@ -15,15 +15,29 @@ ACTIONS = ["read", "trigger", "cancel"]
 SUBJECTS = ["alice", "bob", "carol"]
 ROLES = ["viewer", "operator", "special"]
 SEGMENTS = ["airflow-prod", "cron-a", "finance_x", "etl_1", "nightly-db", "a_b", "x%y"]
-PATTERNS = ["*", "airflow-prod/*", "*/nightly-*", "airflow-prod/finance_*", "cron-a/etl_?",
-            "*/a_b", "cron-a/x%y", "*_*"]
+PATTERNS = [
+    "*",
+    "airflow-prod/*",
+    "*/nightly-*",
+    "airflow-prod/finance_*",
+    "cron-a/etl_?",
+    "*/a_b",
+    "cron-a/x%y",
+    "*_*",
+]
 
 uids = st.builds(lambda a, b: f"{a}/{b}", st.sampled_from(SEGMENTS), st.sampled_from(SEGMENTS))
-rules = st.builds(Rule, st.sampled_from(ROLES), st.sampled_from(["*", *DOMAINS]),
-                  st.sampled_from(PATTERNS), st.sampled_from(["*", *ACTIONS]),
-                  st.sampled_from(["allow", "allow", "deny"]))
-bindings = st.builds(Binding, st.sampled_from(SUBJECTS), st.sampled_from(ROLES),
-                     st.sampled_from(["*", *DOMAINS]))
+rules = st.builds(
+    Rule,
+    st.sampled_from(ROLES),
+    st.sampled_from(["*", *DOMAINS]),
+    st.sampled_from(PATTERNS),
+    st.sampled_from(["*", *ACTIONS]),
+    st.sampled_from(["allow", "allow", "deny"]),
+)
+bindings = st.builds(
+    Binding, st.sampled_from(SUBJECTS), st.sampled_from(ROLES), st.sampled_from(["*", *DOMAINS])
+)
 
 
 def test_patterns() -> None:
@@ -39,8 +53,13 @@ def test_patterns() -> None:
 @given(
     st.lists(rules, min_size=1, max_size=12),
     st.lists(bindings, min_size=0, max_size=6),
-    st.lists(st.tuples(st.sampled_from(SUBJECTS), st.sampled_from(DOMAINS), uids,
-                       st.sampled_from(ACTIONS)), min_size=1, max_size=15),
+    st.lists(
+        st.tuples(
+            st.sampled_from(SUBJECTS), st.sampled_from(DOMAINS), uids, st.sampled_from(ACTIONS)
+        ),
+        min_size=1,
+        max_size=15,
+    ),
 )
 def test_compiled_decisions_agree_with_casbin(
     rs: list[Rule], bs: list[Binding], requests: list[tuple[str, str, str, str]]
@@ -48,8 +67,13 @@ def test_compiled_decisions_agree_with_casbin(
     policy = PolicySet(rs, bs)
     for sub, dom, obj, act in requests:
         assert policy.decide(sub, dom, obj, act).allowed == policy.enforce(sub, dom, obj, act), (
-            sub, dom, obj, act, [r.line() for r in policy.rules],
-            [b.line() for b in policy.bindings])
+            sub,
+            dom,
+            obj,
+            act,
+            [r.line() for r in policy.rules],
+            [b.line() for b in policy.bindings],
+        )
 
 
 _engine = create_engine("sqlite://")
@@ -64,8 +88,12 @@ with _engine.begin() as _c:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(rules, min_size=1, max_size=10), st.lists(bindings, max_size=6),
-       st.sampled_from(SUBJECTS), st.sampled_from(ACTIONS))
+@given(
+    st.lists(rules, min_size=1, max_size=10),
+    st.lists(bindings, max_size=6),
+    st.sampled_from(SUBJECTS),
+    st.sampled_from(ACTIONS),
+)
 def test_sql_predicate_selects_exactly_what_casbin_allows(
     rs: list[Rule], bs: list[Binding], sub: str, act: str
 ) -> None:

@@ -39,8 +39,16 @@ def test_terminal_flags() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800), (45, 45),
-                          ("1.5m", 90), ("250ms", 0.25)],
+    ("text", "seconds"),
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("2d", 172800),
+        (45, 45),
+        ("1.5m", 90),
+        ("250ms", 0.25),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -54,8 +62,12 @@ def test_bad_durations(bad: object) -> None:
 
 def test_records_require_aware_times() -> None:
     with pytest.raises(ValidationError, match="timezone-aware"):
-        RunRecord(native_id="r", job_native_id="j", state=RunState.RUNNING,
-                  started_at=datetime(2026, 1, 1))
+        RunRecord(
+            native_id="r",
+            job_native_id="j",
+            state=RunState.RUNNING,
+            started_at=datetime(2026, 1, 1),
+        )
 
 
 def test_secret_ref_needs_exactly_one_form() -> None:
@@ -67,7 +79,8 @@ def test_secret_ref_needs_exactly_one_form() -> None:
 
 def test_source_keeps_adapter_settings_and_common_fields() -> None:
     doc = {
-        "apiVersion": "accord.dev/v1", "kind": "Source",
+        "apiVersion": "accord.dev/v1",
+        "kind": "Source",
         "metadata": {"name": "airflow-prod", "domain": "data"},
         "spec": {"type": "airflow", "url": "http://x", "sync": {"inventoryEvery": "10m"}},
     }
@@ -80,8 +93,14 @@ def test_source_keeps_adapter_settings_and_common_fields() -> None:
 
 def test_names_are_slugs() -> None:
     with pytest.raises(ValidationError, match="pattern"):
-        Source.model_validate({"apiVersion": "accord.dev/v1", "kind": "Source",
-                               "metadata": {"name": "Bad Name"}, "spec": {"type": "x"}})
+        Source.model_validate(
+            {
+                "apiVersion": "accord.dev/v1",
+                "kind": "Source",
+                "metadata": {"name": "Bad Name"},
+                "spec": {"type": "x"},
+            }
+        )
 
 
 def test_every_kind_has_a_json_schema() -> None:
