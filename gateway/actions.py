@@ -18,10 +18,11 @@ from sqlmodel import Session
 from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
 from gateway.governance import check_action
+from gateway.governance.approvals import create_request
 from gateway.model import AdapterError, RunRecord, RunState, SyncHint
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
-from gateway.store.tables import Job, Run
+from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.tables import Source as SourceRow
 from gateway.sync.manager import SyncManager, build_adapter
 
@@ -34,10 +35,11 @@ RUN_ACTIONS = ("cancel", "retry")
 
 @dataclass
 class ActionOutcome:
-    status: str  # ok | denied | blocked | error
+    status: str  # ok | denied | blocked | pending | error
     message: str
     audit_seq: int
     run_uid: str | None = None
+    approval_id: int | None = None
     error: AdapterError | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +94,7 @@ async def perform(
     reason: str | None = None,
     emergency: bool = False,
     request_id: str | None = None,
+    approved: ApprovalRequest | None = None,
 ) -> ActionOutcome:
     target = run.uid if run is not None else job.uid
 
@@ -134,6 +137,8 @@ async def perform(
         domain=job.domain,
         uid=job.uid,
         labels=job.labels,
+        subject=subject,
+        params=params,
         emergency=emergency,
         reason=reason,
     )
@@ -147,6 +152,34 @@ async def perform(
         )
         return ActionOutcome("blocked", verdict.reason, seq)
     details: dict[str, Any] = {}
+    if verdict.approval is not None and approved is None:
+        req = create_request(
+            engine,
+            guardrail=verdict.approval,
+            action=action,
+            job=job,
+            run=run,
+            params=params or {},
+            reason=reason,
+            subject=subject,
+            channel=channel,
+        )
+        seq = audit(
+            decision="allow",
+            outcome="pending",
+            policy=f"guardrail:{verdict.guardrail}",
+            reason=f"held for approval (request {req.id})",
+            details={"approval_id": req.id},
+        )
+        return ActionOutcome(
+            "pending",
+            f"{verdict.reason}: request {req.id} is waiting for approval",
+            seq,
+            approval_id=req.id,
+        )
+    if approved is not None:
+        details["approval_id"] = approved.id
+        details["approved_by"] = list(approved.approved_by)
     if verdict.overridden:
         details["emergency_override"] = verdict.guardrail
         details["override_reason"] = reason

@@ -28,6 +28,7 @@ from .errors import install_error_handlers
 from .events import Broadcaster, Event
 from .metrics import Metrics
 from .routes import (
+    approvals,
     audit,
     config,
     health,
@@ -206,6 +207,7 @@ def create_app(
         health,
         stream,
         overview,
+        approvals,
     ):
         app.include_router(r.router)
 

@@ -172,6 +172,7 @@ class ActionResult(BaseModel):
     message: str
     run: RunPublic | None = None
     audit_seq: int | None = None
+    approval_id: int | None = None
 
 
 class AgentInfo(BaseModel):
@@ -226,3 +227,28 @@ class ApplyResult(BaseModel):
     dry_run: bool
     changes: list[str]
     summary: dict[str, int]
+
+
+class ApprovalPublic(BaseModel):
+    id: int
+    action: str
+    job_uid: str
+    run_uid: str | None
+    domain: str
+    guardrail: str
+    param_names: list[str]
+    reason: str | None
+    requested_by: str
+    status: str
+    approvals_needed: int
+    approved_by: list[str]
+    decided_by: str | None
+    decision_reason: str | None
+    outcome: str | None
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+
+
+class DecisionRequest(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)

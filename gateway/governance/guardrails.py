@@ -1,33 +1,41 @@
 """Guardrails checked on every action after authorization.
 
-Implemented here: change-freeze windows (fixed ISO windows, or recurring windows given by
-a cron expression and a duration, in a time zone), with an emergency override that needs
-a reason and is audited as such. Approval and agent-limit guardrails are refused when a
-document is validated (``check_supported``) until they are enforced, so a rule an
-operator applies is never silently ignored.
+* ``freeze``: change-freeze windows (fixed ISO windows, or recurring windows given by a
+  cron expression and a duration, in a time zone); an emergency override needs a reason
+  and is audited as such.
+* ``approval``: four-eyes: the action is held as a pending request (see
+  ``gateway.governance.approvals``) until other people with the approve permission agree.
+* ``agent-limit``: automated subjects may only take the listed actions, at a bounded rate
+  per hour, and never a destructive one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlmodel import Session, col, select
+from sqlalchemy import func, select
+from sqlmodel import Session, col
 
 from gateway.authz.patterns import obj_match
 from gateway.model.resources import FreezeWindow, Guardrail, JobSelector
-from gateway.store.tables import AppliedResource
+from gateway.store.tables import AppliedResource, AuditRecord
+from gateway.store.types import to_db
 
 __all__ = [
     "GuardrailVerdict",
     "active_freezes",
     "check_action",
     "check_supported",
+    "guardrails",
     "selector_matches",
     "window_active",
 ]
+
+DESTRUCTIVE = {"cancel"}
 
 
 @dataclass(frozen=True)
@@ -36,15 +44,11 @@ class GuardrailVerdict:
     reason: str = ""
     guardrail: str | None = None
     overridden: bool = False
+    approval: Guardrail | None = None  # set: hold the action for approval
 
 
 def check_supported(g: Guardrail) -> str | None:
-    """A message when this guardrail type is not enforced by this gateway version."""
-    if g.spec.type != "freeze":
-        return (
-            f"guardrail type {g.spec.type!r} is not enforced by this version of Accord; "
-            "only 'freeze' guardrails can be applied"
-        )
+    """A message when this guardrail cannot be enforced as written."""
     for w in g.spec.windows:
         try:
             ZoneInfo(w.timezone)
@@ -89,20 +93,34 @@ def window_active(w: FreezeWindow, now: datetime) -> bool:
     return start <= now < end
 
 
-def _guardrails(session: Session) -> list[Guardrail]:
+def guardrails(session: Session) -> list[Guardrail]:
     rows = session.exec(
-        select(AppliedResource).where(col(AppliedResource.kind) == "Guardrail")
+        select(AppliedResource).where(col(AppliedResource.kind) == "Guardrail")  # type: ignore[call-overload]
     ).all()
-    return [Guardrail.model_validate(r.document) for r in rows]
+    return [Guardrail.model_validate(r[0].document) for r in rows]
 
 
 def active_freezes(session: Session, now: datetime | None = None) -> list[Guardrail]:
     now = now or datetime.now(UTC)
     return [
         g
-        for g in _guardrails(session)
+        for g in guardrails(session)
         if g.spec.type == "freeze" and any(window_active(w, now) for w in g.spec.windows)
     ]
+
+
+def _recent_actions(session: Session, subject: str, actions: list[str], now: datetime) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(AuditRecord)
+        .where(
+            col(AuditRecord.subject) == subject,
+            col(AuditRecord.action).in_(actions),
+            col(AuditRecord.outcome).in_(["ok", "pending"]),
+            col(AuditRecord.at) >= to_db(now - timedelta(hours=1)),
+        )
+    )
+    return int(session.execute(stmt).scalar_one())
 
 
 def check_action(
@@ -112,21 +130,72 @@ def check_action(
     domain: str,
     uid: str,
     labels: dict[str, str],
+    subject: str = "",
+    params: dict[str, Any] | None = None,
     emergency: bool = False,
     reason: str | None = None,
     now: datetime | None = None,
 ) -> GuardrailVerdict:
-    for g in active_freezes(session, now):
-        if action not in g.spec.actions:
+    now = now or datetime.now(UTC)
+    all_rails = guardrails(session)
+    # Limits on automated subjects come first: an agent cannot override anything.
+    for g in all_rails:
+        if g.spec.type != "agent-limit" or not any(obj_match(subject, p) for p in g.spec.subjects):
             continue
         if not selector_matches(g.spec.selector, domain=domain, uid=uid, labels=labels):
             continue
         name = g.metadata.name
-        if emergency:
-            if not reason or not reason.strip():
+        if action not in g.spec.actions:
+            return GuardrailVerdict(
+                False,
+                f"agent limit {name!r}: {subject!r} may only {', '.join(g.spec.actions)}",
+                name,
+            )
+        destroy = action in DESTRUCTIVE or bool((params or {}).get("destroy"))
+        if g.spec.never_destroy and destroy:
+            return GuardrailVerdict(
+                False,
+                f"agent limit {name!r}: {subject!r} may never take destructive actions",
+                name,
+            )
+        if g.spec.rate_per_hour is not None:
+            used = _recent_actions(session, subject, g.spec.actions, now)
+            if used >= g.spec.rate_per_hour:
                 return GuardrailVerdict(
-                    False, f"change freeze {name!r}: an emergency override needs a reason", name
+                    False,
+                    f"agent limit {name!r}: {subject!r} reached {g.spec.rate_per_hour} "
+                    "actions per hour",
+                    name,
                 )
-            return GuardrailVerdict(True, f"emergency override of freeze {name!r}", name, True)
-        return GuardrailVerdict(False, f"change freeze {name!r} is in effect", name)
+    overridden: str | None = None
+    for g in all_rails:
+        if g.spec.type != "freeze" or action not in g.spec.actions:
+            continue
+        if not any(window_active(w, now) for w in g.spec.windows):
+            continue
+        if not selector_matches(g.spec.selector, domain=domain, uid=uid, labels=labels):
+            continue
+        name = g.metadata.name
+        if not emergency:
+            return GuardrailVerdict(False, f"change freeze {name!r} is in effect", name)
+        if not reason or not reason.strip():
+            return GuardrailVerdict(
+                False, f"change freeze {name!r}: an emergency override needs a reason", name
+            )
+        overridden = name
+    for g in all_rails:
+        if g.spec.type != "approval" or action not in g.spec.actions:
+            continue
+        if selector_matches(g.spec.selector, domain=domain, uid=uid, labels=labels):
+            return GuardrailVerdict(
+                True,
+                f"approval required by {g.metadata.name!r}",
+                g.metadata.name,
+                overridden is not None,
+                approval=g,
+            )
+    if overridden:
+        return GuardrailVerdict(
+            True, f"emergency override of freeze {overridden!r}", overridden, True
+        )
     return GuardrailVerdict(True)

@@ -216,19 +216,29 @@ class JobSelector(_Strict):
 
 
 class GuardrailSpec(_Strict):
+    """``freeze``: ``actions`` on matching jobs are refused inside ``windows`` (an emergency
+    override with a reason passes, audited). ``approval``: ``actions`` on matching jobs are
+    held until ``approvers`` other people with the approve permission agree, within
+    ``expiresAfter``. ``agent-limit``: ``subjects`` (glob patterns of subject names, e.g.
+    ``agent:*``) may only take ``actions``, at most ``ratePerHour`` of them, and never a
+    destructive one (cancel, or a trigger with ``destroy`` set) when ``neverDestroy``."""
+
     type: Literal["freeze", "approval", "agent-limit"]
     selector: JobSelector = Field(default_factory=JobSelector)
     actions: list[str] = Field(default_factory=lambda: ["trigger", "cancel", "pause", "resume"])
     windows: list[FreezeWindow] = Field(default_factory=list)
-    approvers: int = 1
+    approvers: int = Field(default=1, ge=1, le=5)
     expires_after: Duration = Field(default=timedelta(hours=24), alias="expiresAfter")
     subjects: list[str] = Field(default_factory=list)
-    rate_per_hour: int | None = Field(default=None, alias="ratePerHour")
+    rate_per_hour: int | None = Field(default=None, alias="ratePerHour", ge=0)
+    never_destroy: bool = Field(default=True, alias="neverDestroy")
 
     @model_validator(mode="after")
-    def _windows_for_freeze(self) -> GuardrailSpec:
+    def _complete(self) -> GuardrailSpec:
         if self.type == "freeze" and not self.windows:
             raise ValueError("a freeze guardrail needs at least one window")
+        if self.type == "agent-limit" and not self.subjects:
+            raise ValueError("an agent-limit guardrail needs the subjects it limits")
         return self
 
 

@@ -13,6 +13,7 @@ from .types import UTCDateTime, utcnow
 __all__ = [
     "ApiToken",
     "AppliedResource",
+    "ApprovalRequest",
     "AuditRecord",
     "Dataset",
     "Edge",
@@ -22,6 +23,7 @@ __all__ = [
     "RunEvent",
     "Source",
     "Step",
+    "Violation",
 ]
 
 
@@ -215,3 +217,46 @@ class Meta(SQLModel, table=True):
     __tablename__ = "meta"
     key: str = Field(primary_key=True)
     value: str
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """An action held by an approval guardrail until a different person approves it."""
+
+    __tablename__ = "approval_request"
+    id: int | None = Field(default=None, primary_key=True)
+    action: str
+    job_uid: str = Field(index=True)
+    run_uid: str | None = None
+    domain: str = Field(index=True)
+    guardrail: str
+    params: dict[str, Any] = _json(dict)
+    reason: str | None = Field(default=None, sa_type=Text)
+    requested_by: str
+    channel: str
+    status: str = Field(default="pending", index=True)  # pending|approved|rejected|expired
+    approvals_needed: int = 1
+    approved_by: list[str] = _json(list)
+    decided_by: str | None = None
+    decision_reason: str | None = Field(default=None, sa_type=Text)
+    outcome: str | None = None  # what the action did once approved
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    decided_at: datetime | None = _dt()
+
+
+class Violation(SQLModel, table=True):
+    """A compliance rule a job does not meet, with evidence and history."""
+
+    __tablename__ = "violation"
+    __table_args__ = (UniqueConstraint("rule", "job_uid", name="uq_violation_rule_job"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str
+    severity: str
+    job_uid: str = Field(index=True)
+    domain: str = Field(index=True)
+    evidence: dict[str, Any] = _json(dict)
+    message: str = Field(default="", sa_type=Text)
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = _dt()
+    resolution: str | None = None  # fixed | rule-removed | job-gone

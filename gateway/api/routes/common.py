@@ -46,6 +46,15 @@ def action_response(
         raise ApiError(
             423, "blocked_by_guardrail", outcome.message, details={"audit_seq": outcome.audit_seq}
         )
+    if outcome.status == "pending":
+        return ActionResult(
+            action=action,
+            target=target,
+            outcome="pending",
+            message=outcome.message,
+            audit_seq=outcome.audit_seq,
+            approval_id=outcome.approval_id,
+        )
     if outcome.status == "error":
         if outcome.error is not None:
             status, code, headers = adapter_error_status(outcome.error)
