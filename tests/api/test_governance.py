@@ -33,8 +33,11 @@ def test_approval_round_trip(api: Api) -> None:
     apply_yaml(api.engine, APPROVAL)
     _token(api, "alice-approver", "approver", "data")
     before = len(api.systems["data"].runs)
-    r = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger",
-                 json={"reason": "backfill", "params": {"day": "2026-11-01"}})
+    r = api.post(
+        "op-data",
+        "/api/v1/jobs/fake-data/etl_orders/trigger",
+        json={"reason": "backfill", "params": {"day": "2026-11-01"}},
+    )
     assert r.status_code == 200 and r.json()["outcome"] == "pending", r.text
     req_id = r.json()["approval_id"]
     assert len(api.systems["data"].runs) == before, "nothing runs before approval"
@@ -48,8 +51,9 @@ def test_approval_round_trip(api: Api) -> None:
     assert self_try.json()["error"]["code"] == "self_approval"
     # another viewer without the approve permission cannot either
     assert api.post("viewer-ops", f"/api/v1/approvals/{req_id}/approve").status_code == 403
-    ok = api.post("alice-approver", f"/api/v1/approvals/{req_id}/approve",
-                  json={"reason": "looks right"})
+    ok = api.post(
+        "alice-approver", f"/api/v1/approvals/{req_id}/approve", json={"reason": "looks right"}
+    )
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert body["approval"]["status"] == "approved"
@@ -91,7 +95,9 @@ def test_jobs_outside_the_selector_need_no_approval(api: Api) -> None:
 
 
 def test_agent_limits(api: Api) -> None:
-    apply_yaml(api.engine, """
+    apply_yaml(
+        api.engine,
+        """
 apiVersion: accord.dev/v1
 kind: Guardrail
 metadata: {name: ai-agents}
@@ -100,14 +106,14 @@ spec:
   subjects: ["agent:*"]
   actions: [trigger]
   ratePerHour: 2
-""")
+""",
+    )
     _token(api, "agent:copilot", "operator", "*")
     who = "agent:copilot"
     assert api.post(who, "/api/v1/jobs/fake-ops/db-backup/trigger").status_code == 200
     r = api.post(who, "/api/v1/jobs/fake-ops/db-backup/pause")
     assert r.status_code == 423 and "may only trigger" in r.json()["error"]["message"]
-    r = api.post(who, "/api/v1/jobs/fake-ops/db-backup/trigger",
-                 json={"params": {"destroy": True}})
+    r = api.post(who, "/api/v1/jobs/fake-ops/db-backup/trigger", json={"params": {"destroy": True}})
     assert r.status_code == 423 and "destructive" in r.json()["error"]["message"]
     assert api.post(who, "/api/v1/jobs/fake-ops/db-backup/trigger").status_code == 200
     r = api.post(who, "/api/v1/jobs/fake-ops/db-backup/trigger")
