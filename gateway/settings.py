@@ -8,6 +8,8 @@
 - ACCORD_MAX_BODY_BYTES: larger request bodies get 413 (10 MiB)
 - ACCORD_SYNC_ENABLED: run the per-source sync workers in ``serve`` (true)
 - ACCORD_LOG_LEVEL: info
+- ACCORD_AUDIT_SIGNING_KEY_FILE: Ed25519 private key (PEM) that signs audit exports
+  (``accord audit keygen --output FILE`` makes one)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
     sync_enabled: bool = True
     log_level: str = "info"
     public_url: str | None = None
+    audit_signing_key_file: Path | None = None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

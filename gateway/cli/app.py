@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -34,8 +34,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 FileOpt = Annotated[Path, typer.Option("-f", "--file", help="YAML file or directory")]
 ServerOpt = Annotated[
@@ -48,7 +48,7 @@ TokenOpt = Annotated[
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -144,6 +144,14 @@ def serve(
     )
     engine = _engine(settings)
     federation = None
+    if demo and settings.audit_signing_key_file is None:
+        # The demo signs its audit exports with a key of its own.
+        from gateway.audit.export import generate_key
+
+        key_file = settings.data_dir / "audit-signing-key.pem"
+        if not key_file.exists():
+            generate_key(key_file)
+        settings.audit_signing_key_file = key_file
     if demo:
         from gateway.demo import start_demo
 
@@ -572,6 +580,110 @@ def audit_verify() -> None:
         f"({result.count} records verified before it)",
         code=2,
     )
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    output: Annotated[Path, typer.Option("--output", help="where to write the private key")],
+) -> None:
+    """Create an Ed25519 key pair for signing audit exports."""
+    from gateway.audit.export import generate_key
+
+    if output.exists():
+        _fail(f"{output} exists; refusing to overwrite a key")
+    pub = generate_key(output)
+    out.print(f"private key written to {output} (mode 0600); set ACCORD_AUDIT_SIGNING_KEY_FILE")
+    print(f"public key: {pub}")
+
+
+def _since_until(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name}: {value!r} is not an ISO date or date-time")
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", help="records file to write")],
+    format_: Annotated[str, typer.Option("--format", help="jsonl, csv or ocsf")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="ISO date/time (inclusive)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date/time (exclusive)")] = None,
+    domain: Annotated[str | None, typer.Option(help="one domain only")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Export audit records with a signed manifest (streamed: any size fits)."""
+    import io
+    import zipfile
+
+    from gateway.audit.export import FORMATS, ExportError, load_private_key, write_export
+
+    if format_ not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}")
+    s_dt, u_dt = _since_until(since, "--since"), _since_until(until, "--until")
+    if server:
+        params = {
+            "format": format_,
+            **({"since": s_dt.isoformat()} if s_dt else {}),
+            **({"until": u_dt.isoformat()} if u_dt else {}),
+            **({"domain": domain} if domain else {}),
+        }
+        with _client(server, token) as c:
+            resp = c.get("/api/v1/audit/export", params=params)
+            if resp.status_code >= 400:
+                _fail(f"{resp.status_code}: {resp.text[:500]}")
+            with zipfile.ZipFile(io.BytesIO(resp.content)) as z:
+                names = z.namelist()
+                records = next(n for n in names if not n.endswith(".manifest.json"))
+                output.write_bytes(z.read(records))
+                output.with_name(output.name + ".manifest.json").write_bytes(
+                    z.read(records + ".manifest.json")
+                )
+        out.print(f"wrote {output} and {output.name}.manifest.json")
+        return
+    settings = Settings()
+    if settings.audit_signing_key_file is None:
+        _fail(
+            "no signing key: set ACCORD_AUDIT_SIGNING_KEY_FILE "
+            "(create one with 'accord audit keygen --output FILE')"
+        )
+    from gateway.store import session_scope
+
+    try:
+        key = load_private_key(settings.audit_signing_key_file)
+        with session_scope(_engine(settings)) as s:
+            result = write_export(
+                s, fmt=format_, path=output, key=key, since=s_dt, until=u_dt, domain=domain
+            )
+    except ExportError as exc:
+        _fail(str(exc))
+    m = result.manifest
+    out.print(
+        f"exported {m['count']} records (seq {m['first_seq']}..{m['last_seq']}) to "
+        f"{output}; manifest {result.manifest_path.name}"
+    )
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    file: Annotated[Path, typer.Argument(help="the exported records file")],
+    public_key: Annotated[
+        str | None, typer.Option(help="the signer's public key you trust")
+    ] = None,
+) -> None:
+    """Check an export offline: signature, digest, count and record hashes."""
+    from gateway.audit.export import verify_export
+
+    problems = verify_export(file, trusted_key=public_key)
+    if problems:
+        for p in problems:
+            err.print(f"[red]✗[/] {p}", highlight=False)
+        raise typer.Exit(2)
+    out.print(f"{file}: export verified")
 
 
 # -- sync ----------------------------------------------------------------------------------------

@@ -1,17 +1,24 @@
 from __future__ import annotations
 
-from datetime import datetime
+import shutil
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.responses import FileResponse
 from sqlmodel import col, select
 
-from gateway.audit import verify
+from gateway.audit import AuditEntry, append, verify
+from gateway.audit.export import ExportError, load_private_key, write_export
 from gateway.store.tables import AuditRecord
 from gateway.store.types import to_db
 
 from ..convert import audit_public
 from ..deps import Principal, SessionDep, require
+from ..errors import ApiError
 from ..schemas import AuditRecordPublic, Paged
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -65,3 +72,62 @@ def verify_chain(
         "first_bad_seq": result.first_bad_seq,
         "problem": result.problem,
     }
+
+
+@router.get("/export")
+def export_audit(
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    format: str = Query(default="jsonl", pattern="^(jsonl|csv|ocsf)$"),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    domain: str | None = None,
+    principal: Principal = Depends(require("export-audit")),
+) -> FileResponse:
+    """A zip with the records file and its signed manifest (written to disk, then streamed)."""
+    settings = request.app.state.settings
+    if settings.audit_signing_key_file is None:
+        raise ApiError(
+            409, "no_signing_key", "audit exports need ACCORD_AUDIT_SIGNING_KEY_FILE on the gateway"
+        )
+    try:
+        key = load_private_key(settings.audit_signing_key_file)
+    except ExportError as exc:
+        raise ApiError(500, "signing_key_unusable", str(exc)) from None
+    tmp = Path(tempfile.mkdtemp(prefix="accord-export-"))
+    name = f"audit-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{'csv' if format == 'csv' else 'jsonl'}"
+    grants = principal.grants
+    result = write_export(
+        session,
+        fmt=format,
+        path=tmp / name,
+        key=key,
+        since=since,
+        until=until,
+        domain=domain,
+        visible=lambda dom: grants.predicate("export-audit", dom, None),
+    )
+    bundle = tmp / (name + ".zip")
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(result.path, name)
+        z.write(result.manifest_path, result.manifest_path.name)
+    append(
+        session,
+        AuditEntry(
+            subject=principal.subject,
+            channel=principal.channel,
+            action="export-audit",
+            target=name,
+            domain=domain or "*",
+            decision="allow",
+            outcome="ok",
+            request_id=request.state.request_id,
+            details={"format": format, "count": result.manifest["count"]},
+        ),
+    )
+    session.commit()
+    background.add_task(shutil.rmtree, tmp, True)
+    return FileResponse(
+        bundle, media_type="application/zip", filename=bundle.name, background=background
+    )
