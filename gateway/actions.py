@@ -24,6 +24,7 @@ from gateway.store.engine import session_scope
 from gateway.store.services import ingest
 from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.tables import Source as SourceRow
+from gateway.store.types import utcnow
 from gateway.sync.manager import SyncManager, build_adapter
 
 __all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform"]
@@ -239,6 +240,7 @@ async def perform(
             row = s.get(Job, job.id)
             if row is not None:
                 row.paused = action == "pause"
+                row.paused_since = utcnow() if row.paused else None
                 s.add(row)
     seq = audit(
         decision="allow",

@@ -41,6 +41,7 @@ from .routes import (
     runs,
     sources,
     stream,
+    violations,
 )
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token"]
@@ -208,6 +209,7 @@ def create_app(
         stream,
         overview,
         approvals,
+        violations,
     ):
         app.include_router(r.router)
 

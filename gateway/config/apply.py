@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select, update
 
 from gateway.audit import AuditEntry, append
+from gateway.governance.compliance import evaluate_all
 from gateway.model.resources import Source, parse_duration
 from gateway.store.services.meta import bump_policy_version
 from gateway.store.tables import AppliedResource, Job
@@ -21,6 +22,7 @@ from .load import Document
 __all__ = ["Change", "Plan", "apply_plan", "digest", "plan"]
 
 _POLICY_KINDS = {"Role", "RoleBinding"}
+_RULE_KINDS = {"ComplianceRule", "Guardrail", "Domain", "SLA"}
 
 
 def digest(document: dict[str, Any]) -> str:
@@ -169,6 +171,8 @@ def apply_plan(
     session.flush()
     if touched_policy:
         bump_policy_version(session)
+    if any(c.kind in _RULE_KINDS for c in the_plan.effective):
+        evaluate_all(session)
     summary = the_plan.summary()
     append(
         session,

@@ -12,8 +12,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from adapters.base import AdapterConfigError, UnknownAdapterType, registry
+from gateway.governance.compliance import RuleSyntaxError, compile_expression
 from gateway.governance.guardrails import check_supported
-from gateway.model.resources import API_VERSION, KINDS, Guardrail, Source
+from gateway.model.resources import API_VERSION, KINDS, ComplianceRule, Guardrail, Source
 from gateway.secrets import SecretMissing, find_refs, resolve_secret
 
 __all__ = ["ConfigError", "Document", "LoadResult", "load_documents", "load_path"]
@@ -142,6 +143,11 @@ def load_documents(
         document = Document(fname, idx, resource)
         if isinstance(resource, Source):
             result.errors.extend(_check_source(document, resource, check_secrets=check_secrets))
+        if isinstance(resource, ComplianceRule):
+            try:
+                compile_expression(resource.spec.expression)
+            except RuleSyntaxError as exc:
+                result.errors.append(ConfigError(fname, idx, "spec.expression", str(exc), label))
         if isinstance(resource, Guardrail):
             problem = check_supported(resource)
             if problem:

@@ -72,6 +72,7 @@ class Job(SQLModel, table=True):
     schedule_text: str | None = None
     next_run_at: datetime | None = _dt()
     paused: bool = False
+    paused_since: datetime | None = _dt()
     owners: list[str] = _json(list)
     labels: dict[str, str] = _json(dict)
     url: str | None = None

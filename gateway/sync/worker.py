@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
+from gateway.governance.compliance import evaluate_all
 from gateway.model import (
     TERMINAL_STATES,
     AdapterAuthError,
@@ -148,6 +149,10 @@ class SourceWorker:
                         s, source=self.name, domain=self.domain, records=jobs
                     ).as_dict()
                 )
+                inv = report.inventory
+                if inv["created"] or inv["updated"] or inv["tombstoned"] or inv["revived"]:
+                    # Detective rules run on every inventory change.
+                    await self._db(lambda s: evaluate_all(s))
                 report.edges += await self._db(
                     lambda s: ingest.record_edges(s, source=self.name, edges=edges)
                 )

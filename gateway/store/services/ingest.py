@@ -187,6 +187,19 @@ def apply_inventory(
         stmt = update(table).where(table.c.uid == bindparam("b_uid"))
         for i in range(0, len(values), _CHUNK):
             session.execute(stmt, values[i : i + _CHUNK])
+    # When a job was first seen paused (compliance rules measure how long it stays so).
+    session.execute(
+        update(table)
+        .where(table.c.source == source, table.c.paused.is_(True), table.c.paused_since.is_(None))
+        .values(paused_since=now)
+    )
+    session.execute(
+        update(table)
+        .where(
+            table.c.source == source, table.c.paused.is_(False), table.c.paused_since.is_not(None)
+        )
+        .values(paused_since=None)
+    )
     if diff.gone:
         uids = [job_uid(source, nid) for nid in diff.gone]
         for i in range(0, len(uids), _CHUNK):
