@@ -33,6 +33,12 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
+approvals_app = typer.Typer(help="Four-eyes approvals (through a gateway).", no_args_is_help=True)
+violations_app = typer.Typer(help="Compliance violations.", no_args_is_help=True)
+policy_app = typer.Typer(help="Authorization policy.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(violations_app, name="violations")
+app.add_typer(policy_app, name="policy")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -684,6 +690,159 @@ def audit_verify_export(
             err.print(f"[red]✗[/] {p}", highlight=False)
         raise typer.Exit(2)
     out.print(f"{file}: export verified")
+
+
+# -- approvals, violations, policy -----------------------------------------------------------
+def _need_server(server: str | None) -> str:
+    if not server:
+        _fail(
+            "approvals act as a person: pass --server URL and --token (or ACCORD_SERVER, "
+            "ACCORD_TOKEN)"
+        )
+    return server
+
+
+@approvals_app.command("list")
+def approvals_list(
+    status: Annotated[str | None, typer.Option(help="pending, approved, rejected, expired")] = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Approval requests you may see."""
+    params = {"status": status} if status else {}
+    rows = _api(_need_server(server), token, "GET", "/api/v1/approvals", params=params)
+    for r in rows:
+        r["approved_by"] = ",".join(r["approved_by"])
+    _table(
+        rows,
+        [
+            "id",
+            "status",
+            "action",
+            "job_uid",
+            "requested_by",
+            "approved_by",
+            "expires_at",
+            "reason",
+        ],
+        output,
+    )
+
+
+def _decide(
+    verb: str, request_id: int, reason: str | None, server: str | None, token: str | None
+) -> None:
+    res = _api(
+        _need_server(server),
+        token,
+        "POST",
+        f"/api/v1/approvals/{request_id}/{verb}",
+        json={"reason": reason},
+    )
+    a = res["approval"]
+    out.print(
+        f"request {a['id']}: {a['status']} ({len(a['approved_by'])}/"
+        f"{a['approvals_needed']} approvals)"
+    )
+    if res.get("result"):
+        out.print(f"action: {res['result'].get('outcome')}: {res['result'].get('message')}")
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    request_id: int, reason: str | None = None, server: ServerOpt = None, token: TokenOpt = None
+) -> None:
+    """Approve a pending request (not your own); the action runs once enough people agree."""
+    _decide("approve", request_id, reason, server, token)
+
+
+@approvals_app.command("reject")
+def approvals_reject(
+    request_id: int, reason: str | None = None, server: ServerOpt = None, token: TokenOpt = None
+) -> None:
+    """Reject a pending request."""
+    _decide("reject", request_id, reason, server, token)
+
+
+@violations_app.command("list")
+def violations_list(
+    status: Annotated[str, typer.Option(help="open, resolved or all")] = "open",
+    rule: str | None = None,
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    output: OutputOpt = "table",
+) -> None:
+    """Jobs that fail compliance rules, with evidence."""
+    if server:
+        params = {"status": status, **({"rule": rule} if rule else {})}
+        rows = _api(server, token, "GET", "/api/v1/violations", params=params)
+    else:
+        from sqlmodel import col, select
+
+        from gateway.store import session_scope
+        from gateway.store.tables import Violation
+
+        with session_scope(_engine()) as s:
+            stmt = select(Violation).order_by(col(Violation.id))
+            if status == "open":
+                stmt = stmt.where(col(Violation.resolved_at).is_(None))
+            elif status == "resolved":
+                stmt = stmt.where(col(Violation.resolved_at).is_not(None))
+            if rule:
+                stmt = stmt.where(col(Violation.rule) == rule)
+            rows = [v.model_dump(mode="json") for v in s.exec(stmt).all()]
+    _table(
+        rows,
+        ["rule", "severity", "job_uid", "first_seen", "last_seen", "resolution", "message"],
+        output,
+    )
+
+
+@app.command("compliance-check")
+def compliance_check() -> None:
+    """Evaluate every compliance rule over every job now."""
+    from gateway.governance.compliance import evaluate_all
+    from gateway.store import session_scope
+
+    with session_scope(_engine()) as s:
+        summary = evaluate_all(s)
+    out.print(
+        f"{summary.rules} rules over {summary.jobs} jobs: {summary.opened} new, "
+        f"{summary.still_open} still open, {summary.resolved} resolved"
+    )
+
+
+@policy_app.command("check")
+def policy_check(
+    subject: str,
+    action: str,
+    obj: Annotated[str, typer.Argument(metavar="OBJECT", help="job uid (source/native_id)")],
+    domain: Annotated[str | None, typer.Option(help="default: the job's domain")] = None,
+) -> None:
+    """Explain a decision: allowed or not, and which rule matched."""
+    from sqlmodel import select
+
+    from gateway.authz.loader import load_policy
+    from gateway.store import session_scope
+    from gateway.store.tables import Job
+
+    with session_scope(_engine()) as s:
+        policy = load_policy(s)
+        if domain is None:
+            job = s.exec(select(Job).where(Job.uid == obj)).first()
+            if job is None:
+                _fail(f"no job {obj!r}: pass --domain to check an object that is not a job")
+            domain = job.domain
+    decision = policy.decide(subject, domain, obj, action)
+    reference = policy.enforce(subject, domain, obj, action)
+    verdict = "ALLOW" if decision.allowed else "DENY"
+    out.print(f"{verdict}: {subject} {action} {obj} in domain {domain}", highlight=False)
+    out.print(f"  {decision.reason}", highlight=False)
+    roles = ", ".join(f"{r}@{d}" for r, d in policy.roles_of(subject)) or "none"
+    out.print(f"  roles: {roles}", highlight=False)
+    out.print(f"  casbin enforce agrees: {'yes' if reference == decision.allowed else 'NO'}")
+    raise typer.Exit(0 if decision.allowed else 3)
 
 
 # -- sync ----------------------------------------------------------------------------------------

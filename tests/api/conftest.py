@@ -101,3 +101,30 @@ def api(engine: Engine, tmp_path: Path) -> Iterator[Api]:
         yield a
     systems.pop("api-data", None)
     systems.pop("api-ops", None)
+
+
+@pytest.fixture
+def live_url(api: Api) -> Iterator[str]:
+    """The same app served over real HTTP on 127.0.0.1 (for the CLI's --server mode)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api.client.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
