@@ -126,6 +126,84 @@ def builtin_documents() -> list[dict[str, Any]]:
     return [
         _source("demo-etl", "data", {"type": "demo", "seed": "etl", "jobs": etl}),
         _source("demo-platform", "platform", {"type": "demo", "seed": "ops", "jobs": platform}),
+        *governance_documents(),
+    ]
+
+
+def _doc(kind: str, name: str, spec: dict[str, Any], domain: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "accord.dev/v1",
+        "kind": kind,
+        "metadata": {"name": name, "domain": domain, "labels": dict(_LABELS)},
+        "spec": spec,
+    }
+
+
+def governance_documents() -> list[dict[str, Any]]:
+    """Domains, roles, guardrails, an SLA and the starter compliance rules for the demo."""
+    import yaml
+
+    from policies import POLICY_DIR
+
+    rules = [
+        d for d in yaml.safe_load_all((POLICY_DIR / "rules" / "starter.yaml").read_text()) if d
+    ]
+    for r in rules:
+        r["metadata"].setdefault("labels", dict(_LABELS))
+    return [
+        _doc("Domain", "data", {"description": "Data platform", "production": True}),
+        _doc("Domain", "platform", {"description": "SRE and infrastructure"}),
+        _doc(
+            "Role",
+            "data-operator",
+            {
+                "rules": [
+                    {"actions": ["read", "trigger", "cancel", "retry"], "objects": ["demo-etl/*"]},
+                    {"actions": ["pause"], "objects": ["*/finance_*"], "effect": "deny"},
+                ]
+            },
+        ),
+        _doc(
+            "RoleBinding",
+            "data-team",
+            {"role": "data-operator", "subjects": ["dana"], "domains": ["data"]},
+        ),
+        _doc(
+            "Guardrail",
+            "finance-four-eyes",
+            {
+                "type": "approval",
+                "selector": {"jobs": ["demo-etl/finance_*"]},
+                "actions": ["trigger", "pause"],
+                "expiresAfter": "24h",
+            },
+        ),
+        _doc(
+            "Guardrail",
+            "weekend-freeze",
+            {
+                "type": "freeze",
+                "selector": {"domains": ["platform"]},
+                "actions": ["trigger", "pause", "resume"],
+                "windows": [{"start": "0 18 * * 5", "duration": "62h", "timezone": "UTC"}],
+            },
+        ),
+        _doc(
+            "Guardrail",
+            "ai-agents",
+            {
+                "type": "agent-limit",
+                "subjects": ["agent:*"],
+                "actions": ["trigger"],
+                "ratePerHour": 10,
+            },
+        ),
+        _doc(
+            "SLA",
+            "orders-fresh",
+            {"selector": {"jobs": ["demo-etl/ingest_orders"]}, "maxDuration": "30m"},
+        ),
+        *rules,
     ]
 
 

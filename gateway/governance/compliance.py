@@ -18,6 +18,7 @@ CEL is a small, safe, side-effect-free language: no ``eval``, no I/O.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ import celpy
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 from croniter import croniter
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from gateway.model.resources import SLA, ComplianceRule, Domain, Guardrail
@@ -119,8 +121,22 @@ def _job_view(
     }
 
 
+_lock = threading.Lock()
+
+
 def evaluate_all(session: Session, *, now: datetime | None = None) -> EvaluationSummary:
-    """Evaluate every rule over every live job and reconcile the Violation records."""
+    """Evaluate every rule over every live job and reconcile the Violation records.
+
+    Evaluations are serialized (one at a time per process, and across replicas on
+    PostgreSQL) so two sources changing at once never record the same violation twice.
+    """
+    with _lock:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(4242002)"))
+        return _evaluate_all(session, now=now)
+
+
+def _evaluate_all(session: Session, *, now: datetime | None = None) -> EvaluationSummary:
     now = now or datetime.now(UTC)
     rules = [ComplianceRule.model_validate(d) for d in _docs(session, "ComplianceRule")]
     domains = {

@@ -162,6 +162,18 @@ class SourceWorker:
         except AdapterError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
             await self._failed(exc)
+        except Exception as exc:  # a bug or a store failure must not kill the worker
+            _log.exception("source %s: sync failed unexpectedly", self.name)
+            report.error = f"internal error: {type(exc).__name__}: {exc}"
+            self._last_delay = self.backoff.failure()
+            try:
+                await self._db(
+                    lambda s: self._mark(
+                        s, ok=False, status=HealthStatus.DEGRADED, message=report.error or ""
+                    )
+                )
+            except Exception:  # the store itself is failing: keep the worker alive
+                _log.exception("source %s: cannot record the failure", self.name)
         else:
             self.backoff.success()
             await self._db(lambda s: self._mark(s, ok=True))
