@@ -287,3 +287,12 @@ def test_source_health_shows_failures_and_staleness(api: Api) -> None:
     assert src["health"] == "down" and "token expired" in src["health_message"]
     good = api.get("admin", "/api/v1/sources/fake-data").json()
     assert good["health"] == "ok" and good["lag_seconds"] is not None
+
+
+def test_login_is_audited(api: Api) -> None:
+    r = api.client.post("/api/v1/login", headers={**api.as_("op-data"), "X-Accord-Channel": "ui"})
+    assert r.status_code == 200 and r.json()["subject"] == "op-data"
+    with Session(api.engine) as s:
+        rec = s.exec(select(AuditRecord).where(AuditRecord.action == "login")).one()
+    assert (rec.subject, rec.channel) == ("op-data", "ui")
+    assert api.client.post("/api/v1/login").status_code == 401

@@ -24,14 +24,18 @@ JOBS = {"data": "fake-data/etl_orders", "ops": "fake-ops/db-backup"}
 
 @pytest.mark.parametrize(
     ("role", "bound", "target", "action"),
-    list(itertools.product(ROLE_ACTIONS, ["data", "ops", "*"], ["data", "ops"],
-                           ["trigger", "pause", "resume"])),
+    list(
+        itertools.product(
+            ROLE_ACTIONS, ["data", "ops", "*"], ["data", "ops"], ["trigger", "pause", "resume"]
+        )
+    ),
 )
 def test_action_matrix(api: Api, role: str, bound: str, target: str, action: str) -> None:
     with session_scope(api.engine) as s:
         tok = create_token(s, subject=f"m-{role}-{bound}", role=role, domain=bound).token
-    r = api.client.post(f"/api/v1/jobs/{JOBS[target]}/{action}",
-                        headers={"Authorization": f"Bearer {tok}"})
+    r = api.client.post(
+        f"/api/v1/jobs/{JOBS[target]}/{action}", headers={"Authorization": f"Bearer {tok}"}
+    )
     in_domain = bound in (target, "*")
     if not in_domain:
         assert r.status_code == 404, "a job in another domain does not exist for the subject"
@@ -42,7 +46,9 @@ def test_action_matrix(api: Api, role: str, bound: str, target: str, action: str
 
 
 def test_deny_overrides_allow_and_patterns(api: Api) -> None:
-    apply_yaml(api.engine, """
+    apply_yaml(
+        api.engine,
+        """
 apiVersion: accord.dev/v1
 kind: Role
 metadata: {name: etl-runner}
@@ -55,7 +61,8 @@ apiVersion: accord.dev/v1
 kind: RoleBinding
 metadata: {name: etl}
 spec: {role: etl-runner, subjects: [erin], domains: ["*"]}
-""")
+""",
+    )
     with session_scope(api.engine) as s:
         api.tokens["erin"] = create_token(s, subject="erin", role="viewer", domain="nowhere").token
     assert api.post("erin", "/api/v1/jobs/fake-data/etl_orders/trigger").status_code == 200
@@ -79,7 +86,9 @@ LISTS = [
 @pytest.mark.parametrize(("path", "domains_of"), LISTS)
 def test_no_cross_domain_leak_through_lists(api: Api, path: str, domains_of: object) -> None:
     # Give every list something in both domains first.
-    apply_yaml(api.engine, """
+    apply_yaml(
+        api.engine,
+        """
 apiVersion: accord.dev/v1
 kind: ComplianceRule
 metadata: {name: needs-label}
@@ -89,7 +98,8 @@ apiVersion: accord.dev/v1
 kind: Guardrail
 metadata: {name: all-approve}
 spec: {type: approval, actions: [pause]}
-""")
+""",
+    )
     api.post("admin", "/api/v1/jobs/fake-ops/db-backup/pause")
     api.post("admin", "/api/v1/jobs/fake-data/etl_orders/pause")
     api.post("admin", "/api/v1/jobs/fake-ops/db-backup/trigger")
@@ -110,9 +120,15 @@ def test_lineage_does_not_cross_into_invisible_domains(api: Api) -> None:
     api.sync("fake-data")
     api.sync("fake-ops")
     # both sources use namespace "fake": the dataset links the two domains
-    full = api.get("admin", "/api/v1/lineage", params={"job": "fake-ops/db-backup",
-                                                         "direction": "up", "depth": 3}).json()
+    full = api.get(
+        "admin",
+        "/api/v1/lineage",
+        params={"job": "fake-ops/db-backup", "direction": "up", "depth": 3},
+    ).json()
     assert "fake-data/etl_orders" in {n["uid"] for n in full["nodes"]}
-    ops = api.get("viewer-ops", "/api/v1/lineage", params={"job": "fake-ops/db-backup",
-                                                            "direction": "up", "depth": 3}).json()
+    ops = api.get(
+        "viewer-ops",
+        "/api/v1/lineage",
+        params={"job": "fake-ops/db-backup", "direction": "up", "depth": 3},
+    ).json()
     assert "fake-data/etl_orders" not in {n["uid"] for n in ops["nodes"]}

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gateway.model.resources import ACTIONS
 
-from ..deps import PrincipalDep
+from gateway.audit import AuditEntry, append
+
+from ..deps import PrincipalDep, SessionDep
 from ..schemas import Me
 
 router = APIRouter(prefix="/api/v1", tags=["me"])
@@ -17,3 +19,23 @@ def me(principal: PrincipalDep) -> Me:
         roles=[{"role": r, "domain": d} for r, d in principal.policy.roles_of(principal.subject)],
         can={a: principal.grants.can_anywhere(a) for a in ACTIONS if a != "*"},
     )
+
+
+@router.post("/login", response_model=Me)
+def login(request: Request, principal: PrincipalDep, session: SessionDep) -> Me:
+    """Start a console or CLI session with a token: recorded in the audit trail."""
+    append(
+        session,
+        AuditEntry(
+            subject=principal.subject,
+            channel=principal.channel,
+            action="login",
+            target=f"token:{principal.token_id}",
+            domain="*",
+            decision="allow",
+            outcome="ok",
+            request_id=request.state.request_id,
+        ),
+    )
+    session.commit()
+    return me(principal)
