@@ -1,4 +1,4 @@
-"""Authorization matrix: roles × actions × domains × object patterns, deny over allow,
+"""Authorization matrix: roles x actions x domains x object patterns, deny over allow,
 and no cross-domain leak through any list endpoint."""
 
 from __future__ import annotations

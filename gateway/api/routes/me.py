@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gateway.model.resources import ACTIONS
-
 from gateway.audit import AuditEntry, append
+from gateway.model.resources import ACTIONS
 
 from ..deps import PrincipalDep, SessionDep
 from ..schemas import Me
