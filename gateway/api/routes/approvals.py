@@ -166,7 +166,13 @@ async def _decide(
     assert fresh is not None
     try:
         result = action_response(
-            request, session, principal, updated.action, updated.run_uid or updated.job_uid, outcome
+            request,
+            session,
+            principal,
+            updated.action,
+            updated.run_uid or updated.job_uid,
+            outcome,
+            job_row,
         )
         result_json = result.model_dump(mode="json")
     except ApiError as exc:

@@ -39,6 +39,7 @@ def action_response(
     action: str,
     target: str,
     outcome: ActionOutcome,
+    job: Job,
 ) -> ActionResult:
     if outcome.status == "denied":
         raise ApiError(403, "forbidden", outcome.message, details={"audit_seq": outcome.audit_seq})
@@ -68,13 +69,11 @@ def action_response(
         row = queries.get_run(session, uid=outcome.run_uid, visible=principal.visible())
         run = run_public(row) if row else None
     broadcaster = request.app.state.events
-    job_uid = run.job_uid if run else target
-    domain = run.domain if run else ""
     broadcaster.publish(
         Event(
             "action",
-            domain,
-            job_uid,
+            job.domain,
+            job.uid,
             {"action": action, "target": target, "subject": principal.subject},
         )
     )

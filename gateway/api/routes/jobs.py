@@ -89,7 +89,7 @@ async def job_action(
         emergency=body.emergency,
         request_id=request.state.request_id,
     )
-    return action_response(request, session, principal, action, job.uid, outcome)
+    return action_response(request, session, principal, action, job.uid, outcome, job)
 
 
 @router.get("/{uid:path}", response_model=JobPublic)

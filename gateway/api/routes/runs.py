@@ -123,7 +123,7 @@ async def run_action(
         emergency=body.emergency,
         request_id=request.state.request_id,
     )
-    return action_response(request, session, principal, action, run.uid, outcome)
+    return action_response(request, session, principal, action, run.uid, outcome, job)
 
 
 @router.get("/runs/{uid:path}", response_model=RunPublic)
