@@ -59,14 +59,35 @@ class _Postgres:
             run_as = ["runuser", "-u", "postgres", "--"]
             shutil.chown(tmp, "postgres")
         subprocess.run(
-            [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "accord", "-A", "trust",
-             "--no-sync"],
-            check=True, capture_output=True,
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "accord",
+                "-A",
+                "trust",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
         )
         subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w",
-             "-o", f"-h 127.0.0.1 -p {port} -k {tmp} -F", "start"],
-            check=True, capture_output=True,
+            [
+                *run_as,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {tmp} -F",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
         )
         self.proc_dir = tmp
         self._run_as = run_as
@@ -77,9 +98,18 @@ class _Postgres:
     def stop(self) -> None:
         if self.proc_dir is not None:
             subprocess.run(
-                [*self._run_as, str(self._bindir / "pg_ctl"), "-D", str(self.proc_dir / "data"),
-                 "-m", "immediate", "-w", "stop"],
-                check=False, capture_output=True,
+                [
+                    *self._run_as,
+                    str(self._bindir / "pg_ctl"),
+                    "-D",
+                    str(self.proc_dir / "data"),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
+                check=False,
+                capture_output=True,
             )
             shutil.rmtree(self.proc_dir, ignore_errors=True)
 
