@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from gateway.store.tables import AuditRecord
 from gateway.store.types import to_db
 
-from .log import GENESIS, record_hash
+from .log import GENESIS, HASHED_FIELDS, record_hash
 
 __all__ = [
     "FORMATS",
@@ -43,23 +43,7 @@ __all__ = [
 
 FORMATS = ("jsonl", "csv", "ocsf")
 _BATCH = 2000
-_CSV_COLUMNS = [
-    "seq",
-    "at",
-    "subject",
-    "channel",
-    "action",
-    "target",
-    "domain",
-    "decision",
-    "policy",
-    "reason",
-    "outcome",
-    "request_id",
-    "details",
-    "prev_hash",
-    "hash",
-]
+_CSV_COLUMNS = [*HASHED_FIELDS, "prev_hash", "hash"]
 
 
 class ExportError(Exception):
@@ -318,23 +302,7 @@ def _verify_jsonl(path: Path, manifest: dict[str, Any]) -> list[str]:
         for n, line in enumerate(f, start=1):
             try:
                 d = json.loads(line)
-                fields = {
-                    k: d[k]
-                    for k in (
-                        "seq",
-                        "subject",
-                        "channel",
-                        "action",
-                        "target",
-                        "domain",
-                        "decision",
-                        "policy",
-                        "reason",
-                        "outcome",
-                        "request_id",
-                        "details",
-                    )
-                }
+                fields = {k: d[k] for k in HASHED_FIELDS}
                 fields["at"] = datetime.fromisoformat(d["at"].rstrip("Z"))
                 ok = record_hash(d["prev_hash"], fields) == d["hash"]
             except (ValueError, KeyError, TypeError):

@@ -22,11 +22,20 @@ from sqlmodel import Session, col
 from gateway.store.tables import AuditRecord
 from gateway.store.types import to_db, utcnow
 
-__all__ = ["GENESIS", "AuditEntry", "VerifyResult", "append", "canonical", "record_hash", "verify"]
+__all__ = [
+    "GENESIS",
+    "HASHED_FIELDS",
+    "AuditEntry",
+    "VerifyResult",
+    "append",
+    "canonical",
+    "record_hash",
+    "verify",
+]
 
 GENESIS = "0" * 64
 _sqlite_lock = threading.Lock()
-_HASHED = (
+HASHED_FIELDS = (
     "seq",
     "at",
     "subject",
@@ -63,7 +72,7 @@ def _iso(value: datetime) -> str:
 
 
 def canonical(fields: dict[str, Any]) -> str:
-    body = {k: fields[k] for k in _HASHED}
+    body = {k: fields[k] for k in HASHED_FIELDS}
     if isinstance(body["at"], datetime):
         body["at"] = _iso(body["at"])
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -134,7 +143,7 @@ class VerifyResult:
 
 
 def row_fields(rec: AuditRecord) -> dict[str, Any]:
-    return {k: getattr(rec, k) for k in _HASHED}
+    return {k: getattr(rec, k) for k in HASHED_FIELDS}
 
 
 def verify(session: Session, *, batch: int = 5000) -> VerifyResult:

@@ -85,18 +85,21 @@ class SyncManager:
                 self._adapters[name] = adapter
                 self._prints[name] = _fingerprint(row)
                 continue
-            worker = SourceWorker(
-                engine=self.engine,
-                name=name,
-                domain=row.domain,
-                adapter=adapter,
-                inventory_every=row.inventory_every_s,
-                runs_every=row.runs_every_s,
-                on_change=self.on_change,
-            )
+            worker = self._worker(row, adapter)
             self.workers[name] = worker
             self._prints[name] = _fingerprint(row)
             self._tasks[name] = asyncio.create_task(worker.run(), name=f"sync:{name}")
+
+    def _worker(self, row: SourceRow, adapter: Adapter) -> SourceWorker:
+        return SourceWorker(
+            engine=self.engine,
+            name=row.name,
+            domain=row.domain,
+            adapter=adapter,
+            inventory_every=row.inventory_every_s,
+            runs_every=row.runs_every_s,
+            on_change=self.on_change,
+        )
 
     def _mark_broken(self, name: str, message: str) -> None:
         with session_scope(self.engine) as session:
@@ -169,15 +172,7 @@ class SyncManager:
         if row is None:
             raise KeyError(name)
         adapter = build_adapter(row, self.registry)
-        temp = SourceWorker(
-            engine=self.engine,
-            name=name,
-            domain=row.domain,
-            adapter=adapter,
-            inventory_every=row.inventory_every_s,
-            runs_every=row.runs_every_s,
-            on_change=self.on_change,
-        )
+        temp = self._worker(row, adapter)
         try:
             return await temp.sync_once(inventory=inventory)
         finally:

@@ -104,14 +104,7 @@ def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def list_jobs(
-    session: Session,
-    *,
-    visible: Visible,
-    filt: JobFilter,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page[Job]:
+def _job_conds(filt: JobFilter, visible: Visible) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [visible(col(Job.domain), col(Job.uid))]
     if not filt.include_tombstoned:
         conds.append(col(Job.tombstoned_at).is_(None))
@@ -142,6 +135,18 @@ def list_jobs(
                 func.lower(func.coalesce(col(Job.description), "")).like(needle, escape="\\"),
             )
         )
+    return conds
+
+
+def list_jobs(
+    session: Session,
+    *,
+    visible: Visible,
+    filt: JobFilter,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Job]:
+    conds = _job_conds(filt, visible)
     if cursor:
         (last,) = _dec(cursor)
         conds.append(col(Job.uid) > str(last))
@@ -152,13 +157,7 @@ def list_jobs(
 
 
 def count_jobs(session: Session, *, visible: Visible, filt: JobFilter) -> int:
-    conds: list[ColumnElement[bool]] = [visible(col(Job.domain), col(Job.uid))]
-    if not filt.include_tombstoned:
-        conds.append(col(Job.tombstoned_at).is_(None))
-    if filt.source:
-        conds.append(col(Job.source) == filt.source)
-    if filt.domain:
-        conds.append(col(Job.domain) == filt.domain)
+    conds = _job_conds(filt, visible)
     return int(
         session.execute(select(func.count()).select_from(Job).where(and_(*conds))).scalar_one()
     )
