@@ -92,7 +92,7 @@ def test_runs_move_forward_only_and_events_record_each_change(any_engine: Engine
     assert up(run("r1", RunState.RUNNING)).changed == 1
     # duplicate delivery: nothing changes
     dup = up(run("r1", RunState.RUNNING))
-    assert (dup.changed, dup.created) == (0, 0)
+    assert (dup.changed, dup.created, dup.refreshed, dup.ignored) == (0, 0, 0, 1)
     assert up(run("r1", RunState.SUCCESS, ended=True)).changed == 1
     # out of order: a late "running" after success is ignored
     late = up(run("r1", RunState.RUNNING))

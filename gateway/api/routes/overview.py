@@ -7,9 +7,9 @@ lists use), so the overview never counts a job or run the subject could not open
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlmodel import Session, col
@@ -84,7 +84,6 @@ class OverviewPublic(BaseModel):
     jobs: int
     sources: int
     runs_24h: list[StatsRow]
-    runs_7d: list[StatsRow]
     active_runs: int
     failing_now: JobSample
     source_health: list[SourcePublic]
@@ -110,9 +109,30 @@ def _sample(session: Session, conds: list[ColumnElement[bool]], order: Any) -> J
     return JobSample(count=int(count), items=[_brief(j) for j in rows.scalars()])
 
 
-def _stats(session: Session, principal: Principal, since: datetime) -> list[StatsRow]:
-    rows = queries.run_stats(session, visible=principal.visible(), since=since)
-    return [StatsRow(source=s, domain=d, state=st, count=n) for s, d, st, n in sorted(rows)]
+def run_counts(session: Session, principal: Principal, since: datetime) -> list[StatsRow]:
+    """(source, domain, state, count) of runs since ``since``.
+
+    The window is selected in a subquery ordered by ``sort_at`` so that the planner reads
+    the window through the ``sort_at`` index; grouping the table directly makes SQLite
+    scan every run through the (source, state) index instead (15x slower at 1M runs)."""
+    window = (
+        select(
+            col(Run.source).label("source"),
+            col(Run.domain).label("domain"),
+            col(Run.state).label("state"),
+        )
+        .where(
+            principal.visible()(col(Run.domain), col(Run.job_uid)),
+            col(Run.sort_at) >= to_db(since),
+        )
+        .order_by(col(Run.sort_at))
+        .subquery()
+    )
+    stmt = select(window.c.source, window.c.domain, window.c.state, func.count()).group_by(
+        window.c.source, window.c.domain, window.c.state
+    )
+    rows = sorted((str(a), str(b), str(c), int(n)) for a, b, c, n in session.execute(stmt).all())
+    return [StatsRow(source=a, domain=b, state=c, count=n) for a, b, c, n in rows]
 
 
 def _visible_domains(session: Session, principal: Principal) -> set[str]:
@@ -164,13 +184,13 @@ def _guardrail_public(g: Guardrail, now: datetime) -> GuardrailPublic:
 def overview(
     session: SessionDep, principal: Principal = Depends(require("read"))
 ) -> OverviewPublic:
-    """The estate at a glance: runs by state over 24 h and 7 days per source and domain,
-    what is failing now, source health, active freezes and the tool-sprawl panel."""
+    """The estate at a glance: runs by state over 24 h per source and domain, what is
+    failing now, source health, active freezes and the tool-sprawl panel. Longer windows
+    come from ``/overview/runs`` (slower at scale, so the page loads them on its own)."""
     now = utcnow()
     visible_job = principal.visible()(col(Job.domain), col(Job.uid))
     live = [visible_job, col(Job.tombstoned_at).is_(None)]
 
-    jobs = session.execute(select(func.count()).select_from(Job).where(and_(*live))).scalar_one()
     active_runs = session.execute(
         select(func.count())
         .select_from(Run)
@@ -181,22 +201,20 @@ def overview(
     ).scalar_one()
 
     sources = queries.list_sources(session, visible=principal.visible())
-    per_source = dict(
-        session.execute(
-            select(col(Job.source), func.count()).where(*live).group_by(col(Job.source))
-        ).all()
-    )
     types = {s.name: s.type for s in session.execute(select(SourceRow)).scalars()}
+    per_source: dict[str, int] = {}
     tool_rows: dict[tuple[str, str], dict[str, Any]] = {}
     for src, dom, n in session.execute(
         select(col(Job.source), col(Job.domain), func.count())
         .where(*live)
         .group_by(col(Job.source), col(Job.domain))
     ).all():
+        per_source[src] = per_source.get(src, 0) + int(n)
         key = (types.get(src, "unknown"), dom)
         row = tool_rows.setdefault(key, {"sources": set(), "jobs": 0})
         row["sources"].add(src)
         row["jobs"] += int(n)
+    jobs = sum(per_source.values())
 
     cutoff = to_db(now - IDLE_AFTER)
     by_recent = (col(Job.last_run_at).desc(), col(Job.uid))
@@ -233,14 +251,23 @@ def overview(
         generated_at=now,
         jobs=int(jobs),
         sources=len(sources),
-        runs_24h=_stats(session, principal, now - timedelta(hours=24)),
-        runs_7d=_stats(session, principal, now - timedelta(days=7)),
+        runs_24h=run_counts(session, principal, now - timedelta(hours=24)),
         active_runs=int(active_runs),
         failing_now=_sample(session, [*live, col(Job.last_run_state) == "failed"], by_recent),
         source_health=[source_public(s, int(per_source.get(s.name, 0))) for s in sources],
         freezes=[g for g in _guardrails(session, principal) if g.type == "freeze" and g.active],
         sprawl=sprawl,
     )
+
+
+@router.get("/runs", response_model=list[StatsRow])
+def runs_by_state(
+    session: SessionDep,
+    hours: Annotated[int, Query(ge=1, le=24 * 90, description="window, hours back from now")] = 24,
+    principal: Principal = Depends(require("read")),
+) -> list[StatsRow]:
+    """Runs by (source, domain, state) that started in the last ``hours`` hours."""
+    return run_counts(session, principal, utcnow() - timedelta(hours=hours))
 
 
 @router.get("/guardrails", response_model=list[GuardrailPublic])

@@ -27,7 +27,7 @@ from gateway.model import (
     accept_transition,
 )
 
-from ..tables import Dataset, Edge, Job, Run, RunEvent, Step
+from ..tables import Dataset, Edge, Job, Run, Step
 from ..types import to_db, utcnow
 
 __all__ = [
@@ -372,7 +372,7 @@ def upsert_runs(
             elif (
                 current == rec.state
                 and row.attempt == rec.attempt
-                and any(getattr(row, c) != values[c] for c in _MUTABLE)
+                and any(_plain(getattr(row, c)) != values[c] for c in _MUTABLE)
             ):
                 values["event_seq"] = row.event_seq
                 values["b_uid"] = uid
@@ -387,11 +387,11 @@ def upsert_runs(
         if prev_latest is None or values["sort_at"] >= prev_latest[0]:
             latest_by_job[values["job_uid"]] = (values["sort_at"], rec.state.value)
     if inserts:
-        session.execute(insert(run_t), inserts)
+        _bulk_insert(session, "run", _RUN_INSERT_COLS, inserts)
     if updates:
         session.execute(update(run_t).where(run_t.c.uid == bindparam("b_uid")), updates)
     if events:
-        session.execute(insert(RunEvent.__table__), events)  # type: ignore[attr-defined]
+        _bulk_insert(session, "run_event", _EVENT_COLS, events)
     if steps:
         _replace_steps(session, steps)
     if latest_by_job:
@@ -407,6 +407,60 @@ def upsert_runs(
             [{"b_uid": j, "b_at": at, "b_state": st} for j, (at, st) in latest_by_job.items()],
         )
     return result
+
+
+def _plain(value: Any) -> Any:
+    """Stored datetimes come back aware; compare them in the form they are written."""
+    return to_db(value) if isinstance(value, datetime) else value
+
+
+_RUN_INSERT_COLS = (
+    "uid",
+    "source",
+    "job_uid",
+    "domain",
+    "state",
+    "native_state",
+    "trigger",
+    "actor",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "sort_at",
+    "attempt",
+    "url",
+    "message",
+    "observed_at",
+    "event_seq",
+)
+_EVENT_COLS = ("run_uid", "seq", "from_state", "to_state", "at", "observed_at")
+
+
+def _sqlite_dt(value: Any) -> Any:
+    # The text form SQLAlchemy's SQLite DateTime type stores and parses.
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _bulk_insert(
+    session: Session, table: str, cols: tuple[str, ...], rows: list[dict[str, Any]]
+) -> None:
+    """The hot path of every sync: one executemany straight to the driver.
+
+    The values are already in their stored form (UTC, naive), so SQLAlchemy's per-value
+    processing is skipped; on SQLite datetimes are formatted the way its DateTime type
+    stores them.
+    """
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+    if sqlite:
+        params = [tuple(_sqlite_dt(r[c]) for c in cols) for r in rows]
+    else:
+        params = [tuple(r[c] for c in cols) for r in rows]
+    conn.exec_driver_sql(sql, params)
 
 
 def _replace_steps(session: Session, steps: list[tuple[str, RunRecord]]) -> None:
