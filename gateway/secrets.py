@@ -40,8 +40,8 @@ def find_refs(value: Any, path: str = "spec") -> Iterator[tuple[str, SecretRef]]
     if isinstance(value, SecretRef):
         yield path, value
     elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from find_refs(getattr(value, name), f"{path}.{name}")
+        for name, info in type(value).model_fields.items():
+            yield from find_refs(getattr(value, name), f"{path}.{info.alias or name}")
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from find_refs(v, f"{path}.{k}")

@@ -130,7 +130,9 @@ def serve(
     file: Annotated[
         list[Path] | None, typer.Option("-f", "--file", help="apply this YAML before serving")
     ] = None,
-    sync: Annotated[bool, typer.Option(help="run the sync workers")] = True,
+    sync: Annotated[
+        bool | None, typer.Option(help="run the sync workers (default: ACCORD_SYNC_ENABLED)")
+    ] = None,
 ) -> None:
     """Start the gateway (API, console, sync). Migrates the database first."""
     import logging
@@ -144,7 +146,8 @@ def serve(
         settings.data_dir = settings.data_dir / "demo"
     settings.host = host or settings.host
     settings.port = port or settings.port
-    settings.sync_enabled = sync
+    if sync is not None:
+        settings.sync_enabled = sync
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
@@ -170,15 +173,18 @@ def serve(
     token = ensure_admin_token(engine, settings)
     url = settings.public_url or f"http://{settings.host}:{settings.port}"
     print(f"Accord gateway: {url}  (API docs: {url}/docs)")
-    if token is None and settings.admin_token_file.exists():
+    if token is None and demo and settings.admin_token_file.exists():
         token = settings.admin_token_file.read_text().strip()
         print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
+    elif token is None and settings.admin_token_file.exists():
+        # Outside the demo the token is not printed again (logs keep what is printed).
+        print(f"Admin token: in {settings.admin_token_file}")
     elif token is not None:
         print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
     else:
         print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
     if demo:
-        n = len(federation.documents) if federation else 0
+        n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
         db = _redact(settings.resolved_database_url())
         print(f"Demo federation: {n} demo sources (database {db})")
     sys.stdout.flush()
@@ -873,7 +879,10 @@ def sync(source: Annotated[str, typer.Argument(help="source name")]) -> None:
         raise typer.Exit(1)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
 def agent(ctx: typer.Context) -> None:
     """Run the outbound-only host agent (see 'accord agent --help')."""
     try:

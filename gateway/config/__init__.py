@@ -1,6 +1,6 @@
 """Declarative configuration: validate, diff and apply ``accord.dev/v1`` documents."""
 
-from .apply import Change, Plan, apply_plan, plan
+from .apply import Change, Plan, apply_plan, plan, required_domain
 from .load import ConfigError, Document, LoadResult, load_documents, load_path
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "load_documents",
     "load_path",
     "plan",
+    "required_domain",
 ]

@@ -19,9 +19,18 @@ from gateway.store.types import utcnow
 
 from .load import Document
 
-__all__ = ["Change", "Plan", "apply_plan", "digest", "plan"]
+__all__ = ["Change", "Plan", "apply_plan", "digest", "plan", "required_domain"]
 
 _POLICY_KINDS = {"Role", "RoleBinding"}
+_DOMAIN_SCOPED = {"Source", "SLA"}
+
+
+def required_domain(kind: str, domain: str) -> str:
+    """Where the applier needs ``apply-config``: a Source lives in its domain; roles,
+    bindings, guardrails and rules reach across domains, so they need every domain."""
+    return domain if kind in _DOMAIN_SCOPED else "*"
+
+
 _RULE_KINDS = {"ComplianceRule", "Guardrail", "Domain", "SLA"}
 
 

@@ -110,6 +110,8 @@ def record_decision(
         session.add(req)
         session.flush()
         raise ApprovalError(409, "expired", f"approval request {request_id} has expired")
+    if req.status == "expired":
+        raise ApprovalError(409, "expired", f"approval request {request_id} has expired")
     if req.status != "pending":
         raise ApprovalError(409, "not_pending", f"approval request {request_id} is {req.status}")
     if subject == req.requested_by:

@@ -28,6 +28,8 @@ from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 from croniter import croniter
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from gateway.model.resources import SLA, ComplianceRule, Domain, Guardrail
@@ -157,6 +159,7 @@ def _evaluate_all(session: Session, *, now: datetime | None = None) -> Evaluatio
     }
     all_rows = {(v.rule, v.job_uid): v for v in session.exec(select(Violation)).all()}
     failing: set[tuple[str, str]] = set()
+    new_rows: list[dict[str, Any]] = []
     live = {j.uid for j in jobs}
     programs = {}
     for rule in rules:
@@ -225,17 +228,20 @@ def _evaluate_all(session: Session, *, now: datetime | None = None) -> Evaluatio
             message = rule.spec.description or f"{name} failed"
             row = all_rows.get(key)
             if row is None:
-                row = Violation(
-                    rule=name,
-                    severity=rule.spec.severity,
-                    job_uid=job.uid,
-                    domain=job.domain,
-                    evidence=evidence,
-                    message=message,
-                    first_seen=now,
-                    last_seen=now,
+                new_rows.append(
+                    {
+                        "rule": name,
+                        "severity": rule.spec.severity,
+                        "job_uid": job.uid,
+                        "domain": job.domain,
+                        "evidence": evidence,
+                        "message": message,
+                        "first_seen": now,
+                        "last_seen": now,
+                    }
                 )
                 summary.opened += 1
+                continue
             elif row.resolved_at is not None:
                 row.resolved_at = None
                 row.resolution = None
@@ -250,6 +256,13 @@ def _evaluate_all(session: Session, *, now: datetime | None = None) -> Evaluatio
             row.message = message
             row.domain = job.domain
             session.add(row)
+    if new_rows:
+        # Two evaluations racing (another replica, another source's sync) may both find
+        # a violation new: the second insert is simply skipped.
+        table = Violation.__table__  # type: ignore[attr-defined]
+        dialect = session.get_bind().dialect.name
+        ins = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+        session.execute(ins.on_conflict_do_nothing(index_elements=["rule", "job_uid"]), new_rows)
     rule_names = {r.metadata.name for r in rules}
     for key, row in open_rows.items():
         if key in failing:

@@ -233,6 +233,17 @@ class GuardrailSpec(_Strict):
     rate_per_hour: int | None = Field(default=None, alias="ratePerHour", ge=0)
     never_destroy: bool = Field(default=True, alias="neverDestroy")
 
+    @field_validator("actions")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ("trigger", "cancel", "pause", "resume", "retry")]
+        if bad:
+            raise ValueError(
+                f"unknown action(s) {bad}; guardrails apply to trigger, cancel, pause, "
+                "resume, retry"
+            )
+        return v
+
     @model_validator(mode="after")
     def _complete(self) -> GuardrailSpec:
         if self.type == "freeze" and not self.windows:
@@ -262,7 +273,11 @@ class ComplianceRule(_Doc):
 class DependencySpec(_Strict):
     upstream: str = Field(description="job uid (source/native_id)")
     downstream: str = Field(description="job uid (source/native_id)")
-    on: list[RunState] = Field(default_factory=lambda: [RunState.SUCCESS])
+    when: list[RunState] = Field(
+        default_factory=lambda: [RunState.SUCCESS],
+        description="upstream end states that count (YAML reads a bare 'on' as true, so "
+        "this is 'when')",
+    )
     trigger: bool = Field(default=False, description="trigger downstream when upstream ends")
 
 

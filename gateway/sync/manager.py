@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from adapters.base import Adapter, AdapterContext, Registry, registry
-from gateway.model import Capability, SyncHint
+from gateway.model import Capability, SyncHint, parse_duration
 from gateway.secrets import resolve_secret
 from gateway.store.engine import session_scope
 from gateway.store.services.ingest import RunChange
@@ -28,11 +28,19 @@ _COMMON = {"type", "enabled", "demo", "sync"}
 
 def build_adapter(row: SourceRow, reg: Registry = registry) -> Adapter:
     settings = {k: v for k, v in row.spec.items() if k not in _COMMON}
-    timeout = float(row.spec.get("sync", {}).get("timeout_s", 30.0))
+    timeout = _timeout(row)
     ctx = AdapterContext(
         source=row.name, domain=row.domain, secrets=resolve_secret, timeout=timeout
     )
     return reg.create(row.type, ctx, settings)
+
+
+def _timeout(row: SourceRow) -> float:
+    raw = (row.spec.get("sync") or {}).get("timeout", "30s")
+    try:
+        return parse_duration(raw).total_seconds()
+    except ValueError:
+        return 30.0
 
 
 def _fingerprint(row: SourceRow) -> tuple[Any, ...]:
@@ -98,6 +106,7 @@ class SyncManager:
             adapter=adapter,
             inventory_every=row.inventory_every_s,
             runs_every=row.runs_every_s,
+            timeout=_timeout(row),
             on_change=self.on_change,
         )
 

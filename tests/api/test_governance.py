@@ -120,3 +120,47 @@ spec:
     assert r.status_code == 423 and "2 actions per hour" in r.json()["error"]["message"]
     # people are not limited by an agent limit
     assert api.post("admin", "/api/v1/jobs/fake-ops/db-backup/pause").status_code == 200
+
+
+def test_expiry_is_recorded_and_audited_when_listed(api: Api) -> None:
+    apply_yaml(api.engine, APPROVAL)
+    rid = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger").json()["approval_id"]
+    with session_scope(api.engine) as s:
+        req = s.get(ApprovalRequest, rid)
+        assert req is not None
+        req.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        s.add(req)
+    assert (
+        api.get("admin", "/api/v1/approvals", params={"status": "expired"}).json()[0]["id"] == rid
+    )
+    with Session(api.engine) as s:
+        rec = s.exec(select(AuditRecord).where(AuditRecord.action == "approval-expired")).one()
+    assert rec.target == f"approval:{rid}" and rec.outcome == "expired"
+
+
+def test_domain_admins_cannot_grant_themselves_more(api: Api) -> None:
+    with session_scope(api.engine) as s:
+        api.tokens["data-admin"] = create_token(
+            s, subject="dadmin", role="admin", domain="data"
+        ).token
+    escalate = """apiVersion: accord.dev/v1
+kind: RoleBinding
+metadata: {name: grab, domain: data}
+spec: {role: admin, subjects: [dadmin], domains: ["*"]}
+"""
+    r = api.client.post("/api/v1/config/apply", content=escalate, headers=api.as_("data-admin"))
+    assert r.status_code == 403 and "every domain" in r.json()["error"]["message"]
+    r = api.client.post(
+        "/api/v1/config/apply?prune=true&dry_run=true", content="", headers=api.as_("data-admin")
+    )
+    assert r.status_code == 403, "pruning other domains' resources is refused"
+    source = """apiVersion: accord.dev/v1
+kind: Source
+metadata: {name: fake-data, domain: data}
+spec: {type: fake, system: api-data}
+"""
+    r = api.client.post("/api/v1/config/apply", content=source, headers=api.as_("data-admin"))
+    assert r.status_code == 200, r.text
+    moved = source.replace("domain: data", "domain: ops")
+    r = api.client.post("/api/v1/config/apply", content=moved, headers=api.as_("data-admin"))
+    assert r.status_code == 403

@@ -210,6 +210,15 @@ def _help_answers(args: tuple[str, ...], where: str) -> None:
     """``--help`` appended must reach the help option (not be taken as an option's value),
     so that invoking the line with it shows help and never runs the command."""
     cmd, parent, name, rest = _resolve(args, complete=False)
+    if not cmd.add_help_option:
+        # A pass-through command (``accord agent``) hands --help to the program it runs.
+        from typer.testing import CliRunner
+
+        from gateway.cli.app import app
+
+        res = CliRunner().invoke(app, [*args, "--help"])
+        assert res.exit_code == 0 and "usage" in res.output.lower(), (where, res.output)
+        return
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             cmd.make_context(name, [*rest, "--help"], parent=parent)

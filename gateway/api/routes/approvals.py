@@ -8,11 +8,15 @@ from sqlmodel import select
 
 from gateway.actions import perform
 from gateway.audit import AuditEntry, append
-from gateway.governance.approvals import ApprovalError, list_requests, record_decision
+from gateway.governance.approvals import (
+    ApprovalError,
+    expire_due,
+    list_requests,
+    record_decision,
+)
 from gateway.store.engine import session_scope
 from gateway.store.services import queries
 from gateway.store.tables import ApprovalRequest, Job, Run
-from gateway.store.types import utcnow
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
@@ -50,16 +54,29 @@ def approval_public(r: ApprovalRequest) -> ApprovalPublic:
 def list_approvals(
     session: SessionDep, status: str | None = None, principal: Principal = Depends(require("read"))
 ) -> list[ApprovalPublic]:
-    now = utcnow()
-    rows = list_requests(session, visible=principal.visible(), status=None)
-    out = []
-    for r in rows:
-        # Show expiry as it is, even before a decision records it.
-        if r.status == "pending" and r.expires_at <= now:
-            r.status = "expired"
-        if status is None or r.status == status:
-            out.append(approval_public(r))
-    return out
+    # Record (and audit) every request whose time ran out, whoever looks first.
+    for gone in expire_due(session):
+        append(
+            session,
+            AuditEntry(
+                subject="accord",
+                channel="system",
+                action="approval-expired",
+                target=f"approval:{gone.id}",
+                domain=gone.domain,
+                decision="deny",
+                outcome="expired",
+                reason=f"not approved within its time ({gone.guardrail})",
+                details={
+                    "job": gone.job_uid,
+                    "action": gone.action,
+                    "requested_by": gone.requested_by,
+                },
+            ),
+        )
+    session.commit()
+    rows = list_requests(session, visible=principal.visible(), status=status)
+    return [approval_public(r) for r in rows]
 
 
 async def _decide(

@@ -33,7 +33,11 @@ async def apply(
     prune: bool = Query(default=False),
     principal: Principal = Depends(require("apply-config")),
 ) -> ApplyResult:
-    """Body: one or more YAML documents (``application/yaml``) or a JSON list of them."""
+    """Body: one or more YAML documents (``application/yaml``); JSON documents are YAML too.
+
+    Sources and SLAs need ``apply-config`` in their own domain; kinds that govern every
+    domain (Role, RoleBinding, Guardrail, ComplianceRule, Domain, Dependency, Notifier)
+    need it in every domain. Deletions by ``prune`` are checked the same way."""
     raw = (await request.body()).decode("utf-8", errors="replace")
     docs = _parse(raw)
     result = load_documents(docs)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
 
 from gateway.governance.guardrails import guardrails, window_active
@@ -91,22 +91,43 @@ class OverviewPublic(BaseModel):
     sprawl: Sprawl
 
 
-def _brief(j: Job) -> JobBrief:
-    return JobBrief(
-        uid=j.uid,
-        name=j.name,
-        source=j.source,
-        domain=j.domain,
-        owners=j.owners,
-        last_run_state=j.last_run_state,
-        last_run_at=j.last_run_at,
+_BRIEF = (
+    col(Job.uid),
+    col(Job.name),
+    col(Job.source),
+    col(Job.domain),
+    col(Job.owners),
+    col(Job.last_run_state),
+    col(Job.last_run_at),
+)
+
+
+def _sample(
+    session: Session, count: int, conds: list[ColumnElement[bool]], order: Any
+) -> JobSample:
+    """The first SAMPLE matching jobs (only the columns shown) beside the exact count."""
+    if count == 0:
+        return JobSample(count=0, items=[])
+    rows = session.execute(select(*_BRIEF).where(and_(*conds)).order_by(*order).limit(SAMPLE))
+    return JobSample(
+        count=count,
+        items=[
+            JobBrief(
+                uid=r[0],
+                name=r[1],
+                source=r[2],
+                domain=r[3],
+                owners=r[4],
+                last_run_state=r[5],
+                last_run_at=r[6],
+            )
+            for r in rows.all()
+        ],
     )
 
 
-def _sample(session: Session, conds: list[ColumnElement[bool]], order: Any) -> JobSample:
-    count = session.execute(select(func.count()).select_from(Job).where(and_(*conds))).scalar_one()
-    rows = session.execute(select(Job).where(and_(*conds)).order_by(*order).limit(SAMPLE))
-    return JobSample(count=int(count), items=[_brief(j) for j in rows.scalars()])
+def _flag(cond: ColumnElement[bool]) -> Any:
+    return func.sum(case((cond, 1), else_=0))
 
 
 def run_counts(session: Session, principal: Principal, since: datetime) -> list[StatsRow]:
@@ -202,10 +223,30 @@ def overview(
 
     sources = queries.list_sources(session, visible=principal.visible())
     types = {s.name: s.type for s in session.execute(select(SourceRow)).scalars()}
+    cutoff = to_db(now - IDLE_AFTER)
+    failing = col(Job.last_run_state) == "failed"
+    no_owner = func.json_array_length(col(Job.owners)) == 0
+    idle = or_(
+        col(Job.last_run_at) < cutoff,
+        and_(col(Job.last_run_at).is_(None), col(Job.first_seen) < cutoff),
+    )
+    never = col(Job.last_run_at).is_(None)
+    paused = col(Job.paused).is_(True)
+    # Every job count in one pass over the job table.
     per_source: dict[str, int] = {}
     tool_rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for src, dom, n in session.execute(
-        select(col(Job.source), col(Job.domain), func.count())
+    totals = dict.fromkeys(("failing", "no_owner", "idle", "never", "paused"), 0)
+    for src, dom, n, *flags in session.execute(
+        select(
+            col(Job.source),
+            col(Job.domain),
+            func.count(),
+            _flag(failing),
+            _flag(no_owner),
+            _flag(idle),
+            _flag(never),
+            _flag(paused),
+        )
         .where(*live)
         .group_by(col(Job.source), col(Job.domain))
     ).all():
@@ -214,37 +255,22 @@ def overview(
         row = tool_rows.setdefault(key, {"sources": set(), "jobs": 0})
         row["sources"].add(src)
         row["jobs"] += int(n)
+        for k, v in zip(totals, flags, strict=True):
+            totals[k] += int(v or 0)
     jobs = sum(per_source.values())
 
-    cutoff = to_db(now - IDLE_AFTER)
     by_recent = (col(Job.last_run_at).desc(), col(Job.uid))
     sprawl = Sprawl(
         by_tool=[
             ToolRow(type=t, domain=d, sources=len(v["sources"]), jobs=v["jobs"])
             for (t, d), v in sorted(tool_rows.items(), key=lambda kv: (-kv[1]["jobs"], kv[0]))
         ],
-        without_owner=_sample(
-            session,
-            [*live, func.json_array_length(col(Job.owners)) == 0],
-            (col(Job.uid),),
-        ),
+        without_owner=_sample(session, totals["no_owner"], [*live, no_owner], (col(Job.uid),)),
         idle=_sample(
-            session,
-            [
-                *live,
-                or_(
-                    col(Job.last_run_at) < cutoff,
-                    and_(col(Job.last_run_at).is_(None), col(Job.first_seen) < cutoff),
-                ),
-            ],
-            (col(Job.last_run_at).asc(), col(Job.uid)),
+            session, totals["idle"], [*live, idle], (col(Job.last_run_at).asc(), col(Job.uid))
         ),
-        never_run=_sample(session, [*live, col(Job.last_run_at).is_(None)], (col(Job.uid),)),
-        paused=int(
-            session.execute(
-                select(func.count()).select_from(Job).where(*live, col(Job.paused).is_(True))
-            ).scalar_one()
-        ),
+        never_run=_sample(session, totals["never"], [*live, never], (col(Job.uid),)),
+        paused=totals["paused"],
         idle_after_days=IDLE_AFTER.days,
     )
     return OverviewPublic(
@@ -253,7 +279,7 @@ def overview(
         sources=len(sources),
         runs_24h=run_counts(session, principal, now - timedelta(hours=24)),
         active_runs=int(active_runs),
-        failing_now=_sample(session, [*live, col(Job.last_run_state) == "failed"], by_recent),
+        failing_now=_sample(session, totals["failing"], [*live, failing], by_recent),
         source_health=[source_public(s, int(per_source.get(s.name, 0))) for s in sources],
         freezes=[g for g in _guardrails(session, principal) if g.type == "freeze" and g.active],
         sprawl=sprawl,
