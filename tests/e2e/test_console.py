@@ -1,0 +1,197 @@
+"""The web console in a real browser (Debian's Chromium driven by playwright-core) against a
+demo gateway: log in, overview numbers, job filters, trigger a run, lineage, audit export.
+
+Each scenario is a node script (web/e2e/scenarios.mjs, also run by ``npm run e2e``); this
+module builds the console, starts ``accord serve --demo`` on a free port, runs each
+scenario and checks what it reports against the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+
+
+@dataclass
+class Gateway:
+    url: str
+    token: str
+    viewer_token: str
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = httpx.get(
+            self.url + path, params=params, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        r.raise_for_status()
+        return r.json()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def console_built() -> None:
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed: the console tests need Node.js and npm")
+    if not any(Path(p).exists() for p in CHROMIUM):
+        pytest.fail("Chromium is not installed: apt-get install -y chromium")
+    build = subprocess.run(
+        [str(ROOT / "scripts" / "build-console.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert (ROOT / "gateway" / "console" / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def gateway(console_built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    data = tmp_path_factory.mktemp("accord-e2e")
+    port = _free_port()
+    accord = Path(sys.executable).parent / "accord"
+    log = (data / "gateway.log").open("w")
+    proc = subprocess.Popen(
+        [str(accord), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "ACCORD_DATA_DIR": str(data)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        else:
+            pytest.fail("the demo gateway did not start:\n" + (data / "gateway.log").read_text())
+        token = (data / "demo" / "admin-token").read_text().strip()
+        gw = Gateway(url, token, _viewer_token(accord, data))
+        # The demo sources sync in the background; wait until every one has jobs.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sources = gw.get("/api/v1/sources")
+            if sources and all(s["last_success_at"] for s in sources):
+                break
+            time.sleep(0.5)
+        yield gw
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        log.close()
+
+
+def _viewer_token(accord: Path, data: Path) -> str:
+    """A viewer of the platform domain, made with the CLI in the demo's database."""
+    made = subprocess.run(
+        [
+            *(str(accord), "tokens", "create"),
+            *("--subject", "viewer-platform", "--role", "viewer", "--domain", "platform"),
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ACCORD_DATA_DIR": str(data),
+            "ACCORD_DATABASE_URL": f"sqlite:///{data / 'demo' / 'accord.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    tokens = [w for w in made.stdout.split() if w.startswith("acd_")]
+    assert made.returncode == 0 and tokens, made.stdout + made.stderr
+    return tokens[0]
+
+
+def scenario(gw: Gateway, name: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["node", "e2e/scenario.mjs", name, gw.url, gw.token, gw.viewer_token],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"scenario {name} printed no result:\n{done.stdout}\n{done.stderr}"
+    out: dict[str, Any] = json.loads(lines[-1])
+    assert out["ok"], f"scenario {name} failed:\n{out.get('error')}\n{done.stderr[-2000:]}"
+    assert done.returncode == 0
+    return out
+
+
+def test_login_and_overview_numbers_match_the_api(gateway: Gateway) -> None:
+    out = scenario(gateway, "overview")
+    api = gateway.get("/api/v1/overview")
+    assert out["result"]["seen"]["jobs"] == api["jobs"] > 0
+    assert out["result"]["seen"]["sources"] == api["sources"]
+
+
+def test_filter_jobs_open_one_and_trigger_a_run(gateway: Gateway) -> None:
+    out = scenario(gateway, "jobs")
+    run_uid = out["result"]["run"]
+    run = gateway.get(f"/api/v1/runs/{run_uid}")
+    assert run["job_uid"] == "demo-etl/ingest_orders" and run["trigger"] == "manual"
+    etl = gateway.get("/api/v1/jobs", source="demo-etl", limit=1000)["items"]
+    assert out["result"]["filtered"] == len(etl)
+
+
+def test_lineage_graph_renders_the_api_nodes(gateway: Gateway) -> None:
+    out = scenario(gateway, "lineage")
+    api = gateway.get("/api/v1/lineage", job="demo-etl/finance_report", depth=3)
+    assert out["result"]["nodes"] == len(api["nodes"]) > 1
+    assert out["result"]["edges"] == len(api["edges"])
+
+
+def test_audit_verify_and_export_downloads(gateway: Gateway) -> None:
+    out = scenario(gateway, "audit")
+    assert out["result"]["rows"] >= 1
+    assert out["result"]["signed"].endswith(".jsonl.zip")
+
+
+def test_every_page_renders_and_keyboard_navigation(gateway: Gateway) -> None:
+    out = scenario(gateway, "pages")
+    assert out["result"]["visited"] == ["runs", "governance", "sources", "jobs-all"]
+
+
+def test_token_stays_out_of_urls_and_sign_out_forgets_it(gateway: Gateway) -> None:
+    scenario(gateway, "session")
+
+
+def test_a_domain_viewer_sees_only_that_domain_and_no_actions(gateway: Gateway) -> None:
+    out = scenario(gateway, "viewer")
+    assert out["result"]["domains"] == ["platform"]
+    admin_jobs = gateway.get("/api/v1/overview")["jobs"]
+    assert 0 < out["result"]["jobs"] < admin_jobs

@@ -1,0 +1,278 @@
+// Browser scenarios against a running demo gateway. Each takes {context, url, token},
+// asserts what a user would see, and returns facts for the caller to print or check.
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { apiGet, login, newPage, REPO, shot } from "./lib.mjs";
+
+const enc = encodeURIComponent;
+
+async function kpi(page, id) {
+  return Number((await page.getByTestId(id).textContent()).trim());
+}
+
+/** Log in and compare the overview's numbers with the API's. */
+export async function overview({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  await page.getByTestId("kpi-jobs").waitFor();
+  const before = await apiGet(url, token, "/api/v1/overview");
+  const seen = {
+    jobs: await kpi(page, "kpi-jobs"),
+    sources: await kpi(page, "kpi-sources"),
+    failing: await kpi(page, "kpi-failing"),
+  };
+  const after = await apiGet(url, token, "/api/v1/overview");
+  // The demo keeps running: a number must equal the API's just before or just after.
+  for (const [k, f] of [
+    ["jobs", (o) => o.jobs],
+    ["sources", (o) => o.sources],
+    ["failing", (o) => o.failing_now.count],
+  ]) {
+    assert.ok([f(before), f(after)].includes(seen[k]), `${k}: page ${seen[k]}, API ${f(before)}/${f(after)}`);
+  }
+  const bars = await page.locator('[data-testid^="bar-"]').count();
+  assert.equal(bars, new Set(after.runs_24h.map((r) => r.source)).size, "one bar per source with runs in 24 h");
+  const demoTags = await page.locator(".tag-demo").count();
+  assert.ok(demoTags >= after.source_health.filter((s) => s.demo).length, "demo sources are labelled");
+  await shot(page, "overview");
+  if (process.env.ACCORD_UPDATE_DOCS_IMAGE) {
+    mkdirSync(join(REPO, "docs", "images"), { recursive: true });
+    copyFileSync(await shot(page, "overview"), join(REPO, "docs", "images", "overview.png"));
+  }
+  await page.getByRole("button", { name: /dark mode/ }).click();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+  await shot(page, "overview-dark");
+  await page.getByRole("button", { name: /light mode/ }).click();
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { seen, api: { jobs: after.jobs, sources: after.sources } };
+}
+
+/** Filter the jobs table, open a job, trigger a run and see it appear. */
+export async function jobs({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  await page.goto(`${url}/#/jobs`);
+  await page.getByTestId("jobs-table").waitFor();
+  const all = await apiGet(url, token, "/api/v1/jobs?total=true&limit=1");
+  await page.getByTestId("jobs-count").filter({ hasText: `${all.total} jobs` }).waitFor();
+
+  await page.getByLabel("source").selectOption("demo-etl");
+  await page.waitForFunction(() => location.hash.includes("source=demo-etl"));
+  const etl = await apiGet(url, token, "/api/v1/jobs?source=demo-etl&total=true&limit=1000");
+  await page.getByTestId("jobs-count").filter({ hasText: `${etl.total} jobs match` }).waitFor();
+  const names = await page.locator('[data-testid="jobs-table"] tbody tr td:first-child a').allTextContents();
+  assert.deepEqual(names.sort(), etl.items.map((j) => j.name).sort());
+
+  await page.getByLabel("text").fill("ingest");
+  await page.waitForFunction(() => location.hash.includes("q=ingest"));
+  const ingest = await apiGet(url, token, "/api/v1/jobs?source=demo-etl&q=ingest&limit=1000");
+  const n = ingest.items.length;
+  assert.ok(n > 0 && n < etl.total, "the text filter narrows the list");
+  await page.getByTestId("jobs-count").filter({ hasText: `${n} job${n === 1 ? "" : "s"} match` }).waitFor();
+  const narrowed = await page.locator('[data-testid="jobs-table"] tbody tr td:first-child a').allTextContents();
+  assert.deepEqual(narrowed.sort(), ingest.items.map((j) => j.name).sort());
+  const shared = page.url();
+  assert.match(shared, /source=demo-etl/);
+  assert.match(shared, /q=ingest/);
+  await shot(page, "jobs");
+
+  // The filtered view is shareable: someone opening the address (and signing in, as the
+  // token belongs to a tab) sees the same rows.
+  const { page: other } = await newPage(context);
+  await login(other, url, token, shared);
+  await other.getByTestId("jobs-count").filter({ hasText: `${n} job` }).waitFor();
+  await other.close();
+
+  const uid = "demo-etl/ingest_orders";
+  await page.getByRole("link", { name: "ingest_orders", exact: true }).click();
+  await page.getByTestId("job-title").filter({ hasText: "ingest_orders" }).waitFor();
+  assert.ok(page.url().endsWith(`#/jobs/${enc(uid)}`));
+  await page.getByTestId("job-runs").waitFor();
+  await page.getByTestId("action-trigger").click();
+  await page.getByRole("dialog").waitFor();
+  await page.getByLabel(/Reason/).fill("browser test");
+  await page.getByTestId("confirm").click();
+  const outcome = page.getByTestId("action-outcome");
+  await outcome.waitFor({ timeout: 20000 });
+  const text = await outcome.textContent();
+  assert.match(text, /Done/, text);
+  const href = await outcome.getByRole("link", { name: "open the new run" }).getAttribute("href");
+  const runUid = decodeURIComponent(href.replace("#/runs/", ""));
+  // The new run shows in the job's recent runs without a reload.
+  await page.locator(`[data-testid="job-runs"] a[title="${runUid}"]`).waitFor({ timeout: 20000 });
+  await shot(page, "job");
+
+  // Its page has the audit record of the trigger.
+  await page.goto(`${url}/${href}`);
+  await page.getByTestId("run-uid").filter({ hasText: runUid }).waitFor();
+  await page.getByText("browser test").waitFor({ timeout: 15000 });
+  await page.getByTestId("run-events").waitFor({ timeout: 15000 }).catch(() => undefined);
+  await shot(page, "run");
+  const audit = await apiGet(url, token, `/api/v1/audit?target=${enc(uid)}&action=trigger`);
+  assert.ok(audit.items.some((r) => r.details.run === runUid && r.channel === "ui"), "audited, channel ui");
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { filtered: etl.total, text: n, run: runUid };
+}
+
+/** The lineage graph shows exactly the API's nodes; impact counts the downstream. */
+export async function lineage({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  const root = "demo-etl/finance_report";
+  await page.goto(`${url}/#/lineage?job=${enc(root)}&depth=3`);
+  await page.getByTestId("lineage-graph").waitFor();
+  const data = await apiGet(url, token, `/api/v1/lineage?job=${enc(root)}&depth=3&direction=both`);
+  await page.locator(".react-flow__node").first().waitFor();
+  const ids = await page.locator(".react-flow__node").evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
+  assert.deepEqual(ids.sort(), data.nodes.map((n) => n.uid).sort());
+  const edges = await page.locator(".react-flow__edge").count();
+  assert.equal(edges, data.edges.length);
+
+  // Select the most upstream job and switch to impact: everything downstream of it lights up.
+  const start = "demo-etl/ingest_orders";
+  const down = new Set();
+  const stack = [start];
+  while (stack.length) {
+    const n = stack.pop();
+    for (const e of data.edges) if (e.src === n && !down.has(e.dst)) (down.add(e.dst), stack.push(e.dst));
+  }
+  await page.locator(`.react-flow__node[data-id="${start}"]`).click();
+  await page.getByLabel(/Impact/).check();
+  await page.getByTestId("impact-count").filter({ hasText: `${down.size} downstream (impact)` }).waitFor();
+  const lit = await page.locator(".react-flow__node.hl-downstream").evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
+  assert.deepEqual(lit.sort(), [...down].sort());
+  await shot(page, "lineage");
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { nodes: ids.length, edges, impact: down.size };
+}
+
+/** Verify the chain, download the signed export and the browser-made JSONL of the list. */
+export async function audit({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  await page.goto(`${url}/#/audit?action=login`);
+  await page.getByTestId("audit-table").waitFor();
+  const rows = await page.locator('[data-testid="audit-table"] tbody tr').count();
+  const api = await apiGet(url, token, "/api/v1/audit?action=login&limit=1000");
+  assert.equal(rows, api.items.length);
+
+  await page.getByTestId("verify").click();
+  const verdict = await page.getByTestId("verify-result").textContent();
+  assert.match(verdict, /Chain intact/);
+
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-client").click()]);
+  const file = await dl.path();
+  const lines = readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines.length, rows);
+  assert.ok(lines.every((r) => r.action === "login" && typeof r.hash === "string"));
+  assert.match(dl.suggestedFilename(), /^audit-list-.*\.jsonl$/);
+
+  const [zip] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-signed").click()]);
+  const bytes = readFileSync(await zip.path());
+  assert.equal(bytes.subarray(0, 2).toString(), "PK", "a zip archive");
+  assert.match(zip.suggestedFilename(), /^audit-.*\.jsonl\.zip$/);
+  await shot(page, "audit");
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { rows, jsonl: dl.suggestedFilename(), signed: zip.suggestedFilename() };
+}
+
+/** Every page renders at 1280×800 without errors; screenshots of each. */
+export async function pages({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  const visited = [];
+  for (const [name, hash, heading] of [
+    ["runs", "#/runs", "Runs"],
+    ["governance", "#/governance", "Governance"],
+    ["sources", "#/sources", "Sources"],
+    ["jobs-all", "#/jobs", "Jobs"],
+  ]) {
+    await page.goto(`${url}/${hash}`);
+    await page.getByRole("heading", { level: 1, name: heading }).waitFor();
+    await page.locator(".placeholder[role=status]").first().waitFor({ state: "detached", timeout: 15000 }).catch(() => undefined);
+    assert.equal(await page.locator("[role=alert]").count(), 0, `${name} shows no error`);
+    await shot(page, name);
+    visited.push(name);
+  }
+  // Keyboard: "g" then "l" opens the lineage page; the skip link reaches the content.
+  await page.locator("body").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("g");
+  await page.keyboard.press("l");
+  await page.getByRole("heading", { level: 1, name: "Lineage" }).waitFor();
+  await page.goto(`${url}/#/sources`);
+  const sources = await apiGet(url, token, "/api/v1/sources");
+  const sim = await page.locator('[data-testid="sources-table"] .tag-sim').count();
+  assert.equal(sim, sources.filter((s) => s.simulator).length, "simulators are labelled");
+  assert.match(await page.getByTestId("roles-unavailable").count().then(() => "ok"), /ok/);
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { visited };
+}
+
+/** Signing out forgets the token: a reload shows the login form again. */
+export async function session({ context, url, token }) {
+  const { page } = await newPage(context);
+  await page.goto(`${url}/`);
+  await page.getByLabel("API token").fill("acd_not-a-token");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const err = await page.getByRole("alert").textContent();
+  assert.match(err, /unknown API token/);
+  await login(page, url, token);
+  assert.ok(!page.url().includes(token), "the token is never in the address");
+  await page.reload();
+  await page.getByTestId("subject").waitFor();
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("API token").waitFor();
+  await page.reload();
+  await page.getByLabel("API token").waitFor();
+  await page.close();
+  return { ok: true };
+}
+
+export const ALL = { overview, jobs, lineage, audit, pages, session };
+
+/** A viewer of one domain sees only that domain and is offered no action. */
+export async function viewer({ context, url, viewerToken }) {
+  assert.ok(viewerToken, "the viewer scenario needs a viewer token");
+  const { page, errors } = await newPage(context);
+  await login(page, url, viewerToken);
+  const me = await apiGet(url, viewerToken, "/api/v1/me");
+  assert.equal(me.can.trigger, false);
+  const ov = await apiGet(url, viewerToken, "/api/v1/overview");
+  await page.getByTestId("kpi-jobs").filter({ hasText: String(ov.jobs) }).waitFor();
+  const visible = await apiGet(url, viewerToken, "/api/v1/jobs?limit=1000");
+  const domains = new Set(visible.items.map((j) => j.domain));
+  assert.deepEqual([...domains], ["platform"]);
+
+  await page.goto(`${url}/#/jobs`);
+  await page.getByTestId("jobs-table").waitFor();
+  const options = await page.locator("#f-source option").allTextContents();
+  const sources = await apiGet(url, viewerToken, "/api/v1/sources");
+  assert.equal(options.length, sources.length + 1, "only visible sources are offered");
+
+  const job = visible.items[0];
+  await page.goto(`${url}/#/jobs/${enc(job.uid)}`);
+  await page.getByTestId("job-title").waitFor();
+  await page.getByText("You may not take any action").waitFor();
+  assert.equal(await page.locator('[data-testid^="action-"]').count(), 0);
+
+  await page.goto(`${url}/#/jobs/${enc("demo-etl/ingest_orders")}`);
+  await page.getByRole("alert").filter({ hasText: "Not found" }).waitFor();
+
+  await page.goto(`${url}/#/audit`);
+  await page.getByRole("heading", { name: "Audit", level: 1 }).waitFor();
+  assert.equal(await page.getByTestId("export-signed").count(), 0);
+  assert.equal(await page.getByTestId("verify").count(), 0);
+  await shot(page, "viewer-job");
+  // The only console error allowed is the 404 of the job outside the viewer's domain.
+  assert.ok(errors.every((e) => /404/.test(e)), errors.join("\n"));
+  await page.close();
+  return { jobs: ov.jobs, domains: [...domains] };
+}
+
+ALL.viewer = viewer;
