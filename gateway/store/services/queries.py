@@ -273,16 +273,28 @@ def run_steps(session: Session, *, run_uid: str) -> list[Step]:
 def run_stats(
     session: Session, *, visible: Visible, since: datetime, until: datetime | None = None
 ) -> list[tuple[str, str, str, int]]:
-    """(source, domain, state, count) of runs started in the window."""
+    """(source, domain, state, count) of runs started in the window, sorted.
+
+    The window is selected in a subquery ordered by ``sort_at`` so the planner reads it
+    through the ``sort_at`` index; grouping the table directly makes SQLite scan every run
+    through the (source, state) index instead (about 15x slower at 1M runs)."""
     conds = [visible(col(Run.domain), col(Run.job_uid)), col(Run.sort_at) >= to_db(since)]
     if until:
         conds.append(col(Run.sort_at) < to_db(until))
-    stmt = (
-        select(col(Run.source), col(Run.domain), col(Run.state), func.count())
+    window = (
+        select(
+            col(Run.source).label("source"),
+            col(Run.domain).label("domain"),
+            col(Run.state).label("state"),
+        )
         .where(and_(*conds))
-        .group_by(col(Run.source), col(Run.domain), col(Run.state))
+        .order_by(col(Run.sort_at))
+        .subquery()
     )
-    return [(r[0], r[1], r[2], int(r[3])) for r in session.execute(stmt).all()]
+    stmt = select(window.c.source, window.c.domain, window.c.state, func.count()).group_by(
+        window.c.source, window.c.domain, window.c.state
+    )
+    return sorted((str(a), str(b), str(c), int(n)) for a, b, c, n in session.execute(stmt).all())
 
 
 @dataclass
