@@ -96,12 +96,16 @@ class DemoPart:
 
     ``documents`` are Source documents (as dicts) labelled demo; ``env`` holds the
     environment variables their secret references need; ``stop`` ends whatever the part
-    started (a simulator thread, a temp directory).
+    started (a simulator thread, a temp directory); ``simulated`` says whether a simulator
+    stands in for the real system.
     """
 
     documents: list[dict[str, Any]]
     env: dict[str, str]
     stop: Callable[[], None]
+    # True when the part serves a simulator (not the real system): the sources are then
+    # labelled ``accord.dev/simulator: "true"`` and shown as simulators everywhere.
+    simulated: bool = False
 
 
 @dataclass(frozen=True)

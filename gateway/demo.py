@@ -242,5 +242,10 @@ def start_demo(workdir: Path) -> DemoFederation:
             continue
         os.environ.update(part.env)
         fed.parts.append(part)
+        for doc in part.documents:
+            labels = doc.setdefault("metadata", {}).setdefault("labels", {})
+            labels.setdefault("accord.dev/demo", "true")
+            if part.simulated:
+                labels["accord.dev/simulator"] = "true"
         fed.documents.extend(part.documents)
     return fed

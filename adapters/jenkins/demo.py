@@ -185,4 +185,4 @@ def start_demo(workdir: Path) -> DemoPart:
             "sync": {"inventoryEvery": "1m", "runsEvery": "10s"},
         },
     }
-    return DemoPart(documents=[document], env={TOKEN_ENV: token}, stop=sim.stop)
+    return DemoPart(documents=[document], env={TOKEN_ENV: token}, stop=sim.stop, simulated=True)

@@ -31,7 +31,7 @@ def source_public(row: Source, jobs: int = 0) -> SourcePublic:
         domain=row.domain,
         labels=row.labels,
         demo=row.demo,
-        simulator=simulator,
+        simulator=simulator or row.labels.get("accord.dev/simulator") == "true",
         enabled=row.enabled,
         health=health_of(row),
         health_message=row.health_message,
