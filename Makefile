@@ -3,6 +3,7 @@
 #   make test  - install what the tests need and run the whole suite
 SHELL := /bin/bash
 UV := $(shell ./scripts/bootstrap-uv.sh)
+export PATH := $(dir $(UV)):$(PATH)
 HOST ?= 127.0.0.1
 PORT ?= 8420
 
