@@ -6,8 +6,10 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
+from sqlmodel import select
 
-from gateway.config import apply_plan, load_documents, plan
+from gateway.config import apply_plan, load_documents, plan, required_domain
+from gateway.store.tables import AppliedResource
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
@@ -48,14 +50,29 @@ async def apply(
             f"{len(result.errors)} problem(s); nothing was changed",
             details=[str(e) for e in result.errors],
         )
-    for d in result.documents:
-        meta = d.as_dict()["metadata"]
-        dom = meta.get("domain", "default")
-        if not principal.decide(dom, f"{d.kind}/{d.name}", "apply-config").allowed:
-            raise ApiError(
-                403, "forbidden", f"{principal.subject!r} may not apply {d.kind}/{d.name} in {dom}"
-            )
     the_plan = plan(session, result.documents, prune=prune)
+    for ch in the_plan.effective:
+        dom = required_domain(ch.kind, ch.domain)
+        if not principal.decide(dom, f"{ch.kind}/{ch.name}", "apply-config").allowed:
+            where = "every domain" if dom == "*" else f"domain {dom!r}"
+            raise ApiError(
+                403,
+                "forbidden",
+                f"{principal.subject!r} may not {ch.op} {ch.kind}/{ch.name}: that needs "
+                f"apply-config in {where}; nothing was changed",
+            )
+    # Moving a resource to another domain needs the right in the domain it leaves, too.
+    stored = {(r.kind, r.name): r.domain for r in session.exec(select(AppliedResource)).all()}
+    for ch in the_plan.effective:
+        old = stored.get((ch.kind, ch.name))
+        if old is not None and old != ch.domain:
+            dom = required_domain(ch.kind, old)
+            if not principal.decide(dom, f"{ch.kind}/{ch.name}", "apply-config").allowed:
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"{principal.subject!r} may not move {ch.kind}/{ch.name} out of {old!r}",
+                )
     if not dry_run:
         apply_plan(
             session,
