@@ -199,9 +199,7 @@ class DemoAdapter(BaseAdapter):
         runs = [
             r
             for r in self._all_runs(since - timedelta(minutes=longest), now)
-            if r.ended_at is None
-            or r.ended_at >= since
-            or self._changed_since(r.native_id, since)
+            if r.ended_at is None or r.ended_at >= since or self._changed_since(r.native_id, since)
         ]
         return RunPage(runs=tuple(runs), cursor=now.isoformat(), more=False)
 

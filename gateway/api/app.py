@@ -37,6 +37,7 @@ from .routes import (
     lineage,
     me,
     overview,
+    policy,
     push,
     runs,
     sources,
@@ -210,6 +211,7 @@ def create_app(
         overview,
         approvals,
         violations,
+        policy,
     ):
         app.include_router(r.router)
 

@@ -296,3 +296,34 @@ def test_login_is_audited(api: Api) -> None:
         rec = s.exec(select(AuditRecord).where(AuditRecord.action == "login")).one()
     assert (rec.subject, rec.channel) == ("op-data", "ui")
     assert api.client.post("/api/v1/login").status_code == 401
+
+
+def test_policy_view_for_admins_and_auditors(api: Api) -> None:
+    apply_yaml(
+        api.engine,
+        """
+apiVersion: accord.dev/v1
+kind: Role
+metadata: {name: night-shift}
+spec: {rules: [{actions: [read, cancel], objects: ["*/nightly-*"]}]}
+---
+apiVersion: accord.dev/v1
+kind: RoleBinding
+metadata: {name: nights}
+spec: {role: night-shift, subjects: [nina], domains: [ops]}
+""",
+    )
+    view = api.get("admin", "/api/v1/policy").json()
+    roles = {r["name"]: r for r in view["roles"]}
+    assert roles["night-shift"]["origin"] == "applied" and roles["viewer"]["origin"] == "default"
+    assert {
+        "name": "nights",
+        "role": "night-shift",
+        "subjects": ["nina"],
+        "domains": ["ops"],
+        "origin": "applied",
+    } in view["bindings"]
+    tokens = [b for b in view["bindings"] if b["origin"] == "token"]
+    assert any(b["subjects"] == ["op-data"] and b["role"] == "operator" for b in tokens)
+    assert not any(t[10:] in str(view) for t in api.tokens.values()), "no token values"
+    assert api.get("op-data", "/api/v1/policy").status_code == 403

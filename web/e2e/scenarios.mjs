@@ -208,7 +208,12 @@ export async function pages({ context, url, token }) {
   const sources = await apiGet(url, token, "/api/v1/sources");
   const sim = await page.locator('[data-testid="sources-table"] .tag-sim').count();
   assert.equal(sim, sources.filter((s) => s.simulator).length, "simulators are labelled");
-  assert.match(await page.getByTestId("roles-unavailable").count().then(() => "ok"), /ok/);
+  await page.goto(`${url}/#/governance`);
+  await page.getByTestId("policy-roles").waitFor();
+  const policy = await apiGet(url, token, "/api/v1/policy");
+  const shownRoles = await page.locator('[data-testid="policy-roles"] tbody tr').count();
+  assert.equal(shownRoles, policy.roles.length, "every role in force is listed");
+  assert.ok(await page.getByTestId("policy-bindings").getByText("data-team").count(), "bindings");
   assert.deepEqual(errors, []);
   await page.close();
   return { visited };

@@ -15,6 +15,7 @@ export type Me = Schemas["Me"];
 export type ActionResult = Schemas["ActionResult"];
 export type Approval = Schemas["ApprovalPublic"];
 export type StatsRow = Schemas["StatsRow"];
+export type PolicyView = Schemas["PolicyView"];
 export type RunEvent = Schemas["RunEventPublic"];
 
 /** An error answered by the gateway ({"error": {code, message, ...}}) or the network. */

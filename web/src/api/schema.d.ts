@@ -559,6 +559,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Policy
+         * @description Visible to those who administer or audit configuration (apply-config or export-audit).
+         */
+        get: operations["policy_api_v1_policy_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -697,6 +717,22 @@ export interface components {
             prev_hash: string;
             /** Hash */
             hash: string;
+        };
+        /** BindingView */
+        BindingView: {
+            /** Name */
+            name: string;
+            /** Role */
+            role: string;
+            /** Subjects */
+            subjects: string[];
+            /** Domains */
+            domains: string[];
+            /**
+             * Origin
+             * @enum {string}
+             */
+            origin: "applied" | "token";
         };
         /** DecisionRequest */
         DecisionRequest: {
@@ -970,6 +1006,13 @@ export interface components {
             /** Total */
             total?: number | null;
         };
+        /** PolicyView */
+        PolicyView: {
+            /** Roles */
+            roles: components["schemas"]["RoleView"][];
+            /** Bindings */
+            bindings: components["schemas"]["BindingView"][];
+        };
         /** PushRequest */
         PushRequest: {
             agent: components["schemas"]["AgentInfo"];
@@ -989,6 +1032,27 @@ export interface components {
             runs: {
                 [key: string]: number;
             };
+        };
+        /** RoleView */
+        RoleView: {
+            /** Name */
+            name: string;
+            /**
+             * Origin
+             * @enum {string}
+             */
+            origin: "default" | "applied";
+            /** Rules */
+            rules: components["schemas"]["RuleView"][];
+        };
+        /** RuleView */
+        RuleView: {
+            /** Actions */
+            actions: string[];
+            /** Objects */
+            objects: string[];
+            /** Effect */
+            effect: string;
         };
         /** RunEventPublic */
         RunEventPublic: {
@@ -2215,6 +2279,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    policy_api_v1_policy_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyView"];
                 };
             };
         };

@@ -1,6 +1,6 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, ApiError, type Approval, unwrap } from "../api/client";
+import { api, ApiError, type Approval, type PolicyView, unwrap } from "../api/client";
 import { useAuth } from "../auth";
 import { Card, ConfirmDialog, Empty, Q } from "../components/ui";
 import { fmtAgo, fmtTime } from "../format";
@@ -28,6 +28,12 @@ export function Governance() {
   const { me, can } = useAuth();
   const rails = useGuardrails();
   const approvals = useQuery({ queryKey: ["approvals"], queryFn: () => unwrap(api.GET("/api/v1/approvals")) });
+  const seesPolicy = Boolean(me?.can["apply-config"] || me?.can["export-audit"]);
+  const policy = useQuery({
+    queryKey: ["policy"],
+    queryFn: () => unwrap(api.GET("/api/v1/policy")),
+    enabled: seesPolicy,
+  });
   const violations = useQuery({
     queryKey: ["violations"],
     queryFn: () => unwrap(api.GET("/api/v1/violations", { params: { query: { status: "open" } } })),
@@ -146,13 +152,73 @@ export function Governance() {
               .join(", ") || "nothing"}
             .
           </p>
-          <div className="banner info" data-testid="roles-unavailable">
-            The list of all roles and bindings is not available in this version: the gateway has no API for it yet.
-            Roles and bindings are configured as <code>Role</code> and <code>RoleBinding</code> documents with{" "}
-            <code>accord apply</code>.
-          </div>
+          {seesPolicy ? (
+            <Q q={policy} what="roles and bindings">
+              {(p) => <PolicyTables view={p} />}
+            </Q>
+          ) : (
+            <div className="banner info" data-testid="policy-restricted">
+              The full list of roles and bindings is visible to those who administer or audit the
+              configuration.
+            </div>
+          )}
         </Card>
       </div>
+    </>
+  );
+}
+
+function PolicyTables({ view }: { view: PolicyView }) {
+  return (
+    <>
+      <h3>Roles</h3>
+      <table className="table compact" data-testid="policy-roles">
+        <thead>
+          <tr>
+            <th>role</th>
+            <th>origin</th>
+            <th>rules</th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.roles.map((r) => (
+            <tr key={r.name}>
+              <td>{r.name}</td>
+              <td>{r.origin}</td>
+              <td>
+                {r.rules
+                  .map((x) => `${x.effect} ${x.actions.join(", ")} on ${x.objects.join(", ")}`)
+                  .join("; ")}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h3>Bindings</h3>
+      {view.bindings.length === 0 ? (
+        <Empty>No bindings.</Empty>
+      ) : (
+        <table className="table compact" data-testid="policy-bindings">
+          <thead>
+            <tr>
+              <th>binding</th>
+              <th>role</th>
+              <th>subjects</th>
+              <th>domains</th>
+            </tr>
+          </thead>
+          <tbody>
+            {view.bindings.map((b) => (
+              <tr key={b.name}>
+                <td>{b.name}</td>
+                <td>{b.role}</td>
+                <td>{b.subjects.join(", ")}</td>
+                <td>{b.domains.join(", ")}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </>
   );
 }
