@@ -34,6 +34,8 @@ class Gateway:
     url: str
     token: str
     viewer_token: str
+    data: Path
+    accord: Path
 
     def get(self, path: str, **params: Any) -> Any:
         r = httpx.get(
@@ -94,7 +96,7 @@ def gateway(console_built: None, tmp_path_factory: pytest.TempPathFactory) -> It
         else:
             pytest.fail("the demo gateway did not start:\n" + (data / "gateway.log").read_text())
         token = (data / "demo" / "admin-token").read_text().strip()
-        gw = Gateway(url, token, _viewer_token(accord, data))
+        gw = Gateway(url, token, _viewer_token(accord, data), data, accord)
         # The demo sources sync in the background; wait until every one has jobs.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -116,10 +118,14 @@ def gateway(console_built: None, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def _viewer_token(accord: Path, data: Path) -> str:
     """A viewer of the platform domain, made with the CLI in the demo's database."""
+    return _cli_token(accord, data, "viewer-platform", "viewer", "platform")
+
+
+def _cli_token(accord: Path, data: Path, subject: str, role: str, domain: str) -> str:
     made = subprocess.run(
         [
             *(str(accord), "tokens", "create"),
-            *("--subject", "viewer-platform", "--role", "viewer", "--domain", "platform"),
+            *("--subject", subject, "--role", role, "--domain", domain),
         ],
         cwd=ROOT,
         env={
@@ -136,9 +142,9 @@ def _viewer_token(accord: Path, data: Path) -> str:
     return tokens[0]
 
 
-def scenario(gw: Gateway, name: str) -> dict[str, Any]:
+def scenario(gw: Gateway, name: str, other_token: str | None = None) -> dict[str, Any]:
     done = subprocess.run(
-        ["node", "e2e/scenario.mjs", name, gw.url, gw.token, gw.viewer_token],
+        ["node", "e2e/scenario.mjs", name, gw.url, gw.token, other_token or gw.viewer_token],
         cwd=WEB,
         capture_output=True,
         text=True,
@@ -195,3 +201,22 @@ def test_a_domain_viewer_sees_only_that_domain_and_no_actions(gateway: Gateway) 
     assert out["result"]["domains"] == ["platform"]
     admin_jobs = gateway.get("/api/v1/overview")["jobs"]
     assert 0 < out["result"]["jobs"] < admin_jobs
+
+
+def test_an_approval_round_trip(gateway: Gateway) -> None:
+    """The admin's trigger of a finance job is held (demo guardrail finance-four-eyes);
+    a data approver approves it in the browser; the run starts."""
+    held = httpx.post(
+        gateway.url + "/api/v1/jobs/demo-etl/finance_report/trigger",
+        headers={"Authorization": f"Bearer {gateway.token}"},
+        json={"reason": "month-end rerun"},
+    ).json()
+    assert held["outcome"] == "pending"
+    approver = _cli_token(gateway.accord, gateway.data, "alice", "approver", "data")
+    out = scenario(gateway, "approval", approver)
+    assert out["result"]["id"] == held["approval_id"]
+    (done,) = [a for a in gateway.get("/api/v1/approvals") if a["id"] == held["approval_id"]]
+    assert done["status"] == "approved" and done["approved_by"] == ["alice"]
+    assert done["outcome"].startswith("ok")
+    runs = gateway.get("/api/v1/runs", job="demo-etl/finance_report", limit=5)["items"]
+    assert runs[0]["trigger"] == "manual" and runs[0]["state"] in ("running", "success")

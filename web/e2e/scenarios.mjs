@@ -281,3 +281,28 @@ export async function viewer({ context, url, viewerToken }) {
 }
 
 ALL.viewer = viewer;
+
+/** Four-eyes: another person's held trigger is approved in the Governance page and runs. */
+export async function approval({ context, url, viewerToken: approverToken }) {
+  assert.ok(approverToken, "the approval scenario needs an approver token");
+  const { page, errors } = await newPage(context);
+  await login(page, url, approverToken);
+  const pending = await apiGet(url, approverToken, "/api/v1/approvals?status=pending");
+  assert.ok(pending.length >= 1, "a request is waiting");
+  const req = pending[0];
+  await page.goto(`${url}/#/governance`);
+  const row = page.getByTestId("approvals").locator("tbody tr").filter({ hasText: req.job_uid }).first();
+  await row.waitFor();
+  await row.getByRole("button", { name: "Approve" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Reason (audited)").fill("checked the backfill window");
+  await dialog.getByRole("button", { name: "Approve" }).click();
+  await page.getByRole("status").filter({ hasText: `Request #${req.id} approved.` }).waitFor();
+  await row.filter({ hasText: "approved" }).waitFor();
+  await shot(page, "governance-approved");
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { id: req.id };
+}
+
+ALL.approval = approval;
