@@ -50,4 +50,6 @@ def start_demo(workdir: Path) -> DemoPart:
             "sync": {"inventoryEvery": "1m", "runsEvery": "10s"},
         },
     }
-    return DemoPart(documents=[document], env={PASSWORD_ENV: password}, stop=server.stop)
+    return DemoPart(
+        documents=[document], env={PASSWORD_ENV: password}, stop=server.stop, simulated=True
+    )
