@@ -439,7 +439,7 @@ _EVENT_COLS = ("run_uid", "seq", "from_state", "to_state", "at", "observed_at")
 def _sqlite_dt(value: Any) -> Any:
     # The text form SQLAlchemy's SQLite DateTime type stores and parses.
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat(sep=" ", timespec="microseconds")
     return value
 
 
