@@ -8,6 +8,7 @@ session from its own virtualenv, created by ``scripts/airflow-venv.sh`` when mis
 from __future__ import annotations
 
 import os
+import secrets as _secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,7 +34,9 @@ TEST_DAGS = {
     "accord_paused",
     "accord_slow",
 }
-REPLAY_PASSWORD = "replay-pw-8d1f"
+# The replay server's password, new for every test run.
+REPLAY_PASSWORD = _secrets.token_urlsafe(12)
+REPLAY_VIEWER_PASSWORD = _secrets.token_urlsafe(12)
 
 
 @pytest.fixture
@@ -81,7 +84,9 @@ def make_adapter(
 def replay() -> Iterator[ReplayServer]:
     state = ReplayState.load(shift_to_now=True)
     with ReplayServer(
-        state, users={"admin": REPLAY_PASSWORD, "viewer": "viewer-pw"}, roles={"viewer": "viewer"}
+        state,
+        users={"admin": REPLAY_PASSWORD, "viewer": REPLAY_VIEWER_PASSWORD},
+        roles={"viewer": "viewer"},
     ) as server:
         yield server
 

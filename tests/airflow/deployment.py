@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets as _secrets
 import shutil
 import signal
 import socket
@@ -26,7 +27,8 @@ from typing import Any, BinaryIO
 REPO = Path(__file__).resolve().parents[2]
 DAGS = Path(__file__).resolve().parent / "dags"
 USERS = {"admin": "admin", "viewer": "viewer"}
-PASSWORDS = {"admin": "accord-admin-pw", "viewer": "accord-viewer-pw"}
+# Passwords of the test deployment's users, new for every test run.
+PASSWORDS = {"admin": _secrets.token_urlsafe(12), "viewer": _secrets.token_urlsafe(12)}
 
 _VENV_TIMEOUT = 1800.0
 _HEALTH_TIMEOUT = 120.0

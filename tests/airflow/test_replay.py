@@ -33,7 +33,7 @@ from gateway.model import (
     Trigger,
 )
 
-from .conftest import REPLAY_PASSWORD, Secrets, make_adapter
+from .conftest import REPLAY_PASSWORD, REPLAY_VIEWER_PASSWORD, Secrets, make_adapter
 
 pytestmark = pytest.mark.anyio
 
@@ -383,7 +383,7 @@ async def test_static_token(replay: ReplayServer) -> None:
 async def test_permission_denied_is_an_auth_error(replay: ReplayServer) -> None:
     adapter = make_adapter(
         replay.url,
-        secrets=Secrets({"AIRFLOW_PASSWORD": "viewer-pw"}),
+        secrets=Secrets({"AIRFLOW_PASSWORD": REPLAY_VIEWER_PASSWORD}),
         auth={"username": "viewer", "passwordFrom": {"env": "AIRFLOW_PASSWORD"}},
     )
     assert len(await _jobs(adapter)) == RECORDED_DAGS

@@ -3,6 +3,7 @@ connected to it."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -13,8 +14,9 @@ from adapters.base import AdapterContext
 from adapters.jenkins import JenkinsAdapter, JenkinsConfig
 from adapters.testing.jenkins_sim import JenkinsSimulator, SimState
 
-TOKEN = "11d1f0ab5e1c2b4d9e8f7a6b5c4d3e2f1a"
-PASSWORD = "correct horse battery"
+# Credentials of the local simulator, new for every test run.
+TOKEN = secrets.token_hex(17)
+PASSWORD = secrets.token_urlsafe(12)
 
 
 @pytest.fixture
