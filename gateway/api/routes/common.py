@@ -6,16 +6,16 @@ from fastapi import Request
 from sqlmodel import Session
 
 from adapters.base import registry
-from gateway.actions import ActionOutcome
+from gateway.actions import ActionOutcome, perform
 from gateway.store.services import queries
-from gateway.store.tables import Job
+from gateway.store.tables import Job, Run
 from gateway.store.tables import Source as SourceRow
 
 from ..convert import run_public
 from ..deps import Principal
 from ..errors import ApiError, adapter_error_status
 from ..events import Event
-from ..schemas import ActionResult
+from ..schemas import ActionRequest, ActionResult
 
 
 def allowed_actions(
@@ -85,3 +85,33 @@ def action_response(
         run=run,
         audit_seq=outcome.audit_seq,
     )
+
+
+async def take_action(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    action: str,
+    job: Job,
+    body: ActionRequest | None,
+    run: Run | None = None,
+) -> ActionResult:
+    """Run one action through ``perform`` (authz, guardrails, adapter, audit) and answer it."""
+    body = body or ActionRequest()
+    outcome = await perform(
+        engine=request.app.state.engine,
+        session=session,
+        manager=request.app.state.manager,
+        decide=principal.decide,
+        subject=principal.subject,
+        channel=principal.channel,
+        action=action,
+        job=job,
+        run=run,
+        params=body.params,
+        reason=body.reason,
+        emergency=body.emergency,
+        request_id=request.state.request_id,
+    )
+    target = run.uid if run is not None else job.uid
+    return action_response(request, session, principal, action, target, outcome, job)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway.actions import JOB_ACTIONS, perform
+from gateway.actions import JOB_ACTIONS
 from gateway.store.services import queries
 from gateway.store.tables import Job
 
@@ -12,7 +12,7 @@ from ..convert import job_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
 from ..schemas import ActionRequest, ActionResult, JobPublic, Paged
-from .common import action_response, allowed_actions
+from .common import allowed_actions, take_action
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Reader = Depends(require("read"))
@@ -74,22 +74,7 @@ async def job_action(
             404, "not_found", f"unknown job action {action!r}; known: {', '.join(JOB_ACTIONS)}"
         )
     job = _job(session, principal, uid)
-    body = body or ActionRequest()
-    outcome = await perform(
-        engine=request.app.state.engine,
-        session=session,
-        manager=request.app.state.manager,
-        decide=principal.decide,
-        subject=principal.subject,
-        channel=principal.channel,
-        action=action,
-        job=job,
-        params=body.params,
-        reason=body.reason,
-        emergency=body.emergency,
-        request_id=request.state.request_id,
-    )
-    return action_response(request, session, principal, action, job.uid, outcome, job)
+    return await take_action(request, session, principal, action, job, body)
 
 
 @router.get("/{uid:path}", response_model=JobPublic)

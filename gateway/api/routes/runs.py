@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway.actions import RUN_ACTIONS, perform
+from gateway.actions import RUN_ACTIONS
 from gateway.store.services import queries
 from gateway.store.tables import Run
 
@@ -13,7 +13,7 @@ from ..convert import run_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
 from ..schemas import ActionRequest, ActionResult, Paged, RunEventPublic, RunPublic, StatsRow
-from .common import action_response, allowed_actions
+from .common import allowed_actions, take_action
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 Reader = Depends(require("read"))
@@ -107,23 +107,7 @@ async def run_action(
     job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
     if job is None:
         raise ApiError(409, "job_unknown", f"the job of run {uid!r} is not known")
-    body = body or ActionRequest()
-    outcome = await perform(
-        engine=request.app.state.engine,
-        session=session,
-        manager=request.app.state.manager,
-        decide=principal.decide,
-        subject=principal.subject,
-        channel=principal.channel,
-        action=action,
-        job=job,
-        run=run,
-        params=body.params,
-        reason=body.reason,
-        emergency=body.emergency,
-        request_id=request.state.request_id,
-    )
-    return action_response(request, session, principal, action, run.uid, outcome, job)
+    return await take_action(request, session, principal, action, job, body, run)
 
 
 @router.get("/runs/{uid:path}", response_model=RunPublic)
