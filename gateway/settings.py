@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8420
     max_body_bytes: int = 10 * 1024 * 1024
-    dev_mode: bool = False
     sync_enabled: bool = True
     log_level: str = "info"
     public_url: str | None = None
