@@ -1,8 +1,9 @@
 """Every action on a job or run goes through here:
 
-authorize (Casbin, compiled) → guardrails → adapter call → audit (decision + outcome)
-→ targeted re-sync. Denials and failures are audited too. The audit record is committed
-before the caller sees the answer, so nothing a user did goes unrecorded.
+authorize (Casbin, compiled) → guardrails → intent audited → adapter call → outcome
+audited → targeted re-sync. Denials and failures are audited too. The intent record is
+committed before the tool is called and the outcome record after it, so an action is on
+the record whatever happens (a crash between the two leaves the intent, with no outcome).
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import anyio
 from sqlalchemy import Engine
-from sqlmodel import Session
 
-from gateway.audit import AuditEntry, append
+from adapters.base import Adapter
+from gateway.audit import AuditEntry, append, lock_chain
 from gateway.authz import Decision
 from gateway.governance import check_action
 from gateway.governance.approvals import create_request
-from gateway.model import AdapterError, RunRecord, RunState, SyncHint
+from gateway.model import AdapterError, AdapterUnavailable, RunRecord, RunState, SyncHint
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
+from gateway.store.services.jobs import set_paused
 from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.tables import Source as SourceRow
-from gateway.store.types import utcnow
 from gateway.sync.manager import SyncManager, build_adapter
 
 __all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform"]
@@ -45,45 +48,259 @@ class ActionOutcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _audit(
-    engine: Engine,
-    *,
-    subject: str,
-    channel: str,
-    action: str,
-    target: str,
-    domain: str,
-    decision: str,
-    outcome: str,
-    policy: str | None,
-    reason: str | None,
-    request_id: str | None,
-    details: dict[str, Any],
-) -> int:
+@dataclass
+class _Prepared:
+    """What the first transaction of an action decided."""
+
+    outcome: ActionOutcome | None  # the answer when the action does not go ahead
+    intent_seq: int = 0
+    policy: str | None = None
+    reason: str | None = None
+    source: SourceRow | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Call:
+    subject: str
+    channel: str
+    action: str
+    job: Job
+    run: Run | None
+    params: dict[str, Any] | None
+    reason: str | None
+    emergency: bool
+    request_id: str | None
+    approved: ApprovalRequest | None
+
+    @property
+    def target(self) -> str:
+        return self.run.uid if self.run is not None else self.job.uid
+
+    def entry(
+        self,
+        *,
+        decision: str,
+        outcome: str,
+        policy: str | None,
+        reason: str | None,
+        details: dict[str, Any],
+    ) -> AuditEntry:
+        return AuditEntry(
+            subject=self.subject,
+            channel=self.channel,
+            action=self.action,
+            target=self.target,
+            domain=self.job.domain,
+            decision=decision,
+            outcome=outcome,
+            policy=policy,
+            reason=reason,
+            request_id=self.request_id,
+            details=details,
+        )
+
+
+def _prepare(engine: Engine, call: _Call, decision: Decision) -> _Prepared:
+    """One write transaction: guardrails, then either the refusal, the approval request or
+    the intent record — all audited before anything reaches the tool.
+
+    The audit chain is locked first, so guardrails that count earlier actions (agent rate
+    limits) see every concurrent action that got past them: N parallel requests cannot all
+    pass a limit of one.
+    """
     with session_scope(engine) as s:
+        lock_chain(s)
+        if not decision.allowed:
+            rec = append(
+                s,
+                call.entry(
+                    decision="deny",
+                    outcome="denied",
+                    policy=decision.policy,
+                    reason=decision.reason,
+                    details={},
+                ),
+            )
+            return _Prepared(ActionOutcome("denied", decision.reason, rec.seq))
+        verdict = check_action(
+            s,
+            action=call.action,
+            domain=call.job.domain,
+            uid=call.job.uid,
+            labels=call.job.labels,
+            subject=call.subject,
+            params=call.params,
+            emergency=call.emergency,
+            reason=call.reason,
+            count_rate=call.approved is None,
+        )
+        if not verdict.allowed:
+            rec = append(
+                s,
+                call.entry(
+                    decision="deny",
+                    outcome="blocked",
+                    policy=f"guardrail:{verdict.guardrail}",
+                    reason=verdict.reason,
+                    details={},
+                ),
+            )
+            return _Prepared(ActionOutcome("blocked", verdict.reason, rec.seq))
+        if verdict.approval is not None and call.approved is None:
+            req = create_request(
+                s,
+                guardrail=verdict.approval,
+                action=call.action,
+                job=call.job,
+                run=call.run,
+                params=call.params or {},
+                reason=call.reason,
+                subject=call.subject,
+                channel=call.channel,
+            )
+            rec = append(
+                s,
+                call.entry(
+                    decision="allow",
+                    outcome="pending",
+                    policy=f"guardrail:{verdict.guardrail}",
+                    reason=f"held for approval (request {req.id})",
+                    details={"approval_id": req.id},
+                ),
+            )
+            return _Prepared(
+                ActionOutcome(
+                    "pending",
+                    f"{verdict.reason}: request {req.id} is waiting for approval",
+                    rec.seq,
+                    approval_id=req.id,
+                )
+            )
+        details: dict[str, Any] = {}
+        if call.approved is not None:
+            details["approval_id"] = call.approved.id
+            details["approved_by"] = list(call.approved.approved_by)
+        if verdict.overridden:
+            details["emergency_override"] = verdict.guardrail
+            details["override_reason"] = call.reason
+        if call.params:
+            details["param_names"] = sorted(call.params)  # names only: values may be secret
+        reason = call.reason if not verdict.overridden else verdict.reason
+        src = s.get(SourceRow, call.job.source)
+        if src is None:
+            msg = "the job's source is no longer configured"
+            rec = append(
+                s,
+                call.entry(
+                    decision="allow",
+                    outcome="error",
+                    policy=decision.policy,
+                    reason=msg,
+                    details=details,
+                ),
+            )
+            return _Prepared(ActionOutcome("error", msg, rec.seq))
+        # The intent: recorded (and committed) before the tool is called, so the action
+        # is on the record whatever happens next.
         rec = append(
             s,
-            AuditEntry(
-                subject=subject,
-                channel=channel,
-                action=action,
-                target=target,
-                domain=domain,
-                decision=decision,
-                outcome=outcome,
-                policy=policy,
+            call.entry(
+                decision="allow",
+                outcome="started",
+                policy=decision.policy,
                 reason=reason,
-                request_id=request_id,
                 details=details,
             ),
         )
-        return rec.seq
+        s.expunge(src)
+        return _Prepared(
+            None,
+            intent_seq=rec.seq,
+            policy=decision.policy,
+            reason=reason,
+            source=src,
+            details=details,
+        )
+
+
+def _finish(
+    engine: Engine,
+    call: _Call,
+    prep: _Prepared,
+    *,
+    run_record: RunRecord | None,
+    error: AdapterError | None,
+) -> ActionOutcome:
+    """The second write transaction: what the tool answered, and the outcome record."""
+    details = {**prep.details, "intent_seq": prep.intent_seq}
+    job = call.job
+    with session_scope(engine) as s:
+        if error is not None:
+            msg = f"{type(error).__name__}: {error}"
+            rec = append(
+                s,
+                call.entry(
+                    decision="allow",
+                    outcome="error",
+                    policy=prep.policy,
+                    reason=msg,
+                    details=details,
+                ),
+            )
+            return ActionOutcome("error", str(error), rec.seq, error=error)
+        run_uid = None
+        if run_record is not None:
+            ingest.upsert_runs(s, source=job.source, domain=job.domain, records=[run_record])
+            run_uid = ingest.run_uid(job.source, run_record.native_id)
+            details["run"] = run_uid
+        if call.action in ("pause", "resume"):
+            set_paused(s, job_id=job.id, paused=call.action == "pause")
+        rec = append(
+            s,
+            call.entry(
+                decision="allow",
+                outcome="ok",
+                policy=prep.policy,
+                reason=prep.reason,
+                details=details,
+            ),
+        )
+    verb = {
+        "trigger": "triggered",
+        "pause": "paused",
+        "resume": "resumed",
+        "cancel": "cancel requested",
+        "retry": "retry requested",
+    }[call.action]
+    message = f"{call.target}: {verb}"
+    if run_record is not None and run_record.state == RunState.QUEUED:
+        message += " (queued)"
+    return ActionOutcome("ok", message, rec.seq, run_uid=run_uid, details=details)
+
+
+async def _call_tool(adapter: Adapter, call: _Call) -> RunRecord | None:
+    job, run = call.job, call.run
+    if call.action == "trigger":
+        return await adapter.trigger(job.native_id, call.params or {})
+    if call.action == "pause":
+        await adapter.pause(job.native_id)
+    elif call.action == "resume":
+        await adapter.resume(job.native_id)
+    elif call.action == "cancel":
+        assert run is not None
+        await adapter.cancel(run.uid.removeprefix(f"{job.source}/"))
+    elif call.action == "retry":
+        assert run is not None
+        return await adapter.retry(run.uid.removeprefix(f"{job.source}/"))
+    else:  # pragma: no cover - routes only pass known actions
+        raise ValueError(call.action)
+    return None
 
 
 async def perform(
     *,
     engine: Engine,
-    session: Session,
     manager: SyncManager | None,
     decide: Callable[[str, str, str], Decision],
     subject: str,
@@ -97,170 +314,54 @@ async def perform(
     request_id: str | None = None,
     approved: ApprovalRequest | None = None,
 ) -> ActionOutcome:
-    target = run.uid if run is not None else job.uid
+    """Take one action. Database work runs in worker threads, never on the event loop.
 
-    def audit(
-        *,
-        decision: str,
-        outcome: str,
-        policy: str | None,
-        reason: str | None,
-        details: dict[str, Any],
-    ) -> int:
-        return _audit(
-            engine,
-            subject=subject,
-            channel=channel,
-            action=action,
-            target=target,
-            domain=job.domain,
-            request_id=request_id,
-            decision=decision,
-            outcome=outcome,
-            policy=policy,
-            reason=reason,
-            details=details,
-        )
-
+    When the intent cannot be recorded the error propagates and the tool is not called.
+    """
+    call = _Call(
+        subject, channel, action, job, run, params, reason, emergency, request_id, approved
+    )
     decision = decide(job.domain, job.uid, action)
-    if not decision.allowed:
-        seq = audit(
-            decision="deny",
-            outcome="denied",
-            policy=decision.policy,
-            reason=decision.reason,
-            details={},
-        )
-        return ActionOutcome("denied", decision.reason, seq)
-    verdict = check_action(
-        session,
-        action=action,
-        domain=job.domain,
-        uid=job.uid,
-        labels=job.labels,
-        subject=subject,
-        params=params,
-        emergency=emergency,
-        reason=reason,
-    )
-    if not verdict.allowed:
-        seq = audit(
-            decision="deny",
-            outcome="blocked",
-            policy=f"guardrail:{verdict.guardrail}",
-            reason=verdict.reason,
-            details={},
-        )
-        return ActionOutcome("blocked", verdict.reason, seq)
-    details: dict[str, Any] = {}
-    if verdict.approval is not None and approved is None:
-        req = create_request(
-            engine,
-            guardrail=verdict.approval,
-            action=action,
-            job=job,
-            run=run,
-            params=params or {},
-            reason=reason,
-            subject=subject,
-            channel=channel,
-        )
-        seq = audit(
-            decision="allow",
-            outcome="pending",
-            policy=f"guardrail:{verdict.guardrail}",
-            reason=f"held for approval (request {req.id})",
-            details={"approval_id": req.id},
-        )
-        return ActionOutcome(
-            "pending",
-            f"{verdict.reason}: request {req.id} is waiting for approval",
-            seq,
-            approval_id=req.id,
-        )
-    if approved is not None:
-        details["approval_id"] = approved.id
-        details["approved_by"] = list(approved.approved_by)
-    if verdict.overridden:
-        details["emergency_override"] = verdict.guardrail
-        details["override_reason"] = reason
-    if params:
-        details["param_names"] = sorted(params)  # names only: values may be secret
-    src = session.get(SourceRow, job.source)
-    if src is None:
-        seq = audit(
-            decision="allow",
-            outcome="error",
-            policy=decision.policy,
-            reason="the job's source is no longer configured",
-            details=details,
-        )
-        return ActionOutcome("error", "the job's source is no longer configured", seq)
+    prep = await anyio.to_thread.run_sync(_prepare, engine, call, decision)
+    if prep.outcome is not None:
+        return prep.outcome
+    assert prep.source is not None
     if manager is not None:
-        adapter, close = manager.adapter_for(src)
+        adapter, close = manager.adapter_for(prep.source)
     else:
-        adapter, close = build_adapter(src), True
+        adapter, close = build_adapter(prep.source), True
     run_record: RunRecord | None = None
+    error: AdapterError | None = None
     try:
-        if action == "trigger":
-            run_record = await adapter.trigger(job.native_id, params or {})
-        elif action == "pause":
-            await adapter.pause(job.native_id)
-        elif action == "resume":
-            await adapter.resume(job.native_id)
-        elif action == "cancel":
-            assert run is not None
-            await adapter.cancel(run.uid.removeprefix(f"{job.source}/"))
-        elif action == "retry":
-            assert run is not None
-            run_record = await adapter.retry(run.uid.removeprefix(f"{job.source}/"))
-        else:  # pragma: no cover - routes only pass known actions
-            raise ValueError(action)
+        run_record = await _call_tool(adapter, call)
     except AdapterError as exc:
-        msg = f"{type(exc).__name__}: {exc}"
-        seq = audit(
-            decision="allow",
-            outcome="error",
-            policy=decision.policy,
-            reason=msg,
-            details=details,
-        )
-        return ActionOutcome("error", str(exc), seq, error=exc)
-    finally:
-        if close:
-            await adapter.aclose()
-    run_uid = None
-    if run_record is not None:
-        with session_scope(engine) as s:
-            ingest.upsert_runs(s, source=job.source, domain=job.domain, records=[run_record])
-        run_uid = ingest.run_uid(job.source, run_record.native_id)
-        details["run"] = run_uid
-    if action in ("pause", "resume"):
-        with session_scope(engine) as s:
-            row = s.get(Job, job.id)
-            if row is not None:
-                row.paused = action == "pause"
-                row.paused_since = utcnow() if row.paused else None
-                s.add(row)
-    seq = audit(
-        decision="allow",
-        outcome="ok",
-        policy=decision.policy,
-        reason=reason if not verdict.overridden else verdict.reason,
-        details=details,
+        error = exc
+    except BaseException:
+        # Cancelled (client gone, shutdown) while the tool was acting: what it did is
+        # unknown, and the record says so.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                partial(
+                    _finish,
+                    engine,
+                    call,
+                    prep,
+                    run_record=None,
+                    error=AdapterUnavailable("interrupted before the tool answered"),
+                )
+            )
+            if close:
+                await adapter.aclose()
+        raise
+    if close:
+        await adapter.aclose()
+    # The tool has acted: record that even if this request is cancelled meanwhile.
+    outcome = await anyio.to_thread.run_sync(
+        partial(_finish, engine, call, prep, run_record=run_record, error=error),
+        abandon_on_cancel=False,
     )
-    if manager is not None:
+    if outcome.status == "ok" and manager is not None:
         manager.hint(
             job.source, [SyncHint(scope="inventory" if action in ("pause", "resume") else "runs")]
         )
-    verb = {
-        "trigger": "triggered",
-        "pause": "paused",
-        "resume": "resumed",
-        "cancel": "cancel requested",
-        "retry": "retry requested",
-    }[action]
-    message = f"{target}: {verb}"
-    if run_record is not None and run_record.state == RunState.QUEUED:
-        message += " (queued)"
-    return ActionOutcome("ok", message, seq, run_uid=run_uid, details=details)
+    return outcome

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
+from gateway.governance.housekeeping import Housekeeping
 from gateway.settings import Settings
 from gateway.store.engine import create_db_engine, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
@@ -154,6 +155,7 @@ def create_app(
             )
 
     manager = SyncManager(engine, on_change=on_change) if run_sync else None
+    housekeeping = Housekeeping(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,9 +167,11 @@ def create_app(
             _log.warning("created the first admin token; it is in %s", settings.admin_token_file)
         if manager is not None:
             await manager.start()
+        housekeeping.start()
         try:
             yield
         finally:
+            await housekeeping.stop()
             if manager is not None:
                 await manager.stop()
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement
 from sqlmodel import Session
@@ -13,22 +14,25 @@ from sqlmodel import Session
 from gateway.authz import Decision, Grants, PolicyCache, PolicySet
 from gateway.model import Channel
 from gateway.settings import Settings
-from gateway.store.services.tokens import AuthFailure, authenticate
+from gateway.store.services.tokens import AuthFailure, authenticate, touch_token
 from gateway.store.types import utcnow
 
 from .errors import ApiError
+
+T = TypeVar("T")
 
 __all__ = [
     "PrincipalDep",
     "SessionDep",
     "get_session",
+    "in_thread",
     "require",
 ]
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; the service functions decide what it writes, the route
-    commits once at the end through ``commit``."""
+    """A read session per request (sync routes run in worker threads). Writes go through
+    services that open their own write transaction (``session_scope``)."""
     engine = request.app.state.engine
     with Session(engine, expire_on_commit=False) as session:
         try:
@@ -36,6 +40,19 @@ def get_session(request: Request) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+async def in_thread(request: Request, fn: Callable[[Session], T]) -> T:
+    """Run ``fn`` with a fresh read session in a worker thread (for async routes: no
+    database call ever runs on the event loop)."""
+    engine = request.app.state.engine
+
+    def work() -> T:
+        # Closing (not rolling back) ends the read transaction and keeps what was loaded.
+        with Session(engine, expire_on_commit=False) as session:
+            return fn(session)
+
+    return await anyio.to_thread.run_sync(work)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -87,9 +104,8 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     # Last use is informative only; update it at most once a minute to keep reads cheap.
     now = utcnow()
     if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:
-        rec.last_used_at = now
-        session.add(rec)
-        session.commit()
+        assert rec.id is not None
+        touch_token(request.app.state.engine, token_id=rec.id, at=now)
     request.state.subject = rec.subject
     return Principal(rec.subject, rec.id, _channel(request), policy, policy.grants(rec.subject))
 

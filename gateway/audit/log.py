@@ -1,22 +1,26 @@
 """The append-only, hash-chained audit log.
 
 Each record's hash is SHA-256 over the previous record's hash and the record's canonical
-JSON (sorted keys, no whitespace). The first record chains to ``GENESIS``. ``prev_hash``
-is unique in the table, so two writers can never fork the chain: the second one fails
-and retries on the new head.
+JSON (sorted keys, no whitespace). The first record chains to ``GENESIS``.
+
+Appends are serialized by the database, never by a process lock, so they hold across
+threads, processes and replicas: on PostgreSQL a transaction-scoped advisory lock taken
+before the head is read; on SQLite the caller's write transaction (``session_scope``
+begins with ``BEGIN IMMEDIATE``), which holds the only write lock. The lock lasts until
+the caller commits, so the next writer reads the new head. ``prev_hash`` is also unique
+in the table: a writer that bypassed the lock could never fork the chain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Engine, func, select, text
 from sqlmodel import Session, col
 
 from gateway.store.tables import AuditRecord
@@ -29,12 +33,15 @@ __all__ = [
     "VerifyResult",
     "append",
     "canonical",
+    "list_records",
+    "lock_chain",
+    "record",
     "record_hash",
     "verify",
 ]
 
 GENESIS = "0" * 64
-_sqlite_lock = threading.Lock()
+_CHAIN_LOCK = 4242001
 HASHED_FIELDS = (
     "seq",
     "at",
@@ -93,15 +100,63 @@ def _head(session: Session) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def lock_chain(session: Session) -> None:
+    """Hold the audit chain for the rest of the caller's transaction.
+
+    Call it before reading anything a decision depends on that other appends change
+    (rate limits count audit records). Idempotent within a transaction.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK})"))
+
+
 def append(session: Session, entry: AuditEntry, *, at: datetime | None = None) -> AuditRecord:
-    """Append a record in the caller's transaction and return it."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # Serialize writers of the chain for the rest of this transaction.
-        session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
-        return _append(session, entry, at)
-    with _sqlite_lock:
-        return _append(session, entry, at)
+    """Append a record in the caller's write transaction and return it."""
+    lock_chain(session)
+    return _append(session, entry, at)
+
+
+def record(engine: Engine, entry: AuditEntry) -> int:
+    """Append one record in its own write transaction; returns its sequence number."""
+    from gateway.store.engine import session_scope
+
+    with session_scope(engine) as session:
+        return append(session, entry).seq
+
+
+def list_records(
+    session: Session,
+    *,
+    read: Callable[[Any], ColumnElement[bool]],
+    export: Callable[[Any], ColumnElement[bool]],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    subject: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    decision: str | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    """Newest first. Records are visible by domain (``read``); configuration changes
+    (domain ``*``) need ``export``."""
+    domain = col(AuditRecord.domain)
+    stmt = select(AuditRecord).where((read(domain) & (domain != "*")) | export(domain))
+    if since:
+        stmt = stmt.where(col(AuditRecord.at) >= to_db(since))
+    if until:
+        stmt = stmt.where(col(AuditRecord.at) < to_db(until))
+    for column, value in (
+        (AuditRecord.subject, subject),
+        (AuditRecord.action, action),
+        (AuditRecord.target, target),
+        (AuditRecord.decision, decision),
+    ):
+        if value:
+            stmt = stmt.where(col(column) == value)
+    if before:
+        stmt = stmt.where(col(AuditRecord.seq) < before)
+    return list(session.scalars(stmt.order_by(col(AuditRecord.seq).desc()).limit(limit)).all())
 
 
 def _append(session: Session, entry: AuditEntry, at: datetime | None) -> AuditRecord:
@@ -126,10 +181,7 @@ def _append(session: Session, entry: AuditEntry, at: datetime | None) -> AuditRe
     }
     rec = AuditRecord(**fields, prev_hash=prev, hash=record_hash(prev, fields))
     session.add(rec)
-    try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent writer took the head: never fork
-        raise RuntimeError("audit chain head moved during append; retry the request") from exc
+    session.flush()
     return rec
 
 

@@ -1,6 +1,6 @@
 """Declarative configuration: validate, diff and apply ``accord.dev/v1`` documents."""
 
-from .apply import Change, Plan, apply_plan, plan, required_domain
+from .apply import Change, Plan, apply_plan, plan, plan_and_apply, required_domain
 from .load import ConfigError, Document, LoadResult, load_documents, load_path
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "load_documents",
     "load_path",
     "plan",
+    "plan_and_apply",
     "required_domain",
 ]

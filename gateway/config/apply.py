@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select, update
 
 from gateway.audit import AuditEntry, append
 from gateway.governance.compliance import evaluate_all
 from gateway.model.resources import Source, parse_duration
+from gateway.store.engine import session_scope
 from gateway.store.services.meta import bump_policy_version
 from gateway.store.tables import AppliedResource, Job
 from gateway.store.tables import Source as SourceRow
@@ -201,3 +204,27 @@ def apply_plan(
         ),
     )
     return summary
+
+
+def plan_and_apply(
+    engine: Engine,
+    documents: list[Document],
+    *,
+    prune: bool,
+    dry_run: bool,
+    authorize: Callable[[Plan, dict[tuple[str, str], str]], None],
+    subject: str,
+    channel: str,
+    request_id: str | None = None,
+) -> Plan:
+    """Plan, authorize and apply in one write transaction (blocking: call it in a worker
+    thread). ``authorize`` gets the plan and the stored (kind, name) → domain map and
+    raises to refuse; then nothing changes. Concurrent applies are serialized, so each
+    plan is made against what the one before it left."""
+    with session_scope(engine) as session:
+        the_plan = plan(session, documents, prune=prune)
+        stored = {(r.kind, r.name): r.domain for r in session.exec(select(AppliedResource)).all()}
+        authorize(the_plan, stored)
+        if not dry_run:
+            apply_plan(session, the_plan, subject=subject, channel=channel, request_id=request_id)
+        return the_plan

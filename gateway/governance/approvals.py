@@ -7,18 +7,30 @@ Rules: the requester can never approve their own request; an approver needs the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from gateway.audit import AuditEntry, append
 from gateway.model.resources import Guardrail
 from gateway.store.engine import session_scope
 from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.types import utcnow
 
-__all__ = ["ApprovalError", "create_request", "expire_due", "list_requests", "record_decision"]
+__all__ = [
+    "ApprovalError",
+    "DecisionOutcome",
+    "create_request",
+    "decide",
+    "expire_all_due",
+    "expire_due",
+    "list_requests",
+    "record_decision",
+    "set_outcome",
+]
 
 
 class ApprovalError(Exception):
@@ -29,7 +41,7 @@ class ApprovalError(Exception):
 
 
 def create_request(
-    engine: Engine,
+    session: Session,
     *,
     guardrail: Guardrail,
     action: str,
@@ -40,41 +52,163 @@ def create_request(
     subject: str,
     channel: str,
 ) -> ApprovalRequest:
+    """Hold an action as a pending request (in the caller's transaction)."""
     now = utcnow()
-    with session_scope(engine) as s:
-        req = ApprovalRequest(
-            action=action,
-            job_uid=job.uid,
-            run_uid=run.uid if run else None,
-            domain=job.domain,
-            guardrail=guardrail.metadata.name,
-            params=params,
-            reason=reason,
-            requested_by=subject,
-            channel=channel,
-            approvals_needed=guardrail.spec.approvers,
-            created_at=now,
-            expires_at=now + guardrail.spec.expires_after,
-        )
-        s.add(req)
-        s.flush()
-        s.refresh(req)
-        return req
+    req = ApprovalRequest(
+        action=action,
+        job_uid=job.uid,
+        run_uid=run.uid if run else None,
+        domain=job.domain,
+        guardrail=guardrail.metadata.name,
+        params=params,
+        reason=reason,
+        requested_by=subject,
+        channel=channel,
+        approvals_needed=guardrail.spec.approvers,
+        created_at=now,
+        expires_at=now + guardrail.spec.expires_after,
+    )
+    session.add(req)
+    session.flush()
+    session.refresh(req)
+    return req
 
 
 def expire_due(session: Session, now: datetime | None = None) -> list[ApprovalRequest]:
-    """Mark pending requests past their expiry as expired (the caller audits and commits)."""
+    """Mark pending requests past their expiry as expired and audit each (caller commits).
+
+    The update is a compare-and-set on ``status = 'pending'``: a request an approver
+    completed meanwhile is never marked expired, and each expiry is recorded once.
+    """
     now = now or datetime.now(UTC)
     due = session.exec(
-        select(ApprovalRequest).where(
-            col(ApprovalRequest.status) == "pending", col(ApprovalRequest.expires_at) <= now
-        )
+        select(ApprovalRequest)
+        .where(col(ApprovalRequest.status) == "pending", col(ApprovalRequest.expires_at) <= now)
+        .with_for_update(skip_locked=True)
     ).all()
+    expired: list[ApprovalRequest] = []
     for req in due:
-        req.status = "expired"
-        req.decided_at = now
-        session.add(req)
-    return list(due)
+        moved = session.execute(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id) == req.id, col(ApprovalRequest.status) == "pending")
+            .values(status="expired", decided_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        session.refresh(req)
+        _audit_expiry(session, req)
+        expired.append(req)
+    return expired
+
+
+def _audit_expiry(session: Session, req: ApprovalRequest) -> None:
+    append(
+        session,
+        AuditEntry(
+            subject="accord",
+            channel="system",
+            action="approval-expired",
+            target=f"approval:{req.id}",
+            domain=req.domain,
+            decision="deny",
+            outcome="expired",
+            reason=f"not approved within its time ({req.guardrail})",
+            details={"job": req.job_uid, "action": req.action, "requested_by": req.requested_by},
+        ),
+    )
+
+
+def expire_all_due(engine: Engine) -> int:
+    """One pass of the expiry housekeeping (its own write transaction)."""
+    with session_scope(engine) as s:
+        return len(expire_due(s))
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    request: ApprovalRequest
+    done: bool  # enough approvals: the caller runs the action now, exactly once
+
+
+def decide(
+    engine: Engine,
+    *,
+    request_id: int,
+    subject: str,
+    channel: str,
+    approve: bool,
+    can_approve: bool,
+    policy: str | None,
+    reason: str | None,
+    audit_request_id: str | None,
+) -> DecisionOutcome:
+    """One approver's decision, audited, in one write transaction.
+
+    A refused decision is audited and committed too (then ``ApprovalError`` is raised);
+    a request found expired is marked so and its expiry audited.
+    """
+    verb = "approve" if approve else "reject"
+    with session_scope(engine) as s:
+        try:
+            req, done = record_decision(
+                s,
+                request_id=request_id,
+                subject=subject,
+                approve=approve,
+                can_approve=can_approve,
+                reason=reason,
+            )
+        except ApprovalError as exc:
+            row = s.get(ApprovalRequest, request_id)
+            append(
+                s,
+                AuditEntry(
+                    subject=subject,
+                    channel=channel,
+                    action=verb,
+                    target=f"approval:{request_id}",
+                    domain=row.domain if row else "",
+                    decision="deny" if exc.status == 403 else "allow",
+                    policy=policy,
+                    reason=str(exc),
+                    outcome=exc.code,
+                    request_id=audit_request_id,
+                ),
+            )
+            s.commit()
+            raise
+        append(
+            s,
+            AuditEntry(
+                subject=subject,
+                channel=channel,
+                action=verb,
+                target=f"approval:{request_id}",
+                domain=req.domain,
+                decision="allow",
+                policy=policy,
+                reason=reason,
+                outcome="ok",
+                request_id=audit_request_id,
+                details={"job": req.job_uid, "action": req.action, "status": req.status},
+            ),
+        )
+        s.flush()
+        s.expunge(req)
+        return DecisionOutcome(req, done)
+
+
+def set_outcome(engine: Engine, *, request_id: int, outcome: str) -> ApprovalRequest | None:
+    with session_scope(engine) as s:
+        row = s.get(ApprovalRequest, request_id)
+        if row is None:
+            return None
+        row.outcome = outcome
+        s.add(row)
+        s.flush()
+        s.expunge(row)
+        return row
 
 
 def list_requests(
@@ -83,8 +217,16 @@ def list_requests(
     stmt = select(ApprovalRequest).where(
         visible(col(ApprovalRequest.domain), col(ApprovalRequest.job_uid))
     )
-    if status:
-        stmt = stmt.where(col(ApprovalRequest.status) == status)
+    now = datetime.now(UTC)
+    status_col, expires = col(ApprovalRequest.status), col(ApprovalRequest.expires_at)
+    if status == "expired":  # overdue requests count as expired before housekeeping runs
+        stmt = stmt.where(
+            (status_col == "expired") | ((status_col == "pending") & (expires <= now))
+        )
+    elif status == "pending":
+        stmt = stmt.where(status_col == "pending", expires > now)
+    elif status:
+        stmt = stmt.where(status_col == status)
     return list(session.exec(stmt.order_by(col(ApprovalRequest.id).desc()).limit(limit)).all())
 
 
@@ -101,7 +243,10 @@ def record_decision(
     """Apply one person's decision. Returns the request and whether it is now approved
     (enough approvals: the caller runs the action)."""
     now = now or datetime.now(UTC)
-    req = session.get(ApprovalRequest, request_id)
+    # The row is locked until the caller commits (PostgreSQL; on SQLite the write
+    # transaction holds the database lock), so two approvers deciding at once are
+    # serialized: exactly one of them completes the request and runs the action.
+    req = session.get(ApprovalRequest, request_id, with_for_update=True)
     if req is None:
         raise ApprovalError(404, "not_found", f"no approval request {request_id}")
     if req.status == "pending" and req.expires_at <= now:
@@ -109,6 +254,7 @@ def record_decision(
         req.decided_at = now
         session.add(req)
         session.flush()
+        _audit_expiry(session, req)
         raise ApprovalError(409, "expired", f"approval request {request_id} has expired")
     if req.status == "expired":
         raise ApprovalError(409, "expired", f"approval request {request_id} has expired")

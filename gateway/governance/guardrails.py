@@ -116,7 +116,9 @@ def _recent_actions(session: Session, subject: str, actions: list[str], now: dat
         .where(
             col(AuditRecord.subject) == subject,
             col(AuditRecord.action).in_(actions),
-            col(AuditRecord.outcome).in_(["ok", "pending"]),
+            # Each action is counted once, by the record written before the tool is
+            # called ("started") or the request held for approval ("pending").
+            col(AuditRecord.outcome).in_(["started", "pending"]),
             col(AuditRecord.at) >= to_db(now - timedelta(hours=1)),
         )
     )
@@ -135,7 +137,14 @@ def check_action(
     emergency: bool = False,
     reason: str | None = None,
     now: datetime | None = None,
+    count_rate: bool = True,
 ) -> GuardrailVerdict:
+    """Check one action against every guardrail.
+
+    Rate limits count earlier actions in the audit trail: call this inside the write
+    transaction that records the action, after ``lock_chain``, so concurrent actions are
+    counted. ``count_rate=False`` for an approved request (it was counted when held).
+    """
     now = now or datetime.now(UTC)
     all_rails = guardrails(session)
     # Limits on automated subjects come first: an agent cannot override anything.
@@ -158,7 +167,7 @@ def check_action(
                 f"agent limit {name!r}: {subject!r} may never take destructive actions",
                 name,
             )
-        if g.spec.rate_per_hour is not None:
+        if g.spec.rate_per_hour is not None and count_rate:
             used = _recent_actions(session, subject, g.spec.actions, now)
             if used >= g.spec.rate_per_hour:
                 return GuardrailVerdict(

@@ -21,6 +21,7 @@ __all__ = [
     "is_sqlite",
     "session_scope",
     "upgrade",
+    "write_engine",
 ]
 
 _log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def is_postgres(engine: Engine) -> bool:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see ``_sqlite_begin``): the driver's own implicit
+    # transactions start only at the first write, which turns read-then-write into a race.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -48,6 +52,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA temp_store=MEMORY")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: the default 2 MiB thrashes on ingest
     cur.close()
+
+
+_WRITE = "accord_write"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Write transactions take SQLite's write lock up front (``BEGIN IMMEDIATE``).
+
+    SQLite has one writer at a time. A deferred transaction that reads and then writes
+    fails with "database is locked" if another writer committed in between (WAL snapshot
+    upgrade), and what it read may be stale. Taking the lock at BEGIN makes every
+    read-then-write in a write session serialized by construction; read sessions stay
+    deferred and never block writers.
+    """
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_db_engine(url: str) -> Engine:
@@ -60,6 +80,7 @@ def create_db_engine(url: str) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=False
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -90,10 +111,21 @@ def current_tables(engine: Engine) -> list[str]:
     return sorted(inspect(engine).get_table_names())
 
 
+def write_engine(engine: Engine) -> Engine:
+    """The same engine, whose transactions are write transactions (see ``_sqlite_begin``)."""
+    return engine.execution_options(**{_WRITE: True})
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session whose transaction commits on success and rolls back on error."""
-    with Session(engine, expire_on_commit=False) as session:
+def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error.
+
+    By default it is a write transaction: on SQLite it holds the database's write lock
+    from its first statement, so whatever it reads stays true until it commits (one
+    writer by construction). Pass ``write=False`` for read-only work.
+    """
+    bind = write_engine(engine) if write else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import anyio
 from sqlmodel import Session, select
 
+from gateway.governance.housekeeping import Housekeeping
 from gateway.store import session_scope
 from gateway.store.services.tokens import create_token
 from gateway.store.tables import ApprovalRequest, AuditRecord
@@ -122,7 +124,7 @@ spec:
     assert api.post("admin", "/api/v1/jobs/fake-ops/db-backup/pause").status_code == 200
 
 
-def test_expiry_is_recorded_and_audited_when_listed(api: Api) -> None:
+def test_expiry_shows_at_once_and_is_audited_once_by_housekeeping(api: Api) -> None:
     apply_yaml(api.engine, APPROVAL)
     rid = api.post("op-data", "/api/v1/jobs/fake-data/etl_orders/trigger").json()["approval_id"]
     with session_scope(api.engine) as s:
@@ -133,9 +135,18 @@ def test_expiry_is_recorded_and_audited_when_listed(api: Api) -> None:
     assert (
         api.get("admin", "/api/v1/approvals", params={"status": "expired"}).json()[0]["id"] == rid
     )
+    assert api.get("admin", "/api/v1/approvals", params={"status": "pending"}).json() == []
+    # Listing is a read: nothing written yet; the gateway's housekeeping records it, once.
+    with Session(api.engine) as s:
+        assert not s.exec(select(AuditRecord).where(AuditRecord.action == "approval-expired")).all()
+    keeper = Housekeeping(api.engine)
+    assert anyio.run(keeper.run_once) == 1
+    assert anyio.run(keeper.run_once) == 0
     with Session(api.engine) as s:
         rec = s.exec(select(AuditRecord).where(AuditRecord.action == "approval-expired")).one()
     assert rec.target == f"approval:{rid}" and rec.outcome == "expired"
+    r = api.post("admin", f"/api/v1/approvals/{rid}/approve")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "expired"
 
 
 def test_domain_admins_cannot_grant_themselves_more(api: Api) -> None:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import anyio
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from gateway.actions import perform
-from gateway.audit import AuditEntry, append
+from gateway.authz import PolicySet
 from gateway.governance.approvals import (
     ApprovalError,
-    expire_due,
+    decide,
     list_requests,
-    record_decision,
+    set_outcome,
 )
-from gateway.store.engine import session_scope
 from gateway.store.services import queries
 from gateway.store.tables import ApprovalRequest, Job, Run
+from gateway.store.types import utcnow
 
-from ..deps import Principal, SessionDep, require
+from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..schemas import ApprovalPublic, DecisionRequest
 from .common import action_response
@@ -54,113 +57,76 @@ def approval_public(r: ApprovalRequest) -> ApprovalPublic:
 def list_approvals(
     session: SessionDep, status: str | None = None, principal: Principal = Depends(require("read"))
 ) -> list[ApprovalPublic]:
-    # Record (and audit) every request whose time ran out, whoever looks first.
-    for gone in expire_due(session):
-        append(
-            session,
-            AuditEntry(
-                subject="accord",
-                channel="system",
-                action="approval-expired",
-                target=f"approval:{gone.id}",
-                domain=gone.domain,
-                decision="deny",
-                outcome="expired",
-                reason=f"not approved within its time ({gone.guardrail})",
-                details={
-                    "job": gone.job_uid,
-                    "action": gone.action,
-                    "requested_by": gone.requested_by,
-                },
-            ),
-        )
-    session.commit()
+    # A read: expiry is recorded (and audited) by the gateway's housekeeping and when
+    # someone decides on an expired request; here an overdue one just shows as expired.
+    now = utcnow()
     rows = list_requests(session, visible=principal.visible(), status=status)
-    return [approval_public(r) for r in rows]
+    out = [approval_public(r) for r in rows]
+    for item in out:
+        if item.status == "pending" and item.expires_at <= now:
+            item.status = "expired"
+    return out
 
 
 async def _decide(
     request: Request,
-    session: SessionDep,
     principal: Principal,
     request_id: int,
     approve: bool,
     body: DecisionRequest | None,
 ) -> JSONResponse:
     engine = request.app.state.engine
-    req = session.get(ApprovalRequest, request_id)
-    if (
-        req is None
-        or queries.get_job(session, uid=req.job_uid, visible=principal.visible()) is None
-    ):
-        raise ApiError(404, "not_found", f"no approval request {request_id}")
+
+    def visible_request(session: Session) -> ApprovalRequest:
+        req = session.get(ApprovalRequest, request_id)
+        if (
+            req is None
+            or queries.get_job(session, uid=req.job_uid, visible=principal.visible()) is None
+        ):
+            raise ApiError(404, "not_found", f"no approval request {request_id}")
+        return req
+
+    req = await in_thread(request, visible_request)
     decision = principal.decide(req.domain, req.job_uid, "approve")
-    verb = "approve" if approve else "reject"
-    reason = body.reason if body else None
     try:
-        with session_scope(engine) as s:
-            updated, done = record_decision(
-                s,
+        decided = await anyio.to_thread.run_sync(
+            partial(
+                decide,
+                engine,
                 request_id=request_id,
                 subject=principal.subject,
+                channel=principal.channel,
                 approve=approve,
                 can_approve=decision.allowed,
-                reason=reason,
+                policy=decision.policy,
+                reason=body.reason if body else None,
+                audit_request_id=request.state.request_id,
             )
-            append(
-                s,
-                AuditEntry(
-                    subject=principal.subject,
-                    channel=principal.channel,
-                    action=verb,
-                    target=f"approval:{request_id}",
-                    domain=req.domain,
-                    decision="allow",
-                    policy=decision.policy,
-                    reason=reason,
-                    outcome="ok",
-                    request_id=request.state.request_id,
-                    details={"job": req.job_uid, "action": req.action, "status": updated.status},
-                ),
-            )
-    except ApprovalError as exc:
-        with session_scope(engine) as s:
-            append(
-                s,
-                AuditEntry(
-                    subject=principal.subject,
-                    channel=principal.channel,
-                    action=verb,
-                    target=f"approval:{request_id}",
-                    domain=req.domain,
-                    decision="deny" if exc.status == 403 else "allow",
-                    policy=decision.policy,
-                    reason=str(exc),
-                    outcome=exc.code,
-                    request_id=request.state.request_id,
-                ),
-            )
-        raise ApiError(exc.status, exc.code, str(exc)) from None
-    if not done:
-        session.expire_all()
-        fresh = session.get(ApprovalRequest, request_id)
-        assert fresh is not None
-        return JSONResponse(
-            {"approval": approval_public(fresh).model_dump(mode="json"), "result": None}
         )
-    # Enough approvals: run the action as the requester, through every other check.
-    job_row = session.exec(select(Job).where(Job.uid == updated.job_uid)).first()
-    run_row = (
-        session.exec(select(Run).where(Run.uid == updated.run_uid)).first()
-        if updated.run_uid
-        else None
-    )
+    except ApprovalError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    updated = decided.request
+    if not decided.done:
+        return JSONResponse(
+            {"approval": approval_public(updated).model_dump(mode="json"), "result": None}
+        )
+
+    # Enough approvals: run the action as the requester, through every other check. Only
+    # the decision that completed the request gets here (the row lock serializes them).
+    def load(session: Session) -> tuple[Job | None, Run | None, PolicySet]:
+        job_row = session.exec(select(Job).where(Job.uid == updated.job_uid)).first()
+        run_row = (
+            session.exec(select(Run).where(Run.uid == updated.run_uid)).first()
+            if updated.run_uid
+            else None
+        )
+        return job_row, run_row, request.app.state.policy.current(session)
+
+    job_row, run_row, policy = await in_thread(request, load)
     if job_row is None:
         raise ApiError(409, "job_unknown", f"job {updated.job_uid} no longer exists")
-    policy = request.app.state.policy.current(session)
     outcome = await perform(
         engine=engine,
-        session=session,
         manager=request.app.state.manager,
         decide=lambda d, o, a: policy.decide(updated.requested_by, d, o, a),
         subject=updated.requested_by,
@@ -173,23 +139,27 @@ async def _decide(
         request_id=request.state.request_id,
         approved=updated,
     )
-    with session_scope(engine) as s:
-        row = s.get(ApprovalRequest, request_id)
-        assert row is not None
-        row.outcome = f"{outcome.status}: {outcome.message}"
-        s.add(row)
-    session.expire_all()
-    fresh = session.get(ApprovalRequest, request_id)
+    fresh = await anyio.to_thread.run_sync(
+        partial(
+            set_outcome,
+            engine,
+            request_id=request_id,
+            outcome=f"{outcome.status}: {outcome.message}",
+        )
+    )
     assert fresh is not None
     try:
-        result = action_response(
+        result = await in_thread(
             request,
-            session,
-            principal,
-            updated.action,
-            updated.run_uid or updated.job_uid,
-            outcome,
-            job_row,
+            lambda s: action_response(
+                request,
+                s,
+                principal,
+                updated.action,
+                updated.run_uid or updated.job_uid,
+                outcome,
+                job_row,
+            ),
         )
         result_json = result.model_dump(mode="json")
     except ApiError as exc:
@@ -203,19 +173,17 @@ async def _decide(
 async def approve(
     request_id: int,
     request: Request,
-    session: SessionDep,
     body: DecisionRequest | None = None,
     principal: Principal = Depends(require("approve")),
 ) -> JSONResponse:
-    return await _decide(request, session, principal, request_id, True, body)
+    return await _decide(request, principal, request_id, True, body)
 
 
 @router.post("/{request_id}/reject")
 async def reject(
     request_id: int,
     request: Request,
-    session: SessionDep,
     body: DecisionRequest | None = None,
     principal: Principal = Depends(require("approve")),
 ) -> JSONResponse:
-    return await _decide(request, session, principal, request_id, False, body)
+    return await _decide(request, principal, request_id, False, body)

@@ -9,12 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import FileResponse
-from sqlmodel import col, select
 
-from gateway.audit import AuditEntry, append, verify
+from gateway.audit import AuditEntry, list_records, record, verify
 from gateway.audit.export import ExportError, load_private_key, write_export
-from gateway.store.tables import AuditRecord
-from gateway.store.types import to_db
 
 from ..convert import audit_public
 from ..deps import Principal, SessionDep, require
@@ -37,25 +34,19 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: int | None = Query(default=None, description="cursor: records with seq below"),
 ) -> Paged[AuditRecordPublic]:
-    # Records are visible by domain; configuration changes ("*") need export-audit.
-    read_pred = principal.grants.predicate("read", col(AuditRecord.domain), None)
-    audit_pred = principal.grants.predicate("export-audit", col(AuditRecord.domain), None)
-    stmt = select(AuditRecord).where((read_pred & (col(AuditRecord.domain) != "*")) | audit_pred)
-    if since:
-        stmt = stmt.where(col(AuditRecord.at) >= to_db(since))
-    if until:
-        stmt = stmt.where(col(AuditRecord.at) < to_db(until))
-    for column, value in (
-        (AuditRecord.subject, subject),
-        (AuditRecord.action, action),
-        (AuditRecord.target, target),
-        (AuditRecord.decision, decision),
-    ):
-        if value:
-            stmt = stmt.where(col(column) == value)
-    if before:
-        stmt = stmt.where(col(AuditRecord.seq) < before)
-    rows = list(session.exec(stmt.order_by(col(AuditRecord.seq).desc()).limit(limit + 1)).all())
+    rows = list_records(
+        session,
+        read=lambda c: principal.grants.predicate("read", c, None),
+        export=lambda c: principal.grants.predicate("export-audit", c, None),
+        since=since,
+        until=until,
+        subject=subject,
+        action=action,
+        target=target,
+        decision=decision,
+        before=before,
+        limit=limit + 1,
+    )
     nxt = str(rows[limit - 1].seq) if len(rows) > limit else None
     return Paged[AuditRecordPublic](items=[audit_public(r) for r in rows[:limit]], next_cursor=nxt)
 
@@ -112,8 +103,8 @@ def export_audit(
     with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(result.path, name)
         z.write(result.manifest_path, result.manifest_path.name)
-    append(
-        session,
+    record(
+        request.app.state.engine,
         AuditEntry(
             subject=principal.subject,
             channel=principal.channel,
@@ -126,7 +117,6 @@ def export_audit(
             details={"format": format, "count": result.manifest["count"]},
         ),
     )
-    session.commit()
     background.add_task(shutil.rmtree, tmp, True)
     return FileResponse(
         bundle, media_type="application/zip", filename=bundle.name, background=background

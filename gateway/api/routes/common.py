@@ -12,7 +12,7 @@ from gateway.store.tables import Job, Run
 from gateway.store.tables import Source as SourceRow
 
 from ..convert import run_public
-from ..deps import Principal
+from ..deps import Principal, in_thread
 from ..errors import ApiError, adapter_error_status
 from ..events import Event
 from ..schemas import ActionRequest, ActionResult
@@ -41,6 +41,7 @@ def action_response(
     outcome: ActionOutcome,
     job: Job,
 ) -> ActionResult:
+    """The answer to an action (a read: call it in a worker thread)."""
     if outcome.status == "denied":
         raise ApiError(403, "forbidden", outcome.message, details={"audit_seq": outcome.audit_seq})
     if outcome.status == "blocked":
@@ -89,18 +90,38 @@ def action_response(
 
 async def take_action(
     request: Request,
-    session: Session,
     principal: Principal,
     action: str,
-    job: Job,
+    uid: str,
     body: ActionRequest | None,
-    run: Run | None = None,
+    *,
+    on_run: bool,
 ) -> ActionResult:
-    """Run one action through ``perform`` (authz, guardrails, adapter, audit) and answer it."""
+    """Run one action through ``perform`` (authz, guardrails, adapter, audit) and answer it.
+
+    Every database read happens in a worker thread; ``perform`` does the same for its
+    writes, so the event loop only waits for the tool.
+    """
     body = body or ActionRequest()
+
+    def load(session: Session) -> tuple[Job, Run | None]:
+        run: Run | None = None
+        if on_run:
+            run = queries.get_run(session, uid=uid, visible=principal.visible())
+            if run is None:
+                raise ApiError(404, "not_found", f"no run {uid!r}")
+            job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
+            if job is None:
+                raise ApiError(409, "job_unknown", f"the job of run {uid!r} is not known")
+        else:
+            job = queries.get_job(session, uid=uid, visible=principal.visible())
+            if job is None:
+                raise ApiError(404, "not_found", f"no job {uid!r}")
+        return job, run
+
+    job, run = await in_thread(request, load)
     outcome = await perform(
         engine=request.app.state.engine,
-        session=session,
         manager=request.app.state.manager,
         decide=principal.decide,
         subject=principal.subject,
@@ -114,4 +135,7 @@ async def take_action(
         request_id=request.state.request_id,
     )
     target = run.uid if run is not None else job.uid
-    return action_response(request, session, principal, action, target, outcome, job)
+    return await in_thread(
+        request,
+        lambda s: action_response(request, s, principal, action, target, outcome, job),
+    )

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+import anyio
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
-from sqlmodel import select
 
-from gateway.config import apply_plan, load_documents, plan, required_domain
-from gateway.store.tables import AppliedResource
+from gateway.config import Plan, load_documents, plan_and_apply, required_domain
 
-from ..deps import Principal, SessionDep, require
+from ..deps import Principal, require
 from ..errors import ApiError
 from ..schemas import ApplyResult
 
@@ -30,7 +30,6 @@ def _parse(text: str) -> list[tuple[str, int, Any]]:
 @router.post("/apply", response_model=ApplyResult)
 async def apply(
     request: Request,
-    session: SessionDep,
     dry_run: bool = Query(default=False),
     prune: bool = Query(default=False),
     principal: Principal = Depends(require("apply-config")),
@@ -50,38 +49,44 @@ async def apply(
             f"{len(result.errors)} problem(s); nothing was changed",
             details=[str(e) for e in result.errors],
         )
-    the_plan = plan(session, result.documents, prune=prune)
-    for ch in the_plan.effective:
-        dom = required_domain(ch.kind, ch.domain)
-        if not principal.decide(dom, f"{ch.kind}/{ch.name}", "apply-config").allowed:
-            where = "every domain" if dom == "*" else f"domain {dom!r}"
-            raise ApiError(
-                403,
-                "forbidden",
-                f"{principal.subject!r} may not {ch.op} {ch.kind}/{ch.name}: that needs "
-                f"apply-config in {where}; nothing was changed",
-            )
-    # Moving a resource to another domain needs the right in the domain it leaves, too.
-    stored = {(r.kind, r.name): r.domain for r in session.exec(select(AppliedResource)).all()}
-    for ch in the_plan.effective:
-        old = stored.get((ch.kind, ch.name))
-        if old is not None and old != ch.domain:
-            dom = required_domain(ch.kind, old)
+    engine = request.app.state.engine
+
+    def authorize(the_plan: Plan, stored: dict[tuple[str, str], str]) -> None:
+        for ch in the_plan.effective:
+            dom = required_domain(ch.kind, ch.domain)
             if not principal.decide(dom, f"{ch.kind}/{ch.name}", "apply-config").allowed:
+                where = "every domain" if dom == "*" else f"domain {dom!r}"
                 raise ApiError(
                     403,
                     "forbidden",
-                    f"{principal.subject!r} may not move {ch.kind}/{ch.name} out of {old!r}",
+                    f"{principal.subject!r} may not {ch.op} {ch.kind}/{ch.name}: that needs "
+                    f"apply-config in {where}; nothing was changed",
                 )
-    if not dry_run:
-        apply_plan(
-            session,
-            the_plan,
+        # Moving a resource to another domain needs the right in the domain it leaves, too.
+        for ch in the_plan.effective:
+            old = stored.get((ch.kind, ch.name))
+            if old is not None and old != ch.domain:
+                dom = required_domain(ch.kind, old)
+                if not principal.decide(dom, f"{ch.kind}/{ch.name}", "apply-config").allowed:
+                    raise ApiError(
+                        403,
+                        "forbidden",
+                        f"{principal.subject!r} may not move {ch.kind}/{ch.name} out of {old!r}",
+                    )
+
+    the_plan = await anyio.to_thread.run_sync(
+        partial(
+            plan_and_apply,
+            engine,
+            result.documents,
+            prune=prune,
+            dry_run=dry_run,
+            authorize=authorize,
             subject=principal.subject,
             channel=principal.channel,
             request_id=request.state.request_id,
         )
-        session.commit()
+    )
     return ApplyResult(
         dry_run=dry_run, changes=[c.line() for c in the_plan.changes], summary=the_plan.summary()
     )

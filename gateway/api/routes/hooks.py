@@ -8,15 +8,15 @@ from fastapi.responses import JSONResponse
 from gateway.model import AdapterAuthError, AdapterError
 from gateway.store.tables import Source as SourceRow
 
-from ..deps import SessionDep
+from ..deps import in_thread
 from ..errors import ApiError
 
 router = APIRouter(tags=["webhooks"])
 
 
 @router.post("/hooks/{name}", status_code=202)
-async def webhook(name: str, request: Request, session: SessionDep) -> JSONResponse:
-    src = session.get(SourceRow, name)
+async def webhook(name: str, request: Request) -> JSONResponse:
+    src = await in_thread(request, lambda s: s.get(SourceRow, name))
     if src is None:
         raise ApiError(404, "not_found", f"no source named {name!r}")
     body = await request.body()

@@ -65,7 +65,6 @@ async def job_action(
     uid: str,
     action: str,
     request: Request,
-    session: SessionDep,
     body: ActionRequest | None = None,
     principal: Principal = Reader,
 ) -> ActionResult:
@@ -73,8 +72,7 @@ async def job_action(
         raise ApiError(
             404, "not_found", f"unknown job action {action!r}; known: {', '.join(JOB_ACTIONS)}"
         )
-    job = _job(session, principal, uid)
-    return await take_action(request, session, principal, action, job, body)
+    return await take_action(request, principal, action, uid, body, on_run=False)
 
 
 @router.get("/{uid:path}", response_model=JobPublic)

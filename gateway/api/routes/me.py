@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gateway.audit import AuditEntry, append
+from gateway.audit import AuditEntry, record
 from gateway.model.resources import ACTIONS
 
-from ..deps import PrincipalDep, SessionDep
+from ..deps import PrincipalDep
 from ..schemas import Me
 
 router = APIRouter(prefix="/api/v1", tags=["me"])
@@ -21,10 +21,10 @@ def me(principal: PrincipalDep) -> Me:
 
 
 @router.post("/login", response_model=Me)
-def login(request: Request, principal: PrincipalDep, session: SessionDep) -> Me:
+def login(request: Request, principal: PrincipalDep) -> Me:
     """Start a console or CLI session with a token: recorded in the audit trail."""
-    append(
-        session,
+    record(
+        request.app.state.engine,
         AuditEntry(
             subject=principal.subject,
             channel=principal.channel,
@@ -36,5 +36,4 @@ def login(request: Request, principal: PrincipalDep, session: SessionDep) -> Me:
             request_id=request.state.request_id,
         ),
     )
-    session.commit()
     return me(principal)

@@ -95,7 +95,6 @@ async def run_action(
     uid: str,
     action: str,
     request: Request,
-    session: SessionDep,
     body: ActionRequest | None = None,
     principal: Principal = Reader,
 ) -> ActionResult:
@@ -103,11 +102,7 @@ async def run_action(
         raise ApiError(
             404, "not_found", f"unknown run action {action!r}; known: {', '.join(RUN_ACTIONS)}"
         )
-    run = _run(session, principal, uid)
-    job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
-    if job is None:
-        raise ApiError(409, "job_unknown", f"the job of run {uid!r} is not known")
-    return await take_action(request, session, principal, action, job, body, run)
+    return await take_action(request, principal, action, uid, body, on_run=True)
 
 
 @router.get("/runs/{uid:path}", response_model=RunPublic)

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from gateway.store.services import queries
-from gateway.store.tables import Job
 from gateway.store.tables import Source as SourceRow
 
 from ..convert import source_public
-from ..deps import Principal, SessionDep, require
+from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..schemas import SourcePublic
 
@@ -20,16 +17,7 @@ Reader = Depends(require("read"))
 @router.get("", response_model=list[SourcePublic])
 def list_sources(session: SessionDep, principal: Principal = Reader) -> list[SourcePublic]:
     rows = queries.list_sources(session, visible=principal.visible())
-    counts = dict(
-        session.execute(
-            select(col(Job.source), func.count())
-            .where(
-                col(Job.tombstoned_at).is_(None),
-                principal.visible()(col(Job.domain), col(Job.uid)),
-            )
-            .group_by(col(Job.source))
-        ).all()
-    )
+    counts = queries.live_job_counts(session, visible=principal.visible())
     return [source_public(r, counts.get(r.name, 0)) for r in rows]
 
 
@@ -43,9 +31,9 @@ def get_source(name: str, session: SessionDep, principal: Principal = Reader) ->
 
 @router.post("/{name}/sync", response_model=dict[str, object])
 async def sync_source(
-    name: str, request: Request, session: SessionDep, principal: Principal = Reader
+    name: str, request: Request, principal: Principal = Reader
 ) -> dict[str, object]:
-    row = session.get(SourceRow, name)
+    row = await in_thread(request, lambda s: s.get(SourceRow, name))
     if row is None or not principal.decide(row.domain, f"{name}/*", "apply-config").allowed:
         raise ApiError(
             404 if row is None else 403,

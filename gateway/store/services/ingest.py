@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from gateway.model import (
@@ -37,6 +39,7 @@ __all__ = [
     "definition_hash",
     "diff_inventory",
     "job_uid",
+    "lock_source",
     "node_uid",
     "record_edges",
     "run_uid",
@@ -44,6 +47,35 @@ __all__ = [
 ]
 
 _CHUNK = 500
+_SOURCE_LOCK = 4242003
+
+
+def lock_source(session: Session, source: str) -> None:
+    """Make the caller the one writer of this source's jobs and runs until it commits.
+
+    Every write path (sync passes, agent pushes, actions) reads a run and then writes it;
+    two of them interleaving on one run would write back stale state. On PostgreSQL a
+    transaction-scoped advisory lock per source serializes them across processes and
+    replicas; on SQLite the write transaction (``session_scope`` begins with ``BEGIN
+    IMMEDIATE``) already holds the database's only write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:source))"),
+            {"ns": _SOURCE_LOCK, "source": source},
+        )
+
+
+def _insert_ignoring_duplicates(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows another source may be inserting at the same moment (shared datasets and
+    edges): a duplicate is already what we wanted."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "sqlite":
+        session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        session.execute(insert(table), rows)
 
 
 def job_uid(source: str, native_id: str) -> str:
@@ -154,6 +186,7 @@ def apply_inventory(
     """Reconcile the stored jobs of ``source`` with a full listing."""
     now = to_db(now or utcnow())
     assert now is not None
+    lock_source(session, source)
     rows = session.execute(
         select(Job.native_id, Job.definition_hash, Job.tombstoned_at).where(  # type: ignore[call-overload]
             Job.source == source
@@ -315,6 +348,7 @@ def upsert_runs(
             result.ignored += 1
     if not batch:
         return result
+    lock_source(session, source)
     run_t = Run.__table__  # type: ignore[attr-defined]
     existing: dict[str, Any] = {}
     for i in range(0, len(order), _CHUNK):
@@ -523,7 +557,7 @@ def record_edges(
             if u not in known
         ]
         if new_ds:
-            session.execute(insert(ds_t), new_ds)
+            _insert_ignoring_duplicates(session, ds_t, new_ds)
         if known:
             session.execute(update(ds_t).where(ds_t.c.uid.in_(list(known))).values(last_seen=ts))
     existing = {
@@ -555,7 +589,7 @@ def record_edges(
             }
         )
     if new_rows:
-        session.execute(insert(edge_t), new_rows)
+        _insert_ignoring_duplicates(session, edge_t, new_rows)
     for i in range(0, len(seen_ids), _CHUNK):
         session.execute(
             update(edge_t).where(edge_t.c.id.in_(seen_ids[i : i + _CHUNK])).values(last_seen=ts)

@@ -32,6 +32,7 @@ __all__ = [
     "list_jobs",
     "list_runs",
     "list_sources",
+    "live_job_counts",
     "run_events",
     "run_stats",
     "run_steps",
@@ -72,6 +73,16 @@ class Page(Generic[T]):
 def list_sources(session: Session, *, visible: Visible) -> list[Source]:
     stmt = select(Source).where(visible(col(Source.domain), None)).order_by(col(Source.name))
     return list(session.execute(stmt).scalars().all())
+
+
+def live_job_counts(session: Session, *, visible: Visible) -> dict[str, int]:
+    """Source name → number of live jobs the caller can see."""
+    rows = session.execute(
+        select(col(Job.source), func.count())
+        .where(col(Job.tombstoned_at).is_(None), visible(col(Job.domain), col(Job.uid)))
+        .group_by(col(Job.source))
+    ).all()
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 @dataclass

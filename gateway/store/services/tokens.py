@@ -7,8 +7,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from ..engine import session_scope
 from ..tables import ApiToken
 from ..types import to_db, utcnow
 from .meta import bump_policy_version
@@ -21,6 +23,7 @@ __all__ = [
     "hash_token",
     "list_tokens",
     "revoke_token",
+    "touch_token",
 ]
 
 TOKEN_PREFIX = "acd_"
@@ -94,3 +97,11 @@ def authenticate(session: Session, *, token: str) -> ApiToken:
     if rec.expires_at is not None and to_db(rec.expires_at) <= to_db(now):  # type: ignore[operator]
         raise AuthFailure("this API token has expired")
     return rec
+
+
+def touch_token(engine: Engine, *, token_id: int, at: datetime) -> None:
+    """Record a token's last use (informative; its own short write transaction)."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=at)
+        )

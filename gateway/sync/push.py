@@ -1,0 +1,105 @@
+"""What an agent pushes (inventory, runs, health), stored in one write transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from adapters.base import registry
+from gateway.audit import AuditEntry, append
+from gateway.authz import Decision
+from gateway.model import Capability, JobRecord, RunRecord, SourceHealth
+from gateway.store.engine import session_scope
+from gateway.store.services import ingest
+from gateway.store.tables import Source as SourceRow
+from gateway.store.types import utcnow
+
+__all__ = ["PushRefused", "PushStored", "accept_push"]
+
+
+class PushRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class PushStored:
+    domain: str
+    jobs: dict[str, int] | None
+    runs: dict[str, int]
+    changes: list[ingest.RunChange] = field(default_factory=list)
+
+
+def accept_push(
+    engine: Engine,
+    *,
+    name: str,
+    decide: Callable[[str, str, str], Decision],
+    subject: str,
+    agent_id: str,
+    inventory: Sequence[JobRecord] | None,
+    runs: Sequence[RunRecord],
+    health: SourceHealth | None,
+    request_id: str | None,
+) -> PushStored:
+    """Authorize and store one push (blocking: call it in a worker thread).
+
+    Runs go through the same upsert as every sync, so a push racing a sync or an action on
+    the same run can only move it forward.
+    """
+    with session_scope(engine) as session:
+        src = session.get(SourceRow, name)
+        if src is None:
+            raise PushRefused(404, "not_found", f"no source named {name!r}")
+        decision = decide(src.domain, f"{name}/*", "push")
+        if not decision.allowed:
+            raise PushRefused(403, "forbidden", f"{subject!r} may not push to {name!r}")
+        try:
+            caps = registry.get(src.type).info.capabilities
+        except LookupError:
+            caps = frozenset()
+        if Capability.PUSH not in caps:
+            raise PushRefused(
+                409,
+                "not_a_push_source",
+                f"source {name!r} is of type {src.type!r}, which does not accept pushed data",
+            )
+        jobs = None
+        if inventory is not None:
+            jobs = ingest.apply_inventory(
+                session, source=name, domain=src.domain, records=inventory
+            ).as_dict()
+        result = ingest.upsert_runs(session, source=name, domain=src.domain, records=runs)
+        now = utcnow()
+        src.last_sync_at = now
+        src.last_success_at = now
+        if health is not None:
+            src.health = health.status.value
+            src.health_message = health.message
+        else:
+            src.health = "ok"
+            src.health_message = ""
+        src.last_error = None
+        session.add(src)
+        if inventory is not None:
+            # Inventory pushes are rare (on change); record who sent them.
+            append(
+                session,
+                AuditEntry(
+                    subject=subject,
+                    channel="agent",
+                    action="push",
+                    target=name,
+                    domain=src.domain,
+                    decision="allow",
+                    outcome="ok",
+                    policy=decision.policy,
+                    request_id=request_id,
+                    details={"agent": agent_id, "jobs": jobs, "runs": result.as_dict()},
+                ),
+            )
+        return PushStored(src.domain, jobs, result.as_dict(), result.changes)
