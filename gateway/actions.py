@@ -17,9 +17,10 @@ from sqlmodel import Session
 
 from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
+from gateway.capabilities import unsupported_action
 from gateway.governance import check_action
 from gateway.governance.approvals import create_request
-from gateway.model import AdapterError, RunRecord, RunState, SyncHint
+from gateway.model import ActionNotSupported, AdapterError, RunRecord, RunState, SyncHint
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
 from gateway.store.tables import ApprovalRequest, Job, Run
@@ -80,6 +81,11 @@ def _audit(
         return rec.seq
 
 
+def _unsupported(session: Session, job: Job, action: str) -> str | None:
+    src = session.get(SourceRow, job.source)
+    return unsupported_action(src, action) if src is not None else None
+
+
 async def perform(
     *,
     engine: Engine,
@@ -132,6 +138,14 @@ async def perform(
             details={},
         )
         return ActionOutcome("denied", decision.reason, seq)
+    # What this source cannot do (its type, or its settings: a cron source fed by an
+    # agent) is refused before any guardrail, approval request or adapter call.
+    refusal = _unsupported(session, job, action)
+    if refusal is not None:
+        seq = audit(
+            decision="allow", outcome="error", policy=decision.policy, reason=refusal, details={}
+        )
+        return ActionOutcome("error", refusal, seq, error=ActionNotSupported(refusal))
     verdict = check_action(
         session,
         action=action,

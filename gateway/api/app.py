@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
+from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.store.engine import create_db_engine, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
@@ -153,7 +154,12 @@ def create_app(
                 )
             )
 
-    manager = SyncManager(engine, on_change=on_change) if run_sync else None
+    secret_policy = SecretPolicy.from_settings(settings)
+    manager = (
+        SyncManager(engine, on_change=on_change, secrets=secret_policy.resolve)
+        if run_sync
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -178,6 +184,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
     app.state.policy = PolicyCache(engine)
