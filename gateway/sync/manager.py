@@ -113,7 +113,8 @@ class SyncManager:
                 await asyncio.to_thread(self._mark_broken, name, str(exc))
                 self._prints[name] = _fingerprint(row)
                 continue
-            if Capability.PUSH in adapter.capabilities and not _polls(adapter):
+            caps = getattr(adapter, "capabilities", adapter.info.capabilities)
+            if Capability.PUSH in caps and not _polls(adapter):
                 # Agents push; the gateway only holds the adapter for webhooks/actions.
                 self._adapters[name] = adapter
                 self._prints[name] = _fingerprint(row)
