@@ -7,8 +7,12 @@ worker. It never touches the database: it returns records, and the gateway store
 Contract (checked for every registered adapter by ``adapters.testing.contract``):
 
 * ``info`` is class-level data: the adapter's ``type`` (the ``type:`` of a Source
-  document), a display name and its capabilities. Actions an adapter cannot do raise
-  :class:`ActionNotSupported`, and the capability is absent from ``info.capabilities``.
+  document), a display name and every capability an adapter of this type may have.
+  ``capabilities_for(config)`` (a classmethod) and the ``capabilities`` property say what
+  one Source, with its settings, can do: a subset of ``info.capabilities`` (a cron source
+  fed by an agent cannot act on its host). Actions an adapter cannot do raise
+  :class:`ActionNotSupported`, and the capability is absent from ``capabilities``; the
+  gateway refuses such an action before it calls the adapter.
 * ``config_model`` is a pydantic model of the adapter's Source settings. Secrets in it are
   :class:`SecretRef` values, resolved through the ``secrets`` callable only when used.
 * ``list_jobs`` yields the whole inventory every time (level-triggered: the gateway diffs
@@ -31,16 +35,23 @@ Contract (checked for every registered adapter by ``adapters.testing.contract``)
   source said so), :class:`AdapterAuthError` (permanent until reconfigured),
   :class:`NotFound`, :class:`ActionNotSupported`, :class:`InvalidResponse`. Nothing else
   should escape an adapter.
-* ``aclose`` releases connections.
+* Blocking calls (a vendor SDK, file reads) run in ``self.threads`` (:class:`SourceThreads`),
+  the source's own worker threads, at most ``ctx.concurrency`` at once — never in AnyIO's
+  default thread pool, which the API shares: a slow source must not starve the API.
+* ``aclose`` releases connections (and, in :class:`BaseAdapter`, the source's threads).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -63,6 +74,7 @@ from gateway.model import (
 )
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "ENTRY_POINT_GROUP",
     "ActionNotSupported",
     "Adapter",
@@ -79,12 +91,16 @@ __all__ = [
     "NotFound",
     "Registry",
     "SecretResolver",
+    "SourceThreads",
     "UnknownAdapterType",
     "registry",
 ]
 
 ENTRY_POINT_GROUP = "accord.adapters"
+DEFAULT_CONCURRENCY = 4
+"""Blocking calls one source may run at once unless its ``spec.sync.concurrency`` says."""
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SecretResolver = Callable[[SecretRef], SecretStr]
 """Turns a secret reference into its value (raises ``LookupError`` with a clear message)."""
@@ -116,6 +132,45 @@ class AdapterContext:
     domain: str
     secrets: SecretResolver
     timeout: float = 30.0
+    concurrency: int = DEFAULT_CONCURRENCY  # blocking calls at once, in the source's threads
+
+
+class SourceThreads:
+    """The worker threads of one source, for its blocking calls.
+
+    AnyIO's default thread limiter (40 threads) also runs the API's synchronous routes and
+    dependencies; a slow source that filled it would stall the API. A source's blocking
+    calls run here instead: at most ``size`` at once, the rest wait their turn. A caller
+    that gives up (a timeout, a cancelled sync) stops waiting at once, but the call keeps
+    its thread until the blocking function returns, so a source never holds more than
+    ``size`` threads however slow it is.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = max(1, size)
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.size, thread_name_prefix=f"accord-source-{self.name}"
+                )
+            return self._pool
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in one of the source's threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), functools.partial(fn, *args))
+
+    def close(self) -> None:
+        """Let the threads end once their calls return (a later ``run`` starts new ones)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 @runtime_checkable
@@ -124,6 +179,11 @@ class Adapter(Protocol):
 
     info: ClassVar[AdapterInfo]
     config_model: ClassVar[type[BaseModel]]
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this source can do with its settings (a subset of ``info.capabilities``)."""
+        ...
 
     async def check(self) -> SourceHealth:
         """Probe the source: reachable, authenticated, how healthy."""
@@ -186,6 +246,16 @@ class BaseAdapter:
     def __init__(self, ctx: AdapterContext, config: BaseModel) -> None:
         self.ctx = ctx
         self.config = config
+        self.threads = SourceThreads(ctx.concurrency, ctx.source)
+
+    @classmethod
+    def capabilities_for(cls, config: BaseModel) -> frozenset[Capability]:
+        """What a source of this type with these settings can do (default: ``info``)."""
+        return cls.info.capabilities
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return type(self).capabilities_for(self.config) & type(self).info.capabilities
 
     def _unsupported(self, action: str) -> ActionNotSupported:
         return ActionNotSupported(
@@ -215,7 +285,7 @@ class BaseAdapter:
         raise self._unsupported("webhooks")
 
     async def aclose(self) -> None:
-        return None
+        self.threads.close()
 
 
 class UnknownAdapterType(LookupError):
@@ -282,6 +352,14 @@ class Registry:
             return cls.config_model.model_validate(dict(settings))
         except ValidationError as exc:
             raise AdapterConfigError(type_, exc) from None
+
+    def capabilities(self, type_: str, settings: Mapping[str, Any]) -> frozenset[Capability]:
+        """What a source of this type with these settings can do, without building it."""
+        cls = self.get(type_)
+        config = self.validate_config(type_, settings)
+        for_config = getattr(cls, "capabilities_for", None)
+        caps = for_config(config) if callable(for_config) else cls.info.capabilities
+        return frozenset(caps) & cls.info.capabilities
 
     def create(self, type_: str, ctx: AdapterContext, settings: Mapping[str, Any]) -> Adapter:
         cls = self.get(type_)

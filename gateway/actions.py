@@ -20,9 +20,17 @@ from sqlalchemy import Engine
 from adapters.base import Adapter
 from gateway.audit import AuditEntry, append, lock_chain
 from gateway.authz import Decision
+from gateway.capabilities import unsupported_action
 from gateway.governance import check_action
 from gateway.governance.approvals import create_request
-from gateway.model import AdapterError, AdapterUnavailable, RunRecord, RunState, SyncHint
+from gateway.model import (
+    ActionNotSupported,
+    AdapterError,
+    AdapterUnavailable,
+    RunRecord,
+    RunState,
+    SyncHint,
+)
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
 from gateway.store.services.jobs import set_paused
@@ -123,6 +131,24 @@ def _prepare(engine: Engine, call: _Call, decision: Decision) -> _Prepared:
                 ),
             )
             return _Prepared(ActionOutcome("denied", decision.reason, rec.seq))
+        # What this source cannot do (its type, or its settings: a cron source fed by an
+        # agent) is refused before any guardrail, approval request or adapter call.
+        src = s.get(SourceRow, call.job.source)
+        refusal = unsupported_action(src, call.action) if src is not None else None
+        if refusal is not None:
+            rec = append(
+                s,
+                call.entry(
+                    decision="allow",
+                    outcome="error",
+                    policy=decision.policy,
+                    reason=refusal,
+                    details={},
+                ),
+            )
+            return _Prepared(
+                ActionOutcome("error", refusal, rec.seq, error=ActionNotSupported(refusal))
+            )
         verdict = check_action(
             s,
             action=call.action,
@@ -187,7 +213,6 @@ def _prepare(engine: Engine, call: _Call, decision: Decision) -> _Prepared:
         if call.params:
             details["param_names"] = sorted(call.params)  # names only: values may be secret
         reason = call.reason if not verdict.overridden else verdict.reason
-        src = s.get(SourceRow, call.job.source)
         if src is None:
             msg = "the job's source is no longer configured"
             rec = append(

@@ -10,15 +10,22 @@
 - ACCORD_LOG_LEVEL: info
 - ACCORD_AUDIT_SIGNING_KEY_FILE: Ed25519 private key (PEM) that signs audit exports
   (``accord audit keygen --output FILE`` makes one)
+- ACCORD_SECRET_ENV_PREFIXES: comma-separated prefixes; a Source's ``{env: NAME}`` secret
+  reference may name only variables starting with one of them (``ACCORD_SECRET_``)
+- ACCORD_SECRET_DIRS: comma-separated directories; a ``{file: PATH}`` reference may name
+  only files inside one of them (``<data dir>/secrets,/var/run/secrets/accord``). The
+  gateway's own settings, its database, admin token and signing key are never readable
+  through a reference, whatever these say (see ``gateway.secrets``).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
 
@@ -40,6 +47,35 @@ class Settings(BaseSettings):
     log_level: str = "info"
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
+    # Where secret references of Source documents may point (gateway.secrets).
+    secret_env_prefixes: Annotated[tuple[str, ...], NoDecode] = ("ACCORD_SECRET_",)
+    secret_dirs: Annotated[tuple[Path, ...] | None, NoDecode] = None
+
+    @field_validator("secret_env_prefixes", mode="before")
+    @classmethod
+    def _prefixes(cls, v: Any) -> Any:
+        items = _split(v)
+        if any(not p for p in items):
+            raise ValueError("an empty prefix would allow every environment variable")
+        return items
+
+    @field_validator("secret_dirs", mode="before")
+    @classmethod
+    def _dirs(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        items = _split(v)
+        for d in items:
+            if not Path(d).is_absolute():
+                raise ValueError(f"{d!r}: secret directories must be absolute paths")
+        return items
+
+    @property
+    def secret_directories(self) -> tuple[Path, ...]:
+        """ACCORD_SECRET_DIRS, or its default."""
+        if self.secret_dirs is not None:
+            return self.secret_dirs
+        return (self.data_dir / "secrets", Path("/var/run/secrets/accord"))
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -49,3 +85,12 @@ class Settings(BaseSettings):
     @property
     def admin_token_file(self) -> Path:
         return self.data_dir / "admin-token"
+
+
+def _split(v: Any) -> Any:
+    """``a,b`` from the environment (empty: none); a list or tuple as given in code."""
+    if isinstance(v, str):
+        return tuple(part.strip() for part in v.split(",") if part.strip())
+    if isinstance(v, list | tuple):
+        return tuple(str(part) for part in v)
+    return v

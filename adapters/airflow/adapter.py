@@ -41,7 +41,6 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
-import anyio.to_thread
 from pydantic import BaseModel
 
 from adapters.base import AdapterContext, BaseAdapter
@@ -178,8 +177,10 @@ class AirflowAdapter(BaseAdapter):
             raise AdapterError(str(exc)) from None
 
     async def _call(self, fn: Callable[[], T]) -> T:
+        # The client blocks: its calls run in this source's own threads (never AnyIO's
+        # default pool, which the API shares), and a caller that gives up stops waiting.
         with self._mapped():
-            return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+            return await self.threads.run(fn)
 
     def _require(self, dag_id: str) -> None:
         if not self.config.wants(dag_id):
@@ -484,7 +485,7 @@ class AirflowAdapter(BaseAdapter):
         """Run calls a few at a time; the first error ends the rest and is raised."""
         results: dict[int, T] = {}
         errors: list[AdapterError] = []
-        slots = anyio.Semaphore(_CONCURRENCY)
+        slots = anyio.Semaphore(min(_CONCURRENCY, self.threads.size))
 
         async def one(i: int, call: Callable[[], Awaitable[T]], scope: anyio.CancelScope) -> None:
             async with slots:
@@ -637,7 +638,9 @@ class AirflowAdapter(BaseAdapter):
         )
 
     async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self.client.close)
+        await super().aclose()
+        # Drops idle pooled connections only (quick); not behind calls that still hang.
+        self.client.close()
 
 
 def _signature(run: DagRun) -> tuple[Any, ...]:

@@ -6,8 +6,8 @@ spec:
   url: https://airflow.internal:8080          # the API server (Airflow 3, REST API v2)
   auth:                                        # either a user ...
     username: accord
-    passwordFrom: {env: AIRFLOW_PASSWORD}
-  # auth: {tokenFrom: {env: AIRFLOW_TOKEN}}    # ... or a ready-made token (JWT)
+    passwordFrom: {env: ACCORD_SECRET_AIRFLOW}
+  # auth: {tokenFrom: {env: ACCORD_SECRET_AIRFLOW_TOKEN}}  # ... or a ready-made token (JWT)
   include: ["etl_*"]                           # DAG id globs (default: every DAG)
   exclude: ["*_test"]
   uiUrl: https://airflow.example.com           # where deep links point (default: url)

@@ -19,7 +19,7 @@ from adapters.testing.airflow_replay import ReplayServer, ReplayState
 __all__ = ["PASSWORD_ENV", "SOURCE_NAME", "start_demo"]
 
 SOURCE_NAME = "demo-airflow"
-PASSWORD_ENV = "ACCORD_DEMO_AIRFLOW_PASSWORD"
+PASSWORD_ENV = "ACCORD_SECRET_DEMO_AIRFLOW_PASSWORD"
 _USER = "accord-demo"
 
 

@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-import anyio
 from pydantic import BaseModel
 
 from adapters.base import AdapterContext, BaseAdapter
@@ -132,6 +131,12 @@ class CronAdapter(BaseAdapter):
     config_model: ClassVar[type[BaseModel]] = CronConfig
     # The gateway polls local-mode sources (and also accepts pushes from accord exec).
     polls: ClassVar[bool] = True
+
+    @classmethod
+    def capabilities_for(cls, config: BaseModel) -> frozenset[Capability]:
+        if isinstance(config, CronConfig) and config.mode == "agent":
+            return CronAgentAdapter.info.capabilities
+        return CronAdapter.info.capabilities
 
     def __new__(cls, ctx: AdapterContext, config: BaseModel) -> CronAdapter:
         if cls is CronAdapter and isinstance(config, CronConfig) and config.mode == "agent":
@@ -250,7 +255,7 @@ class CronAdapter(BaseAdapter):
                 break
 
     async def check(self) -> SourceHealth:
-        discovery = await anyio.to_thread.run_sync(self._refresh)
+        discovery = await self.threads.run(self._refresh)
         extra = [self._log_error] if self._log_error else []
         return self.reader.health(
             discovery,
@@ -264,7 +269,7 @@ class CronAdapter(BaseAdapter):
         )
 
     async def list_jobs(self) -> AsyncIterator[JobRecord]:
-        discovery = await anyio.to_thread.run_sync(self._discover)
+        discovery = await self.threads.run(self._discover)
         now = datetime.now(UTC)
         with self._lock:
             self._watch(discovery, now)
@@ -272,7 +277,7 @@ class CronAdapter(BaseAdapter):
             yield line.to_record(now)
 
     async def list_runs(self, cursor: str | None) -> RunPage:
-        await anyio.to_thread.run_sync(self._refresh)
+        await self.threads.run(self._refresh)
         after = 0
         if cursor:
             epoch, _, number = cursor.partition(":")
@@ -287,7 +292,7 @@ class CronAdapter(BaseAdapter):
         return RunPage(runs=runs, cursor=f"{self._epoch}:{last}", more=len(changed) > _PAGE)
 
     async def get_runs(self, native_ids: Sequence[str]) -> list[RunRecord]:
-        await anyio.to_thread.run_sync(self._refresh)
+        await self.threads.run(self._refresh)
         with self._lock:
             return [self._history.runs[i] for i in native_ids if i in self._history.runs]
 
@@ -300,10 +305,10 @@ class CronAdapter(BaseAdapter):
         return line
 
     async def pause(self, job_id: str) -> None:
-        await anyio.to_thread.run_sync(self._set_paused, job_id, True)
+        await self.threads.run(self._set_paused, job_id, True)
 
     async def resume(self, job_id: str) -> None:
-        await anyio.to_thread.run_sync(self._set_paused, job_id, False)
+        await self.threads.run(self._set_paused, job_id, False)
 
     def _set_paused(self, job_id: str, paused: bool) -> None:
         line = self._line(job_id)
@@ -314,7 +319,7 @@ class CronAdapter(BaseAdapter):
             raise ActionNotSupported(
                 f"cron jobs take no trigger parameters (got {', '.join(sorted(params))})"
             )
-        return await anyio.to_thread.run_sync(self._trigger, job_id)
+        return await self.threads.run(self._trigger, job_id)
 
     def _trigger(self, job_id: str) -> RunRecord:
         discovery = self._discover()
@@ -350,7 +355,7 @@ class CronAdapter(BaseAdapter):
         return Path(_spool.default_dir(env))
 
     async def cancel(self, run_id: str) -> None:
-        await anyio.to_thread.run_sync(self._cancel, run_id)
+        await self.threads.run(self._cancel, run_id)
 
     def _cancel(self, run_id: str) -> None:
         deadline = time.monotonic() + _CANCEL_WAIT

@@ -307,6 +307,7 @@ class JenkinsAdapter(BaseAdapter):
 
     async def aclose(self) -> None:
         await self._reset_client()
+        await super().aclose()
 
     def _governed(self, path: str) -> None:
         if not self.config.wants(path):

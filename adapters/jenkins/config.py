@@ -5,7 +5,7 @@ spec:
   type: jenkins
   url: https://jenkins.internal            # the controller's root URL
   username: accord                         # a Jenkins user ...
-  token: {env: JENKINS_TOKEN}              # ... and its API token (not the password)
+  token: {env: ACCORD_SECRET_JENKINS}      # ... and its API token (not the password)
   include: ["team/*"]                      # job path globs (default: every job)
   exclude: ["sandbox/*"]
   maxBuildsPerJob: 20                      # builds read per job and sync (Jenkins caps at 100)

@@ -26,7 +26,7 @@ from adapters.testing.jenkins_sim import (
 __all__ = ["SOURCE_NAME", "TOKEN_ENV", "build_demo_state", "start_demo"]
 
 SOURCE_NAME = "demo-jenkins"
-TOKEN_ENV = "ACCORD_DEMO_JENKINS_TOKEN"
+TOKEN_ENV = "ACCORD_SECRET_DEMO_JENKINS_TOKEN"
 _USER = "accord-demo"
 _DAY_MS = 86_400_000
 _MIN_MS = 60_000

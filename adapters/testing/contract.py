@@ -67,6 +67,14 @@ async def check_info(h: ContractHarness) -> None:
             or "fake" in info.display_name.lower()
             or ("demo" in info.display_name.lower())
         ), "a simulator must say so in its display name"
+    # This source's capabilities: a subset of what the type may do, computed from its
+    # settings the same way with or without an adapter instance.
+    caps = h.adapter.capabilities
+    assert caps <= type(h.adapter).info.capabilities, "capabilities beyond the type's info"
+    for_config = getattr(type(h.adapter), "capabilities_for", None)
+    config = getattr(h.adapter, "config", None)
+    if callable(for_config) and config is not None:
+        assert for_config(config) & type(h.adapter).info.capabilities == caps
 
 
 async def check_inventory(h: ContractHarness) -> None:
@@ -107,7 +115,7 @@ async def check_get_runs(h: ContractHarness) -> None:
 
 
 async def check_actions(h: ContractHarness) -> None:
-    caps = h.adapter.info.capabilities
+    caps = h.adapter.capabilities
     job = sorted(h.job_ids())[0]
     if Capability.PAUSE in caps:
         await h.adapter.pause(job)
@@ -142,7 +150,7 @@ async def _expect_unsupported(aw: Awaitable[object]) -> None:
 
 
 async def check_not_found(h: ContractHarness) -> None:
-    caps = h.adapter.info.capabilities
+    caps = h.adapter.capabilities
     for cap, call in (
         (Capability.TRIGGER, lambda: h.adapter.trigger("no-such-job-xyz", {})),
         (Capability.PAUSE, lambda: h.adapter.pause("no-such-job-xyz")),

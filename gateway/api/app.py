@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
 from gateway.governance.housekeeping import Housekeeping
+from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.store.engine import create_db_engine, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
@@ -154,7 +155,12 @@ def create_app(
                 )
             )
 
-    manager = SyncManager(engine, on_change=on_change) if run_sync else None
+    secret_policy = SecretPolicy.from_settings(settings)
+    manager = (
+        SyncManager(engine, on_change=on_change, secrets=secret_policy.resolve)
+        if run_sync
+        else None
+    )
     housekeeping = Housekeeping(engine)
 
     @asynccontextmanager
@@ -182,6 +188,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
     app.state.policy = PolicyCache(engine)

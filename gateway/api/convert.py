@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.base import registry
+from gateway.capabilities import source_capabilities
 from gateway.store.tables import AuditRecord, Job, Run, Source, Step
 from gateway.sync.worker import health_of, lag_seconds
 
@@ -21,9 +22,10 @@ __all__ = ["audit_public", "job_public", "run_public", "source_public", "step_pu
 def source_public(row: Source, jobs: int = 0) -> SourcePublic:
     try:
         info = registry.get(row.type).info
-        display, simulator, caps = info.display_name, info.simulator, sorted(info.capabilities)
+        display, simulator = info.display_name, info.simulator
     except LookupError:
-        display, simulator, caps = f"{row.type} (adapter not installed)", False, []
+        display, simulator = f"{row.type} (adapter not installed)", False
+    caps = sorted(source_capabilities(row))  # this source's, not its type's
     return SourcePublic(
         name=row.name,
         type=row.type,

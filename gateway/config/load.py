@@ -15,7 +15,8 @@ from adapters.base import AdapterConfigError, UnknownAdapterType, registry
 from gateway.governance.compliance import RuleSyntaxError, compile_expression
 from gateway.governance.guardrails import check_supported
 from gateway.model.resources import API_VERSION, KINDS, ComplianceRule, Guardrail, Source
-from gateway.secrets import SecretMissing, find_refs, resolve_secret
+from gateway.secrets import SecretPolicy, find_refs
+from gateway.settings import Settings
 
 __all__ = ["ConfigError", "Document", "LoadResult", "load_documents", "load_path"]
 
@@ -90,9 +91,20 @@ def _loc(loc: Iterable[Any]) -> str:
 
 
 def load_documents(
-    raw_docs: Iterable[tuple[str, int, Any]], *, check_secrets: bool = True
+    raw_docs: Iterable[tuple[str, int, Any]],
+    *,
+    check_secrets: bool = True,
+    secrets: SecretPolicy | None = None,
 ) -> LoadResult:
-    """Validate already-parsed documents (file label, index, parsed YAML)."""
+    """Validate already-parsed documents (file label, index, parsed YAML).
+
+    With ``check_secrets``, every secret reference of a Source must be one the gateway may
+    read (``secrets``, default: the policy of this process's settings); the reference is
+    checked as written, never read. ``check_secrets=False`` leaves that to the gateway the
+    documents are sent to."""
+    policy = None
+    if check_secrets:
+        policy = secrets or SecretPolicy.from_settings(Settings())
     result = LoadResult()
     seen: dict[tuple[str, str], str] = {}
     for fname, idx, doc in raw_docs:
@@ -142,7 +154,7 @@ def load_documents(
             continue
         document = Document(fname, idx, resource)
         if isinstance(resource, Source):
-            result.errors.extend(_check_source(document, resource, check_secrets=check_secrets))
+            result.errors.extend(_check_source(document, resource, policy))
         if isinstance(resource, ComplianceRule):
             try:
                 compile_expression(resource.spec.expression)
@@ -170,7 +182,7 @@ def load_documents(
     return result
 
 
-def _check_source(doc: Document, source: Source, *, check_secrets: bool) -> list[ConfigError]:
+def _check_source(doc: Document, source: Source, policy: SecretPolicy | None) -> list[ConfigError]:
     label = f"Source/{source.metadata.name}"
     try:
         config = registry.validate_config(source.spec.type, source.spec.adapter_config())
@@ -181,16 +193,17 @@ def _check_source(doc: Document, source: Source, *, check_secrets: bool) -> list
             ConfigError(doc.file, doc.index, f"spec.{loc}", msg, label) for loc, msg in exc.errors
         ]
     errors = []
-    if check_secrets:
+    if policy is not None:
         for path, ref in find_refs(config):
-            try:
-                resolve_secret(ref)
-            except SecretMissing as exc:
-                errors.append(ConfigError(doc.file, doc.index, path, str(exc), label))
+            refused = policy.refusal(ref)
+            if refused is not None:
+                errors.append(ConfigError(doc.file, doc.index, path, refused, label))
     return errors
 
 
-def load_path(path: Path, *, check_secrets: bool = True) -> LoadResult:
+def load_path(
+    path: Path, *, check_secrets: bool = True, secrets: SecretPolicy | None = None
+) -> LoadResult:
     """Read a file or a directory of ``*.yaml`` files and validate every document."""
     if not path.exists():
         return LoadResult(errors=[ConfigError(str(path), 0, "", "no such file or directory")])
@@ -217,6 +230,6 @@ def load_path(path: Path, *, check_secrets: bool = True) -> LoadResult:
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
             errors.append(ConfigError(label, 0, "", f"malformed YAML{where}: {problem}"))
-    result = load_documents(raw, check_secrets=check_secrets)
+    result = load_documents(raw, check_secrets=check_secrets, secrets=secrets)
     result.errors[:0] = errors
     return result

@@ -114,6 +114,13 @@ class SyncSpec(_Strict):
         "(default: 3 x inventoryEvery)",
     )
     timeout: Duration = Field(default=timedelta(seconds=30))
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="blocking calls to the source at once, in threads of its own, apart "
+        "from the API's (default: 4)",
+    )
 
 
 class SourceSpec(BaseModel):

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from adapters.base import Adapter, AdapterContext, Registry, registry
+from adapters.base import (
+    DEFAULT_CONCURRENCY,
+    Adapter,
+    AdapterContext,
+    Registry,
+    SecretResolver,
+    registry,
+)
 from gateway.model import Capability, SyncHint, parse_duration
 from gateway.secrets import resolve_secret
 from gateway.store.engine import session_scope
@@ -20,19 +27,35 @@ from gateway.store.tables import Source as SourceRow
 
 from .worker import SourceWorker, SyncReport
 
-__all__ = ["SyncManager", "build_adapter"]
+__all__ = ["SyncManager", "adapter_settings", "build_adapter"]
 
 _log = logging.getLogger(__name__)
 _COMMON = {"type", "enabled", "demo", "sync"}
 
 
-def build_adapter(row: SourceRow, reg: Registry = registry) -> Adapter:
-    settings = {k: v for k, v in row.spec.items() if k not in _COMMON}
-    timeout = _timeout(row)
+def build_adapter(
+    row: SourceRow, reg: Registry = registry, *, secrets: SecretResolver = resolve_secret
+) -> Adapter:
+    """The adapter of a stored Source. ``secrets`` resolves its secret references (by
+    default under the allow-list of this process's settings, see ``gateway.secrets``)."""
     ctx = AdapterContext(
-        source=row.name, domain=row.domain, secrets=resolve_secret, timeout=timeout
+        source=row.name,
+        domain=row.domain,
+        secrets=secrets,
+        timeout=_timeout(row),
+        concurrency=_concurrency(row),
     )
-    return reg.create(row.type, ctx, settings)
+    return reg.create(row.type, ctx, adapter_settings(row))
+
+
+def adapter_settings(row: SourceRow) -> dict[str, Any]:
+    """What of a stored Source's spec belongs to its adapter."""
+    return {k: v for k, v in row.spec.items() if k not in _COMMON}
+
+
+def _concurrency(row: SourceRow) -> int:
+    raw = (row.spec.get("sync") or {}).get("concurrency", DEFAULT_CONCURRENCY)
+    return raw if isinstance(raw, int) and raw >= 1 else DEFAULT_CONCURRENCY
 
 
 def _timeout(row: SourceRow) -> float:
@@ -57,8 +80,10 @@ class SyncManager:
         reg: Registry = registry,
         refresh_every: float = 5.0,
         on_change: Callable[[str, list[RunChange]], None] | None = None,
+        secrets: SecretResolver = resolve_secret,
     ) -> None:
         self.engine = engine
+        self.secrets = secrets
         self.registry = reg
         self.refresh_every = refresh_every
         self.on_change = on_change
@@ -82,13 +107,14 @@ class SyncManager:
             if name in self.workers or not row.enabled:
                 continue
             try:
-                adapter = build_adapter(row, self.registry)
+                adapter = build_adapter(row, self.registry, secrets=self.secrets)
             except Exception as exc:  # a broken source must not stop the others
                 _log.error("source %s cannot start: %s", name, exc)
                 await asyncio.to_thread(self._mark_broken, name, str(exc))
                 self._prints[name] = _fingerprint(row)
                 continue
-            if Capability.PUSH in adapter.info.capabilities and not _polls(adapter):
+            caps = getattr(adapter, "capabilities", adapter.info.capabilities)
+            if Capability.PUSH in caps and not _polls(adapter):
                 # Agents push; the gateway only holds the adapter for webhooks/actions.
                 self._adapters[name] = adapter
                 self._prints[name] = _fingerprint(row)
@@ -162,7 +188,7 @@ class SyncManager:
         held = self._adapters.get(row.name)
         if held is not None:
             return held, False
-        return build_adapter(row, self.registry), True
+        return build_adapter(row, self.registry, secrets=self.secrets), True
 
     def hint(self, name: str, hints: list[SyncHint]) -> bool:
         worker = self.workers.get(name)
@@ -180,7 +206,7 @@ class SyncManager:
         row = rows.get(name)
         if row is None:
             raise KeyError(name)
-        adapter = build_adapter(row, self.registry)
+        adapter = build_adapter(row, self.registry, secrets=self.secrets)
         temp = self._worker(row, adapter)
         try:
             return await temp.sync_once(inventory=inventory)

@@ -14,7 +14,7 @@ GOOD = """\
 apiVersion: accord.dev/v1
 kind: Source
 metadata: {name: fake-one, domain: data}
-spec: {type: fake, system: cli-sys, token: {env: CLI_FAKE_TOKEN}}
+spec: {type: fake, system: cli-sys, token: {env: ACCORD_SECRET_CLI_FAKE_TOKEN}}
 ---
 apiVersion: accord.dev/v1
 kind: Domain
@@ -27,7 +27,7 @@ spec: {description: Data platform}
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("ACCORD_DATABASE_URL", raising=False)
-    monkeypatch.setenv("CLI_FAKE_TOKEN", "t0ken-value")
+    monkeypatch.setenv("ACCORD_SECRET_CLI_FAKE_TOKEN", "t0ken-value")
     sys = FakeSystem("cli-sys", token="t0ken-value")
     sys.add_job("nightly")
     systems["cli-sys"] = sys
@@ -71,7 +71,15 @@ def test_validate_good(cli: CliRunner, tmp_path: Path) -> None:
         (
             "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
             "spec: {type: fake, system: x, token: {env: NOT_SET_ANYWHERE_XYZ}}\n",
-            "env:NOT_SET_ANYWHERE_XYZ: the variable is not set",
+            "spec.token: secret reference env:NOT_SET_ANYWHERE_XYZ is not allowed: "
+            "NOT_SET_ANYWHERE_XYZ does not start with an allowed prefix; references may name "
+            "environment variables ACCORD_SECRET_*",
+        ),
+        (
+            "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
+            "spec: {type: fake, system: x, token: {env: ACCORD_DATABASE_URL}}\n",
+            "env:ACCORD_DATABASE_URL is not allowed: ACCORD_DATABASE_URL is one of the "
+            "gateway's own settings",
         ),
         (
             "apiVersion: accord.dev/v1\nkind: Source\nmetadata: {name: s}\n"
@@ -119,7 +127,7 @@ def test_secret_values_never_reach_the_database(cli: CliRunner, tmp_path: Path) 
     con = sqlite3.connect(tmp_path / "data" / "accord.db")
     dump = "\n".join(con.iterdump())
     con.close()
-    assert "t0ken-value" not in dump and '"env": "CLI_FAKE_TOKEN"' in dump
+    assert "t0ken-value" not in dump and '"env": "ACCORD_SECRET_CLI_FAKE_TOKEN"' in dump
 
 
 def test_sync_and_lists(cli: CliRunner, tmp_path: Path) -> None:
@@ -141,7 +149,7 @@ def test_sync_with_a_wrong_secret_reports_auth_failure(
     cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run(cli, "apply", "-f", write(tmp_path, GOOD))
-    monkeypatch.setenv("CLI_FAKE_TOKEN", "wrong")
+    monkeypatch.setenv("ACCORD_SECRET_CLI_FAKE_TOKEN", "wrong")
     code, out = run(cli, "sync", "fake-one")
     assert code == 1 and "AdapterAuthError" in out and "wrong" not in out
 

@@ -24,7 +24,7 @@ async def test_demo_serves_a_realistic_jenkins(tmp_path: Path) -> None:
         assert source.spec.demo is True and source.metadata.labels["accord.dev/demo"] == "true"
         assert "simulator" in document["metadata"]["annotations"]["accord.dev/description"]
         settings = source.spec.adapter_config()
-        assert settings["token"] == {"env": "ACCORD_DEMO_JENKINS_TOKEN"}
+        assert settings["token"] == {"env": "ACCORD_SECRET_DEMO_JENKINS_TOKEN"}
 
         def secrets(ref: SecretRef) -> SecretStr:
             assert ref.env is not None

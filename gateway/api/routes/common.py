@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from fastapi import Request
 from sqlmodel import Session
 
-from adapters.base import registry
 from gateway.actions import ActionOutcome, perform
+from gateway.capabilities import source_capabilities
 from gateway.store.services import queries
 from gateway.store.tables import Job, Run
 from gateway.store.tables import Source as SourceRow
@@ -21,14 +21,12 @@ from ..schemas import ActionRequest, ActionResult
 def allowed_actions(
     session: Session, principal: Principal, job: Job, actions: Sequence[str]
 ) -> list[str]:
-    """Actions this subject may take on this job that its source supports."""
+    """Actions this subject may take on this job that its source (with its settings)
+    supports."""
     src = session.get(SourceRow, job.source)
     if src is None:
         return []
-    try:
-        caps = {str(c) for c in registry.get(src.type).info.capabilities}
-    except LookupError:
-        return []
+    caps = {str(c) for c in source_capabilities(src)}
     return [a for a in actions if a in caps and principal.decide(job.domain, job.uid, a).allowed]
 
 

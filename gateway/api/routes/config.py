@@ -41,7 +41,7 @@ async def apply(
     need it in every domain. Deletions by ``prune`` are checked the same way."""
     raw = (await request.body()).decode("utf-8", errors="replace")
     docs = _parse(raw)
-    result = load_documents(docs)
+    result = load_documents(docs, secrets=request.app.state.secret_policy)
     if not result.ok:
         raise ApiError(
             422,
