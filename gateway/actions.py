@@ -27,11 +27,22 @@ from gateway.store.tables import Source as SourceRow
 from gateway.store.types import utcnow
 from gateway.sync.manager import SyncManager, build_adapter
 
-__all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform"]
+__all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform", "permission"]
 
 _log = logging.getLogger(__name__)
 JOB_ACTIONS = ("trigger", "pause", "resume")
-RUN_ACTIONS = ("cancel", "retry")
+RUN_ACTIONS = ("cancel", "retry", "apply", "discard")
+
+
+def permission(action: str, params: dict[str, Any] | None = None) -> str:
+    """The permission an action takes. Applying or discarding a run that waits for approval
+    (a Terraform plan) is an approval; a trigger that destroys (``destroy`` parameter, as
+    the agent-limit guardrail reads it) takes the ``destroy`` permission of its own."""
+    if action in ("apply", "discard"):
+        return "approve"
+    if action == "trigger" and (params or {}).get("destroy") not in (None, False, "false"):
+        return "destroy"
+    return action
 
 
 @dataclass
@@ -122,7 +133,7 @@ async def perform(
             details=details,
         )
 
-    decision = decide(job.domain, job.uid, action)
+    decision = decide(job.domain, job.uid, permission(action, params))
     if not decision.allowed:
         seq = audit(
             decision="deny",
@@ -214,6 +225,10 @@ async def perform(
         elif action == "retry":
             assert run is not None
             run_record = await adapter.retry(run.uid.removeprefix(f"{job.source}/"))
+        elif action in ("apply", "discard"):
+            assert run is not None
+            act = adapter.apply if action == "apply" else adapter.discard
+            await act(run.uid.removeprefix(f"{job.source}/"))
         else:  # pragma: no cover - routes only pass known actions
             raise ValueError(action)
     except AdapterError as exc:
@@ -259,6 +274,8 @@ async def perform(
         "resume": "resumed",
         "cancel": "cancel requested",
         "retry": "retry requested",
+        "apply": "apply confirmed",
+        "discard": "discarded",
     }[action]
     message = f"{target}: {verb}"
     if run_record is not None and run_record.state == RunState.QUEUED:

@@ -6,7 +6,7 @@ from fastapi import Request
 from sqlmodel import Session
 
 from adapters.base import registry
-from gateway.actions import ActionOutcome, perform
+from gateway.actions import ActionOutcome, perform, permission
 from gateway.store.services import queries
 from gateway.store.tables import Job, Run
 from gateway.store.tables import Source as SourceRow
@@ -29,7 +29,11 @@ def allowed_actions(
         caps = {str(c) for c in registry.get(src.type).info.capabilities}
     except LookupError:
         return []
-    return [a for a in actions if a in caps and principal.decide(job.domain, job.uid, a).allowed]
+    return [
+        a
+        for a in actions
+        if a in caps and principal.decide(job.domain, job.uid, permission(a)).allowed
+    ]
 
 
 def action_response(
