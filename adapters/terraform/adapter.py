@@ -98,7 +98,7 @@ OPERATIONS = (
 
 SIGNATURE_HEADER = "X-TFE-Notification-Signature"
 _RUN_INCLUDE = "plan,apply,created_by,workspace"
-_FRESH_SECONDS = 60.0  # runs read by list_runs answer get_runs for this long
+_FRESH_SECONDS = 30.0  # runs read by list_runs answer the next get_runs for this long
 _RUN_ID = re.compile(r"\brun-[A-Za-z0-9]{8,}\b")
 _TRIGGER_PARAMS = ("plan_only", "destroy", "message")
 
@@ -500,10 +500,11 @@ class TerraformAdapter(BaseAdapter):
                 record = self._run(res, inc)
                 if record is None:
                     continue
+                if record.native_id not in found:  # a new run may be non-final too
+                    edge = self._triggered_edge(res)
+                    if edge is not None:
+                        edges.append(edge)
                 found[record.native_id] = record
-                edge = self._triggered_edge(res)
-                if edge is not None:
-                    edges.append(edge)
         self._recent = dict(found)
         self._recent_at = time.monotonic()
         return RunPage(runs=tuple(found.values()), cursor=new.encode(), edges=tuple(edges))
@@ -652,8 +653,9 @@ class TerraformAdapter(BaseAdapter):
         out: list[RunRecord] = []
         fresh = time.monotonic() - self._recent_at < _FRESH_SECONDS
         for native_id in dict.fromkeys(native_ids):
-            if fresh and native_id in self._recent:
-                out.append(self._recent[native_id])
+            cached = self._recent.pop(native_id, None)
+            if fresh and cached is not None:
+                out.append(cached)  # read moments ago by list_runs (once: then anew)
                 continue
             if not native_id.startswith("run-"):
                 continue
@@ -709,6 +711,7 @@ class TerraformAdapter(BaseAdapter):
         return record
 
     async def _run_action(self, run_id: str, action: str, verb: str) -> None:
+        self._recent.pop(run_id, None)
         if not run_id.startswith("run-"):
             raise NotFound(f"{run_id!r} is not a Terraform Cloud run id (run-…)")
         with self._mapped():
@@ -740,6 +743,7 @@ class TerraformAdapter(BaseAdapter):
     async def cancel(self, run_id: str) -> None:
         """Cancel a planning or applying run; a run still waiting for its turn is
         discarded (Terraform Cloud cancels only active phases)."""
+        self._recent.pop(run_id, None)
         if not run_id.startswith("run-"):
             raise NotFound(f"{run_id!r} is not a Terraform Cloud run id (run-…)")
         with self._mapped():

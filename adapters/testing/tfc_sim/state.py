@@ -224,7 +224,7 @@ class SimState:
         self.faults = Faults()
         self.rate_per_second: int | None = 30  # per user, all endpoints
         self.run_list_per_minute: int | None = 30  # per user, the run-list endpoints
-        self.version = "v202507-1"
+        self.version = "v202507-1 (Accord simulator)"
 
     # -- helpers ----------------------------------------------------------------------------
     def now(self) -> datetime:
