@@ -240,9 +240,7 @@ class GuardrailSpec(_Strict):
         known = ("trigger", "cancel", "pause", "resume", "retry", "apply", "discard")
         bad = [a for a in v if a not in known]
         if bad:
-            raise ValueError(
-                f"unknown action(s) {bad}; guardrails apply to {', '.join(known)}"
-            )
+            raise ValueError(f"unknown action(s) {bad}; guardrails apply to {', '.join(known)}")
         return v
 
     @model_validator(mode="after")

@@ -117,9 +117,7 @@ async def test_apply_refuses_a_run_that_does_not_wait(
         await adapter.apply("run-doesnotexist0000")
 
 
-async def test_discard_and_cancel(
-    make_adapter: AdapterFactory, state: SimState, org: Org
-) -> None:
+async def test_discard_and_cancel(make_adapter: AdapterFactory, state: SimState, org: Org) -> None:
     adapter = make_adapter()
     waiting = state.create_run(org.app.id)
     state.plan(waiting.id)
@@ -142,9 +140,7 @@ async def test_discard_and_cancel(
         await adapter.cancel(applying.id)
 
 
-async def test_trigger_parameters(
-    make_adapter: AdapterFactory, state: SimState, org: Org
-) -> None:
+async def test_trigger_parameters(make_adapter: AdapterFactory, state: SimState, org: Org) -> None:
     adapter = make_adapter()
     destroy = await adapter.trigger(org.network.id, {"destroy": True})
     assert state.runs[destroy.native_id].is_destroy is True
@@ -220,9 +216,7 @@ async def test_run_triggers_are_lineage(
     ]
 
 
-async def test_run_trigger_requests_have_a_budget(
-    make_adapter: AdapterFactory, org: Org
-) -> None:
+async def test_run_trigger_requests_have_a_budget(make_adapter: AdapterFactory, org: Org) -> None:
     adapter = make_adapter(runTriggerRequestsPerSync=1)
     jobs = await _jobs(adapter)
     await adapter.lineage(jobs[org.network.id])
@@ -347,9 +341,7 @@ async def test_credentials_and_visibility(make_adapter: AdapterFactory, org: Org
         await narrow.pause(org.network.id)  # hidden workspaces answer 404
 
 
-async def test_include_and_exclude(
-    make_adapter: AdapterFactory, state: SimState, org: Org
-) -> None:
+async def test_include_and_exclude(make_adapter: AdapterFactory, state: SimState, org: Org) -> None:
     adapter = make_adapter(exclude=["legacy-*", "app-staging"])
     assert set(await _jobs(adapter)) == {org.network.id, org.app.id}
     r = state.create_run(org.staging.id)
@@ -385,7 +377,10 @@ async def test_notifications_are_verified(
             "notifications": [{"trigger": "verification", "message": "Verification of test"}],
         }
     ).encode()
-    assert adapter.parse_webhook({SIGNATURE_HEADER: signature(HOOK_TOKEN, verification)}, verification) == []
+    assert (
+        adapter.parse_webhook({SIGNATURE_HEADER: signature(HOOK_TOKEN, verification)}, verification)
+        == []
+    )
     unsigned_source = make_adapter(notificationToken=None)
     with pytest.raises(AdapterAuthError, match="no notificationToken"):
         unsigned_source.parse_webhook(deliveries[-1].headers, deliveries[-1].body)

@@ -46,9 +46,7 @@ class Gateway:
         return self.client.get(path, headers={"Authorization": f"Bearer {self.tokens[who]}"}, **kw)
 
     def post(self, who: str, path: str, **kw: Any) -> Any:
-        return self.client.post(
-            path, headers={"Authorization": f"Bearer {self.tokens[who]}"}, **kw
-        )
+        return self.client.post(path, headers={"Authorization": f"Bearer {self.tokens[who]}"}, **kw)
 
     def sync(self) -> None:
         report = anyio.run(SyncManager(self.engine).sync_now, "tfc")
@@ -141,9 +139,7 @@ def test_destroy_needs_its_own_permission(gw: Gateway, state: SimState, org: Org
     assert [a["decision"] for a in gw.audit(action="trigger")] == ["allow", "allow", "deny"]
 
 
-def test_workspaces_runs_and_lineage_in_the_gateway(
-    gw: Gateway, state: SimState, org: Org
-) -> None:
+def test_workspaces_runs_and_lineage_in_the_gateway(gw: Gateway, state: SimState, org: Org) -> None:
     gw.sync()
     jobs = gw.get("operator", "/api/v1/jobs", params={"source": "tfc"}).json()["items"]
     assert {j["native_id"] for j in jobs} == {
@@ -186,16 +182,17 @@ def test_notifications_and_bad_signatures(gw: Gateway, state: SimState, org: Org
     assert bad.status_code == 401 and bad.json()["error"]["code"] == "bad_signature"
     wrong_key = dict(deliveries[-1].headers)
     wrong_key["X-TFE-Notification-Signature"] = secrets.token_hex(64)
-    assert gw.client.post("/hooks/tfc", content=deliveries[-1].body, headers=wrong_key).status_code == 401
+    assert (
+        gw.client.post("/hooks/tfc", content=deliveries[-1].body, headers=wrong_key).status_code
+        == 401
+    )
     records = gw.audit(action="webhook")
     assert len(records) == 2
     assert all(r["decision"] == "deny" and r["outcome"] == "bad_signature" for r in records)
     assert all(r["target"] == "tfc" and r["domain"] == "infra" for r in records)
 
 
-def test_rate_limit_marks_the_source_degraded_with_a_backoff(
-    gw: Gateway, state: SimState
-) -> None:
+def test_rate_limit_marks_the_source_degraded_with_a_backoff(gw: Gateway, state: SimState) -> None:
     state.faults.rate_limited, state.faults.reset = 1, 45.0
     report = anyio.run(SyncManager(gw.engine).sync_now, "tfc")
     assert report.error is not None and "rate limit" in report.error

@@ -76,7 +76,7 @@ def test_config_validation() -> None:
     ):
         with pytest.raises(ValidationError):
             TerraformConfig.model_validate(bad)
-    with pytest.raises(AdapterConfigError, match="spec.token"):
+    with pytest.raises(AdapterConfigError, match=r"spec\.token"):
         registry.validate_config("terraform", {"organizations": ["acme"]})
     config = TerraformConfig.model_validate({**base, "include": ["prod-*"], "exclude": ["prod-x"]})
     assert config.wants("prod-a") and not config.wants("prod-x") and not config.wants("dev")

@@ -35,11 +35,16 @@ def test_jsonapi_pages_and_errors(http: httpx.Client, state: SimState, org: Org)
         "total-pages": 2,
         "total-count": 4,
     }
-    second = http.get(f"organizations/{ORG}/workspaces", params={"page[number]": 2, "page[size]": 3})
+    second = http.get(
+        f"organizations/{ORG}/workspaces", params={"page[number]": 2, "page[size]": 3}
+    )
     assert len(second.json()["data"]) == 1 and second.json()["links"]["next"] is None
-    assert http.get(f"organizations/{ORG}/workspaces", params={"page[size]": 500}).json()["meta"][
-        "pagination"
-    ]["page-size"] == 100
+    assert (
+        http.get(f"organizations/{ORG}/workspaces", params={"page[size]": 500}).json()["meta"][
+            "pagination"
+        ]["page-size"]
+        == 100
+    )
     bad = http.get(f"organizations/{ORG}/workspaces", params={"include": "secrets"})
     assert bad.status_code == 400 and bad.json()["errors"][0]["status"] == "400"
     r = http.post(
@@ -70,7 +75,10 @@ def test_run_lists_hide_plan_only_runs_and_omit_totals(
     assert "total-count" not in r.json()["meta"]["pagination"]
     r = http.get(
         f"organizations/{ORG}/runs",
-        params={"filter[operation]": "plan_only,plan_and_apply", "filter[status_group]": "non_final"},
+        params={
+            "filter[operation]": "plan_only,plan_and_apply",
+            "filter[status_group]": "non_final",
+        },
     )
     assert [x["id"] for x in r.json()["data"]] == [normal.id, spec.id]
     r = http.get(f"workspaces/{org.app.id}/runs")
