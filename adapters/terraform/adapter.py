@@ -733,7 +733,7 @@ class TerraformAdapter(BaseAdapter):
         return _str(_attrs(data).get("status")) if isinstance(data, dict) else None
 
     async def apply(self, run_id: str) -> None:
-        """Confirm a plan that waits for confirmation (or override a soft policy failure)."""
+        """Confirm a plan that waits for confirmation (policy overrides are not offered)."""
         await self._run_action(run_id, "apply", "applied")
 
     async def discard(self, run_id: str) -> None:

@@ -199,3 +199,32 @@ def test_rate_limit_marks_the_source_degraded_with_a_backoff(gw: Gateway, state:
     source = gw.get("admin", "/api/v1/sources/tfc").json()
     assert source["health"] == "degraded"
     assert "rate limit" in (source.get("health_message") or source.get("last_error") or "")
+
+
+def test_four_eyes_on_applying_a_plan(gw: Gateway, state: SimState, org: Org) -> None:
+    apply_yaml(
+        gw.engine,
+        """
+apiVersion: accord.dev/v1
+kind: Guardrail
+metadata: {name: four-eyes-apply, domain: infra}
+spec: {type: approval, selector: {domains: [infra]}, actions: [apply]}
+""",
+    )
+    with session_scope(gw.engine) as s:
+        gw.tokens["approver2"] = create_token(
+            s, subject="approver2", role="approver", domain="infra"
+        ).token
+    run = state.create_run(org.app.id)
+    state.plan(run.id)
+    gw.sync()
+    held = gw.post("approver", f"/api/v1/runs/tfc/{run.id}/apply", json={"reason": "CHG-1"})
+    assert held.status_code == 200 and held.json()["outcome"] == "pending", held.text
+    assert state.runs[run.id].status == "planned", "held: nothing reached the source yet"
+    request_id = held.json()["approval_id"]
+    own = gw.post("approver", f"/api/v1/approvals/{request_id}/approve")
+    assert own.status_code >= 400 and state.runs[run.id].status == "planned"
+    second = gw.post("approver2", f"/api/v1/approvals/{request_id}/approve")
+    assert second.status_code == 200, second.text
+    assert second.json()["result"]["outcome"] == "ok"
+    assert state.runs[run.id].status == "apply_queued"
