@@ -563,8 +563,6 @@ class TerraformAdapter(BaseAdapter):
                 org,
                 self.config.max_run_pages,
             )
-        if limit == 0:
-            runs = []
         newest: datetime | None = since
         ids: set[str] = set(at_since)
         for res in runs:
@@ -576,6 +574,8 @@ class TerraformAdapter(BaseAdapter):
             elif created == newest:
                 ids.add(str(res.get("id")))
         new_mark = (newest.isoformat() if newest else None, tuple(sorted(ids)))
+        if limit == 0:
+            runs = []  # no backfill: only the mark of where "new" starts
         return runs, included, new_mark
 
     def _learn_workspace(

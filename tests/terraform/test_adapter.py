@@ -384,3 +384,16 @@ async def test_notifications_are_verified(
     unsigned_source = make_adapter(notificationToken=None)
     with pytest.raises(AdapterAuthError, match="no notificationToken"):
         unsigned_source.parse_webhook(deliveries[-1].headers, deliveries[-1].body)
+
+
+async def test_no_backfill_still_marks_where_new_runs_start(
+    make_adapter: AdapterFactory, state: SimState, org: Org
+) -> None:
+    adapter = make_adapter(backfillRuns=0)
+    old = state.create_run(org.app.id)
+    state.discard(old.id)
+    first = await adapter.list_runs(None)
+    assert first.runs == ()
+    new = state.create_run(org.network.id)
+    second = await adapter.list_runs(first.cursor)
+    assert [r.native_id for r in second.runs] == [new.id]
