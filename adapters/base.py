@@ -26,7 +26,8 @@ Contract (checked for every registered adapter by ``adapters.testing.contract``)
 * ``get_runs(ids)`` re-reads runs the gateway holds as non-terminal. Unknown ids are left
   out of the answer (not an error).
 * ``lineage(job)`` returns edges the source knows for that job.
-* ``trigger``/``cancel``/``pause``/``resume``/``retry`` act on the source. The gateway has
+* ``trigger``/``cancel``/``pause``/``resume``/``retry`` act on the source, and so do
+  ``apply``/``discard`` on a run that waits for approval (a plan to confirm). The gateway has
   already authorized, checked guardrails and will audit; the adapter only acts.
 * ``parse_webhook`` verifies the signature of a webhook body and returns hints of what
   changed; a bad signature raises :class:`AdapterAuthError`. Hints only make a sync
@@ -225,6 +226,14 @@ class Adapter(Protocol):
         """Run a failed run again."""
         ...
 
+    async def apply(self, run_id: str) -> None:
+        """Confirm a run that waits for approval (e.g. a Terraform plan to apply)."""
+        ...
+
+    async def discard(self, run_id: str) -> None:
+        """Reject a run that waits for approval; it ends without doing its work."""
+        ...
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[SyncHint]:
         """Verify a webhook and say what changed."""
         ...
@@ -280,6 +289,12 @@ class BaseAdapter:
 
     async def retry(self, run_id: str) -> RunRecord:
         raise self._unsupported("retry")
+
+    async def apply(self, run_id: str) -> None:
+        raise self._unsupported("apply")
+
+    async def discard(self, run_id: str) -> None:
+        raise self._unsupported("discard")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[SyncHint]:
         raise self._unsupported("webhooks")

@@ -38,11 +38,22 @@ from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.tables import Source as SourceRow
 from gateway.sync.manager import SyncManager, build_adapter
 
-__all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform"]
+__all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform", "permission"]
 
 _log = logging.getLogger(__name__)
 JOB_ACTIONS = ("trigger", "pause", "resume")
-RUN_ACTIONS = ("cancel", "retry")
+RUN_ACTIONS = ("cancel", "retry", "apply", "discard")
+
+
+def permission(action: str, params: dict[str, Any] | None = None) -> str:
+    """The permission an action takes. Applying or discarding a run that waits for approval
+    (a Terraform plan) is an approval; a trigger that destroys (``destroy`` parameter, as
+    the agent-limit guardrail reads it) takes the ``destroy`` permission of its own."""
+    if action in ("apply", "discard"):
+        return "approve"
+    if action == "trigger" and (params or {}).get("destroy") not in (None, False, "false"):
+        return "destroy"
+    return action
 
 
 @dataclass
@@ -297,6 +308,8 @@ def _finish(
         "resume": "resumed",
         "cancel": "cancel requested",
         "retry": "retry requested",
+        "apply": "apply confirmed",
+        "discard": "discarded",
     }[call.action]
     message = f"{call.target}: {verb}"
     if run_record is not None and run_record.state == RunState.QUEUED:
@@ -318,6 +331,10 @@ async def _call_tool(adapter: Adapter, call: _Call) -> RunRecord | None:
     elif call.action == "retry":
         assert run is not None
         return await adapter.retry(run.uid.removeprefix(f"{job.source}/"))
+    elif call.action in ("apply", "discard"):
+        assert run is not None
+        act = adapter.apply if call.action == "apply" else adapter.discard
+        await act(run.uid.removeprefix(f"{job.source}/"))
     else:  # pragma: no cover - routes only pass known actions
         raise ValueError(call.action)
     return None
@@ -346,7 +363,7 @@ async def perform(
     call = _Call(
         subject, channel, action, job, run, params, reason, emergency, request_id, approved
     )
-    decision = decide(job.domain, job.uid, action)
+    decision = decide(job.domain, job.uid, permission(action, params))
     prep = await anyio.to_thread.run_sync(_prepare, engine, call, decision)
     if prep.outcome is not None:
         return prep.outcome

@@ -62,6 +62,8 @@ class Capability(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     RETRY = "retry"
+    APPLY = "apply"  # confirm a run that waits for approval (e.g. a Terraform plan)
+    DISCARD = "discard"  # reject a run that waits for approval
     STEPS = "steps"
     LINEAGE = "lineage"
     WEBHOOKS = "webhooks"

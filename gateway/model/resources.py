@@ -166,6 +166,7 @@ ACTIONS = (
     "resume",
     "retry",
     "approve",
+    "destroy",
     "apply-config",
     "export-audit",
     "push",
@@ -243,12 +244,10 @@ class GuardrailSpec(_Strict):
     @field_validator("actions")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        bad = [a for a in v if a not in ("trigger", "cancel", "pause", "resume", "retry")]
+        known = ("trigger", "cancel", "pause", "resume", "retry", "apply", "discard")
+        bad = [a for a in v if a not in known]
         if bad:
-            raise ValueError(
-                f"unknown action(s) {bad}; guardrails apply to trigger, cancel, pause, "
-                "resume, retry"
-            )
+            raise ValueError(f"unknown action(s) {bad}; guardrails apply to {', '.join(known)}")
         return v
 
     @model_validator(mode="after")

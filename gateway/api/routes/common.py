@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from fastapi import Request
 from sqlmodel import Session
 
-from gateway.actions import ActionOutcome, perform
+from gateway.actions import ActionOutcome, perform, permission
 from gateway.capabilities import source_capabilities
 from gateway.store.services import queries
 from gateway.store.tables import Job, Run
@@ -27,7 +27,11 @@ def allowed_actions(
     if src is None:
         return []
     caps = {str(c) for c in source_capabilities(src)}
-    return [a for a in actions if a in caps and principal.decide(job.domain, job.uid, a).allowed]
+    return [
+        a
+        for a in actions
+        if a in caps and principal.decide(job.domain, job.uid, permission(a)).allowed
+    ]
 
 
 def action_response(

@@ -1,11 +1,18 @@
-"""Webhooks: verified by the adapter, then only a hint to sync that source sooner."""
+"""Webhooks: verified by the adapter, then only a hint to sync that source sooner.
+
+A delivery whose signature does not verify is refused (401) and audited: someone who is
+not the source, or a misconfigured token, is knocking.
+"""
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gateway.audit import AuditEntry, append
 from gateway.model import AdapterAuthError, AdapterError
+from gateway.store.engine import session_scope
 from gateway.store.tables import Source as SourceRow
 
 from ..deps import in_thread
@@ -27,7 +34,25 @@ async def webhook(name: str, request: Request) -> JSONResponse:
     try:
         hints = adapter.parse_webhook(dict(request.headers), body)
     except AdapterAuthError as exc:
-        raise ApiError(401, "bad_signature", str(exc)) from None
+        entry = AuditEntry(
+            subject="anonymous",
+            channel="api",
+            action="webhook",
+            target=name,
+            domain=src.domain,
+            decision="deny",
+            outcome="bad_signature",
+            reason=str(exc),
+            request_id=request.state.request_id,
+            details={"client": request.client.host if request.client else None},
+        )
+
+        def record() -> int:
+            with session_scope(request.app.state.engine) as s:
+                return append(s, entry).seq
+
+        seq = await anyio.to_thread.run_sync(record)
+        raise ApiError(401, "bad_signature", str(exc), details={"audit_seq": seq}) from None
     except AdapterError as exc:
         raise ApiError(400, "bad_webhook", str(exc)) from None
     finally:
