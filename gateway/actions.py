@@ -19,7 +19,7 @@ from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
 from gateway.governance import check_action
 from gateway.governance.approvals import create_request
-from gateway.model import AdapterError, RunRecord, RunState, SyncHint
+from gateway.model import AdapterError, Conflict, RunRecord, RunState, SyncHint
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
 from gateway.store.tables import ApprovalRequest, Job, Run
@@ -202,6 +202,9 @@ async def perform(
         adapter, close = build_adapter(src), True
     run_record: RunRecord | None = None
     try:
+        if action == "cancel" and run is not None and RunState(run.state).terminal:
+            # Nothing to stop; the source would refuse too (Airflow by marking it again).
+            raise Conflict(f"run {run.uid} has already finished ({run.state})")
         if action == "trigger":
             run_record = await adapter.trigger(job.native_id, params or {})
         elif action == "pause":
@@ -235,6 +238,9 @@ async def perform(
             ingest.upsert_runs(s, source=job.source, domain=job.domain, records=[run_record])
         run_uid = ingest.run_uid(job.source, run_record.native_id)
         details["run"] = run_uid
+    if action == "cancel" and run is not None:
+        with session_scope(engine) as s:
+            ingest.mark_cancel_requested(s, uid=run.uid, subject=subject)
     if action in ("pause", "resume"):
         with session_scope(engine) as s:
             row = s.get(Job, job.id)

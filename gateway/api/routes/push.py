@@ -55,9 +55,12 @@ def push(
     if body.health is not None:
         src.health = body.health.status.value
         src.health_message = body.health.message
+        src.problems = [p.model_dump(exclude_none=True) for p in body.health.problems]
+        src.checked_at = now
     else:
         src.health = "ok"
         src.health_message = ""
+        src.problems = []
     src.last_error = None
     session.add(src)
     if body.inventory is not None:

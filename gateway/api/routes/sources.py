@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from gateway.store.services import queries
-from gateway.store.tables import Job
 from gateway.store.tables import Source as SourceRow
 
 from ..convert import source_public
@@ -20,16 +17,7 @@ Reader = Depends(require("read"))
 @router.get("", response_model=list[SourcePublic])
 def list_sources(session: SessionDep, principal: Principal = Reader) -> list[SourcePublic]:
     rows = queries.list_sources(session, visible=principal.visible())
-    counts = dict(
-        session.execute(
-            select(col(Job.source), func.count())
-            .where(
-                col(Job.tombstoned_at).is_(None),
-                principal.visible()(col(Job.domain), col(Job.uid)),
-            )
-            .group_by(col(Job.source))
-        ).all()
-    )
+    counts = queries.job_counts(session, visible=principal.visible())
     return [source_public(r, counts.get(r.name, 0)) for r in rows]
 
 
@@ -37,7 +25,8 @@ def list_sources(session: SessionDep, principal: Principal = Reader) -> list[Sou
 def get_source(name: str, session: SessionDep, principal: Principal = Reader) -> SourcePublic:
     for r in queries.list_sources(session, visible=principal.visible()):
         if r.name == name:
-            return source_public(r)
+            counts = queries.job_counts(session, visible=principal.visible())
+            return source_public(r, counts.get(r.name, 0))
     raise ApiError(404, "not_found", f"no source named {name!r}")
 
 
