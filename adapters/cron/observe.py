@@ -287,7 +287,9 @@ class HostReader:
         problems = list(discovery.problems)
         for x in discovery.lines:
             for why in x.problems:
-                if why.startswith("cron ignores this"):
+                if why.startswith("cron ignores this") or (
+                    x.schedule is None and not x.paused and why == x.problems[0]
+                ):
                     continue  # the file's own problem says it, with the line at fault
                 problems.append(
                     HealthProblem(
