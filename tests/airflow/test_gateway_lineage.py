@@ -116,6 +116,7 @@ def test_a_run_started_by_trigger_dag_run_operator_shows_its_cause(gateway: Gate
         return fresh[0] if fresh else None
 
     child_uid = until("the child run", child)
+    assert _finished(gateway, child_uid)["state"] == "success"
     lineage = gateway.get(f"/api/v1/runs/{parent}/lineage", depth=2)
     assert {r["uid"] for r in lineage["runs"]} >= {parent, child_uid}
     [edge] = [e for e in lineage["edges"] if e["src"] == parent]

@@ -222,6 +222,7 @@ async def test_trigger_dag_run_operator_is_a_triggered_edge(airflow: AirflowDepl
         return f"accord_ok/{fresh[0]['dag_run_id']}" if fresh else None
 
     child = await until("the run started by TriggerDagRunOperator", child_run)
+    await finished(adapter, child)
     runs, edges, _ = await drain(adapter, cursor)
     seen = {r.native_id: r for r in runs}
     assert seen[child].trigger == Trigger.UPSTREAM
@@ -366,9 +367,11 @@ async def test_full_sync_cost(airflow: AirflowDeployment) -> None:
     first = adapter.client.requests
     asset_runs = sum(1 for r in runs if r.native_id.split("/", 1)[1].startswith("asset_triggered"))
     pages = -(-len(runs) // 100) or 1
+    # runs of accord_parent have one TriggerDagRunOperator task each: its XCom, read once
+    operator_runs = sum(1 for r in runs if r.job_native_id == "accord_parent")
     # token + DAG page + asset page + run pages + task instances of each run + the asset
-    # events behind each asset-triggered run
-    assert first == 3 + pages + len(runs) + asset_runs
+    # events behind each asset-triggered run + the XCom of each triggering task
+    assert first == 3 + pages + len(runs) + asset_runs + operator_runs
     assert all(r.state.terminal for r in runs), "every test waited for its runs"
     again, _, _ = await drain(adapter, None)
     assert len(again) == len(runs)
