@@ -27,6 +27,7 @@ from gateway.model import (
     ActionNotSupported,
     AdapterError,
     AdapterUnavailable,
+    Conflict,
     RunRecord,
     RunState,
     SyncHint,
@@ -290,6 +291,8 @@ def _finish(
             ingest.upsert_runs(s, source=job.source, domain=job.domain, records=[run_record])
             run_uid = ingest.run_uid(job.source, run_record.native_id)
             details["run"] = run_uid
+        if call.action == "cancel" and call.run is not None:
+            ingest.mark_cancel_requested(s, uid=call.run.uid, subject=call.subject)
         if call.action in ("pause", "resume"):
             set_paused(s, job_id=job.id, paused=call.action == "pause")
         rec = append(
@@ -319,6 +322,9 @@ def _finish(
 
 async def _call_tool(adapter: Adapter, call: _Call) -> RunRecord | None:
     job, run = call.job, call.run
+    if call.action == "cancel" and run is not None and RunState(run.state).terminal:
+        # Nothing to stop; the source would refuse too (Airflow by marking it again).
+        raise Conflict(f"run {run.uid} has already finished ({run.state})")
     if call.action == "trigger":
         return await adapter.trigger(job.native_id, call.params or {})
     if call.action == "pause":

@@ -8,8 +8,9 @@
 - ACCORD_MAX_BODY_BYTES: larger request bodies get 413 (10 MiB)
 - ACCORD_SYNC_ENABLED: run the per-source sync workers in ``serve`` (true)
 - ACCORD_LOG_LEVEL: info
-- ACCORD_AUDIT_SIGNING_KEY_FILE: Ed25519 private key (PEM) that signs audit exports
-  (``accord audit keygen --output FILE`` makes one)
+- ACCORD_AUDIT_SIGNING_KEY_FILE: your own Ed25519 private key (PEM) to sign audit exports
+  (``accord audit keygen --output FILE`` makes one); without it the installation signs with
+  its own key, made on first use in the data directory
 - ACCORD_SECRET_ENV_PREFIXES: comma-separated prefixes; a Source's ``{env: NAME}`` secret
   reference may name only variables starting with one of them (``ACCORD_SECRET_``)
 - ACCORD_SECRET_DIRS: comma-separated directories; a ``{file: PATH}`` reference may name

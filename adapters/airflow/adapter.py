@@ -10,7 +10,13 @@ What maps to what:
 * assets are datasets: a task's outlet is ``produces`` (DAG → dataset), an inlet or a
   schedule on the asset is ``consumes`` (dataset → DAG), a DAG scheduled on an asset
   ``depends_on`` every DAG producing it, and an asset-triggered run is ``triggered`` by
-  the runs whose asset events started it.
+  the runs whose asset events started it;
+* a run started by a ``TriggerDagRunOperator`` task is ``triggered`` by the run of that
+  task: the child DAG is the task's rendered ``trigger_dag_id``, the child run its
+  ``trigger_run_id`` XCom (read only for task instances of that operator, once);
+* a run cancelled through Accord is marked failed in Airflow (which has no cancelled state
+  for DAG runs) with the note "Cancelled through Accord"; such a run is ``cancelled``, its
+  native state ``failed``.
 
 Runs are read incrementally across all DAGs (``/dags/~/dagRuns``) by ``updated_at``. The
 API filters on ``updated_at`` but does not return it, so the cursor is the server's clock
@@ -50,6 +56,7 @@ from gateway.model import (
     AdapterInfo,
     AdapterUnavailable,
     Capability,
+    Conflict,
     EdgeKind,
     EdgeRecord,
     HealthStatus,
@@ -101,6 +108,12 @@ _TRIGGER_CACHE = 5_000
 _STEPS_CACHE = 10_000
 _CONCURRENCY = 8  # requests in flight at once while reading task instances of a page
 _CANCEL_NOTE = "Cancelled through Accord"
+# Operators whose task instances start another DAG's run, and the XCom naming that run.
+_TRIGGER_OPERATORS = frozenset({"TriggerDagRunOperator"})
+_TRIGGER_XCOM = "trigger_run_id"
+# Task states in which a triggering task has run (and may have pushed its XCom).
+_TRIGGER_DONE = frozenset({"running", "deferred", "success", "failed", "up_for_retry"})
+_TERMINAL_TI = frozenset({"success", "failed"})
 _TAG_KV = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-/]*)[:=](.*)$")
 
 
@@ -142,6 +155,11 @@ class AirflowAdapter(BaseAdapter):
         )
         # asset-triggered run -> the edges to the runs that started it (they never change)
         self._triggered_by: OrderedDict[tuple[str, str], tuple[EdgeRecord, ...]] = OrderedDict()
+        # TriggerDagRunOperator task instance -> the edge to the run it started, or None
+        # when it finished without starting one (neither changes once known)
+        self._operator_edges: OrderedDict[tuple[str, str, str, int, int], EdgeRecord | None] = (
+            OrderedDict()
+        )
 
     def _credentials(self, config: AirflowConfig) -> Credentials:
         auth = config.auth
@@ -430,7 +448,66 @@ class AirflowAdapter(BaseAdapter):
             )
             for more in found:
                 edges.extend(more)
+            # Only task instances of a triggering operator cost a request (their XCom).
+            triggering = [
+                ti
+                for r in runs
+                for ti in tis[(r.dag_id, r.dag_run_id)]
+                if ti.operator in _TRIGGER_OPERATORS and ti.state in _TRIGGER_DONE
+            ]
+            for edge in await self._gather([partial(self._operator_edge, ti) for ti in triggering]):
+                if edge is not None:
+                    edges.append(edge)
         return records, edges
+
+    async def _operator_edge(self, ti: TaskInstance) -> EdgeRecord | None:
+        """The run a TriggerDagRunOperator task started: its ``trigger_run_id`` XCom.
+
+        The child DAG is the task's rendered ``trigger_dag_id`` (part of the task instance
+        already read); only the XCom costs a request, once per task try.
+        """
+        key = (ti.dag_id, ti.dag_run_id, ti.task_id, ti.map_index, ti.try_number)
+        if key in self._operator_edges:
+            self._operator_edges.move_to_end(key)
+            return self._operator_edges[key]
+        child_dag = (ti.rendered_fields or {}).get("trigger_dag_id")
+        edge: EdgeRecord | None = None
+        if isinstance(child_dag, str) and child_dag and self.config.wants(child_dag):
+            try:
+                value = await self._call(
+                    partial(
+                        self.client.xcom_value,
+                        ti.dag_id,
+                        ti.dag_run_id,
+                        ti.task_id,
+                        _TRIGGER_XCOM,
+                        map_index=ti.map_index,
+                    )
+                )
+            except NotFound:
+                value = None
+                if ti.state not in _TERMINAL_TI:
+                    return None  # not pushed yet: ask again when the run is read next
+            except (AdapterUnavailable, InvalidResponse) as exc:
+                # Lineage must not hold up the runs; the run is read again later.
+                _log.info("no XCom %s of %s/%s yet: %s", _TRIGGER_XCOM, ti.dag_id, ti.task_id, exc)
+                return None
+            child_run = _xcom_text(value)
+            if child_run:
+                task = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+                edge = EdgeRecord(
+                    kind=EdgeKind.TRIGGERED,
+                    src=NodeRef(kind=NodeKind.RUN, id=f"{ti.dag_id}/{ti.dag_run_id}"),
+                    dst=NodeRef(kind=NodeKind.RUN, id=f"{child_dag}/{child_run}"),
+                    evidence=(
+                        f"task {task} ({ti.operator}) triggered DAG {child_dag}: "
+                        f"XCom {_TRIGGER_XCOM} = {child_run}"
+                    ),
+                )
+        self._operator_edges[key] = edge
+        while len(self._operator_edges) > _TRIGGER_CACHE:
+            self._operator_edges.popitem(last=False)
+        return edge
 
     async def _task_instances(
         self, runs: Sequence[DagRun]
@@ -573,10 +650,14 @@ class AirflowAdapter(BaseAdapter):
             )
             if part
         )
+        state = states.run_state(run.state)
+        if state == RunState.FAILED and run.note == _CANCEL_NOTE:
+            # Airflow marks a cancelled run failed; the note Accord left says what it was.
+            state = RunState.CANCELLED
         return RunRecord(
             native_id=f"{run.dag_id}/{run.dag_run_id}",
             job_native_id=run.dag_id,
-            state=states.run_state(run.state),
+            state=state,
             native_state=run.state,
             trigger=states.trigger_of(run.run_type, run.triggered_by),
             actor=run.triggering_user_name,
@@ -615,7 +696,7 @@ class AirflowAdapter(BaseAdapter):
         dag_id, dag_run_id = self._split(run_id)
         run = await self._call(partial(self.client.dag_run, dag_id, dag_run_id))
         if states.run_state(run.state).terminal:
-            raise AdapterError(f"run {run_id} has already finished ({run.state})")
+            raise Conflict(f"run {run_id} has already finished ({run.state})")
         # Airflow stops a run by marking it failed; its running tasks are stopped with it.
         note = None if run.note else _CANCEL_NOTE
         await self._call(partial(self.client.set_run_state, dag_id, dag_run_id, "failed", note))
@@ -626,7 +707,7 @@ class AirflowAdapter(BaseAdapter):
         if not before:
             raise NotFound(f"Airflow has no run {run_id}")
         if before[0].state != RunState.FAILED:
-            raise AdapterError(
+            raise Conflict(
                 f"only a failed run can be retried; run {run_id} is {before[0].native_state}"
             )
         await self._call(partial(self.client.clear_run, dag_id, dag_run_id))
@@ -641,6 +722,17 @@ class AirflowAdapter(BaseAdapter):
         await super().aclose()
         # Drops idle pooled connections only (quick); not behind calls that still hang.
         self.client.close()
+
+
+def _xcom_text(value: Any) -> str | None:
+    """An XCom holding a string, whether Airflow answered it as JSON text or as a value."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value or None
+        return decoded if isinstance(decoded, str) and decoded else (value or None)
+    return None
 
 
 def _signature(run: DagRun) -> tuple[Any, ...]:

@@ -31,6 +31,7 @@ from airflow_client.client.api.dag_run_api import DagRunApi
 from airflow_client.client.api.monitor_api import MonitorApi
 from airflow_client.client.api.task_instance_api import TaskInstanceApi
 from airflow_client.client.api.version_api import VersionApi
+from airflow_client.client.api.x_com_api import XComApi
 from airflow_client.client.exceptions import ApiException
 from airflow_client.client.models.dag_patch_body import DAGPatchBody
 from airflow_client.client.models.dag_run_clear_body import DAGRunClearBody
@@ -144,6 +145,9 @@ class TaskInstance(_Model):
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
     operator: str | None = None
+    # the task's templated fields as rendered for this run (trigger_dag_id of a
+    # TriggerDagRunOperator, ...)
+    rendered_fields: dict[str, Any] | None = None
 
 
 class TaskRef(_Model):
@@ -306,6 +310,7 @@ class AirflowClient:
         self._assets = AssetApi(self._api)
         self._monitor = MonitorApi(self._api)
         self._version = VersionApi(self._api)
+        self._xcom = XComApi(self._api)
 
     def close(self) -> None:
         self._api.rest_client.pool_manager.clear()
@@ -538,6 +543,25 @@ class AirflowClient:
             )
         )
         return _page(body, "asset_events", AssetEvent, answer).items
+
+    def xcom_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str, *, map_index: int = -1
+    ) -> Any:
+        """The value of one XCom entry of a task instance (``AirflowNotFound`` if none)."""
+        body, _ = self._get(
+            lambda h: self._xcom.get_xcom_entry_without_preload_content(
+                dag_id=dag_id,
+                dag_run_id=run_id,
+                task_id=task_id,
+                xcom_key=key,
+                map_index=map_index,
+                deserialize=False,
+                stringify=False,
+                _headers=h,
+                _request_timeout=self.timeout,
+            )
+        )
+        return body.get("value")
 
     # -- changes --------------------------------------------------------------------------
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> DagRun:

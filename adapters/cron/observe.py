@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from gateway.model import HealthStatus, RunRecord, SourceHealth, Trigger
+from gateway.model import HealthProblem, HealthStatus, RunRecord, SourceHealth, Trigger
 
 from . import spool as _spool
 from .config import CronConfig
@@ -284,9 +284,27 @@ class HostReader:
             "messages": messages,
             **(details or {}),
         }
+        problems = list(discovery.problems)
+        for x in discovery.lines:
+            for why in x.problems:
+                if why.startswith("cron ignores this") or (
+                    x.schedule is None and not x.paused and why == x.problems[0]
+                ):
+                    continue  # the file's own problem says it, with the line at fault
+                problems.append(
+                    HealthProblem(
+                        message=f"{x.file.label} line {x.line_no}: {why}",
+                        file=x.file.path,
+                        line=x.line_no,
+                        job=x.native_id,
+                    )
+                )
+        problems.extend(HealthProblem(message=m) for m in [*([problem] if problem else []), *extra])
         if not messages:
-            return SourceHealth(status=HealthStatus.OK, details=info)
+            return SourceHealth(status=HealthStatus.OK, details=info, problems=tuple(problems))
         text = (
             messages[0] if len(messages) == 1 else f"{messages[0]} (and {len(messages) - 1} more)"
         )
-        return SourceHealth(status=HealthStatus.DEGRADED, message=text, details=info)
+        return SourceHealth(
+            status=HealthStatus.DEGRADED, message=text, details=info, problems=tuple(problems)
+        )

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.model import JobRecord, Schedule
+from gateway.model import HealthProblem, JobRecord, Schedule
 
 from .schedule import CronSchedule, ScheduleError, parse_schedule
 
@@ -165,6 +165,8 @@ class ParsedFile:
     file: CrontabFile
     lines: list[CronLine] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # the same findings with where they are (file and line), for the source's health
+    problems: list[HealthProblem] = field(default_factory=list)
 
 
 @dataclass
@@ -174,6 +176,7 @@ class Discovery:
     lines: list[CronLine] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    problems: list[HealthProblem] = field(default_factory=list)
 
     def by_id(self) -> dict[str, CronLine]:
         return {line.native_id: line for line in self.lines}
@@ -339,10 +342,10 @@ def parse_crontab(text: str, file: CrontabFile, *, host: str, timezone: str = "U
     env: dict[str, str] = {}
     comments: list[str] = []
     pending: list[_Pending] = []
-    refusals: list[str] = []  # why cron ignores this whole file
+    refusals: list[tuple[int, str]] = []  # why cron ignores this whole file (line, reason)
     raw_lines = text.split("\n")
     if text and not text.endswith("\n"):
-        refusals.append("the last line does not end with a newline")
+        refusals.append((len(raw_lines), "the last line does not end with a newline"))
     if raw_lines and raw_lines[-1] == "":
         raw_lines.pop()
     for number, raw in enumerate(raw_lines, start=1):
@@ -371,18 +374,26 @@ def parse_crontab(text: str, file: CrontabFile, *, host: str, timezone: str = "U
             if paused:  # a marker in front of something that is not a job: a comment
                 continue
             out.messages.append(f"{file.label} line {number}: {job}")
-            refusals.append(f"line {number} is not a cron line")
+            refusals.append((number, f"line {number} is not a cron line"))
             comments = []
             continue
         text_comments, owners, labels = _directives(comments)
         job.comments, job.owners, job.labels, job.paused = text_comments, owners, labels, paused
         if job.schedule is None and not paused:
-            refusals.append(f"line {number} is invalid ({job.problems[0]})")
+            refusals.append((number, f"line {number} is invalid ({job.problems[0]})"))
         pending.append(job)
         comments = []
     if refusals:
-        why = "; ".join(refusals)
+        why = "; ".join(reason for _, reason in refusals)
         out.messages.append(f"cron ignores all of {file.label}: {why}")
+        for number, reason in refusals:
+            out.problems.append(
+                HealthProblem(
+                    message=f"cron ignores all of {file.path}: {reason}",
+                    file=file.path,
+                    line=number,
+                )
+            )
         for job in pending:
             job.problems.append(f"cron ignores this whole file: {why}")
     out.lines = _unique_names(_assign_ids(pending, file, host))
@@ -519,7 +530,9 @@ def discover(
     """Read every crontab under ``root``. ``check_owner`` applies cron's file ownership
     rules (only meaningful on the real host, ``root == /``)."""
     files, messages = crontab_files(root)
-    found = Discovery(messages=list(messages))
+    found = Discovery(
+        messages=list(messages), problems=[HealthProblem(message=m) for m in messages]
+    )
     for f in files:
         try:
             st = os.stat(f.path)
@@ -529,9 +542,11 @@ def discover(
                 text = fh.read()
         except PermissionError:
             found.messages.append(f"cannot read {f.path}: permission denied")
+            found.problems.append(HealthProblem(message=found.messages[-1], file=f.path))
             continue
         except OSError as exc:
             found.messages.append(f"cannot read {f.path}: {exc.strerror}")
+            found.problems.append(HealthProblem(message=found.messages[-1], file=f.path))
             continue
         found.files.append(f.path)
         parsed = parse_crontab(text, f, host=host, timezone=timezone)
@@ -539,12 +554,16 @@ def discover(
             problem = _owner_problem(f, st)
             if problem:
                 parsed.messages.append(f"cron ignores all of {f.label}: {problem}")
+                parsed.problems.append(
+                    HealthProblem(message=f"cron ignores all of {f.path}: {problem}", file=f.path)
+                )
                 parsed.lines = [
                     replace(line, problems=(*line.problems, f"cron ignores this file: {problem}"))
                     for line in parsed.lines
                 ]
         found.lines.extend(parsed.lines)
         found.messages.extend(parsed.messages)
+        found.problems.extend(parsed.problems)
     found.lines = _unique_names(found.lines)
     return found
 

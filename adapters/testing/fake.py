@@ -22,6 +22,7 @@ from gateway.model import (
     AdapterInfo,
     AdapterUnavailable,
     Capability,
+    Conflict,
     EdgeKind,
     EdgeRecord,
     HealthStatus,
@@ -65,6 +66,9 @@ class FakeSystem:
     token: str | None = None
     page_size: int = 2
     calls: list[str] = field(default_factory=list)
+    # what check() answers (None: ok); how a cancelled run ends (Airflow says "failed")
+    health: SourceHealth | None = None
+    cancel_as: RunState = RunState.CANCELLED
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -153,8 +157,8 @@ class FakeAdapter(BaseAdapter):
         return sys
 
     async def check(self) -> SourceHealth:
-        await self._enter("check")
-        return SourceHealth(status=HealthStatus.OK)
+        sys = await self._enter("check")
+        return sys.health or SourceHealth(status=HealthStatus.OK)
 
     async def list_jobs(self) -> AsyncIterator[JobRecord]:
         sys = await self._enter("list_jobs")
@@ -255,8 +259,9 @@ class FakeAdapter(BaseAdapter):
         sys = await self._enter("cancel")
         if run_id not in sys.runs:
             raise NotFound(f"no run {run_id!r}")
-        if not sys.runs[run_id].state.terminal:
-            sys.finish(run_id, RunState.CANCELLED)
+        if sys.runs[run_id].state.terminal:
+            raise Conflict(f"run {run_id!r} has already finished")
+        sys.finish(run_id, sys.cancel_as)
 
     async def retry(self, run_id: str) -> RunRecord:
         sys = await self._enter("retry")

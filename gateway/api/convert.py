@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from adapters.base import registry
 from gateway.capabilities import source_capabilities
-from gateway.store.tables import AuditRecord, Job, Run, Source, Step
+from gateway.store.tables import AuditRecord, Edge, Job, Run, Source, Step
 from gateway.sync.worker import health_of, lag_seconds
 
 from .schemas import (
     AuditRecordPublic,
     JobPublic,
+    ProblemPublic,
+    RunLink,
     RunPublic,
     ScheduleInfo,
     SourcePublic,
     StepPublic,
 )
 
-__all__ = ["audit_public", "job_public", "run_public", "source_public", "step_public"]
+__all__ = [
+    "audit_public",
+    "job_public",
+    "no_next_run_reason",
+    "run_link",
+    "run_public",
+    "source_public",
+    "step_public",
+]
 
 
 def source_public(row: Source, jobs: int = 0) -> SourcePublic:
@@ -43,6 +53,8 @@ def source_public(row: Source, jobs: int = 0) -> SourcePublic:
         last_error=row.last_error,
         capabilities=[str(c) for c in caps],
         jobs=jobs,
+        problems=[ProblemPublic.model_validate(p) for p in row.problems or []],
+        checked_at=row.checked_at,
     )
 
 
@@ -74,7 +86,23 @@ def job_public(row: Job, allowed: list[str] | None = None) -> JobPublic:
         last_run_state=row.last_run_state,
         last_run_at=row.last_run_at,
         allowed_actions=allowed or [],
+        no_next_run_reason=no_next_run_reason(row),
     )
+
+
+def no_next_run_reason(row: Job) -> str | None:
+    """Why a job has no next run, in words, or None when it has one (or needs none)."""
+    if row.next_run_at is not None:
+        return None
+    if row.tombstoned_at is not None:
+        return "the job is gone from its source"
+    if row.paused:
+        return "the job is paused"
+    if row.problems:
+        return row.problems[0]
+    if not row.schedule_expr and not row.schedule_text:
+        return "the job has no schedule (it runs when triggered)"
+    return None
 
 
 def step_public(s: Step) -> StepPublic:
@@ -113,6 +141,23 @@ def run_public(
         observed_at=row.observed_at,
         steps=[step_public(s) for s in steps] if steps is not None else None,
         allowed_actions=allowed or [],
+        cancelled_through_accord=row.cancel_requested_at is not None and row.state == "cancelled",
+        cancel_requested_by=row.cancel_requested_by,
+    )
+
+
+def run_link(row: Run, edge: Edge) -> RunLink:
+    return RunLink(
+        uid=row.uid,
+        job_uid=row.job_uid,
+        source=row.source,
+        state=row.state,
+        native_state=row.native_state,
+        trigger=row.trigger,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        evidence=edge.evidence,
+        reported_by=edge.reported_by,
     )
 
 

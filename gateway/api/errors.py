@@ -1,7 +1,7 @@
 """Every error leaves the API in one shape: ``{"error": {"code", "message", ...}}``.
 
 Adapter errors map to HTTP here and only here: temporary (503 + Retry-After) versus
-permanent (502), not supported (409), not found (404).
+permanent (502), not supported or not fitting the current state (409), not found (404).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway.model import (
     AdapterAuthError,
     AdapterError,
     AdapterUnavailable,
+    Conflict,
     InvalidResponse,
     NotFound,
 )
@@ -79,6 +80,8 @@ def adapter_error_status(exc: AdapterError) -> tuple[int, str, dict[str, str]]:
         return 404, "not_found_at_source", {}
     if isinstance(exc, ActionNotSupported):
         return 409, "action_not_supported", {}
+    if isinstance(exc, Conflict):
+        return 409, "conflict", {}
     if isinstance(exc, InvalidResponse):
         return 502, "source_invalid_response", {}
     return 502, "source_error", {}

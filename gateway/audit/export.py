@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,9 +35,13 @@ from .log import GENESIS, HASHED_FIELDS, record_hash
 
 __all__ = [
     "FORMATS",
+    "INSTALLATION_KEY",
     "ExportError",
+    "SigningKey",
     "generate_key",
     "load_private_key",
+    "manifest_key",
+    "signing_key",
     "verify_export",
     "write_export",
 ]
@@ -60,6 +65,52 @@ def generate_key(path: Path) -> str:
     path.touch(mode=0o600, exist_ok=False)
     path.write_bytes(pem)
     return _pub_b64(key.public_key())
+
+
+INSTALLATION_KEY = "audit-signing-key.pem"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The key that signs exports, and where it comes from."""
+
+    key: Ed25519PrivateKey
+    path: Path
+    origin: str  # "configured" (ACCORD_AUDIT_SIGNING_KEY_FILE) | "installation" (generated)
+
+    @property
+    def public_key(self) -> str:
+        return _pub_b64(self.key.public_key())
+
+
+def signing_key(configured: Path | None, data_dir: Path) -> SigningKey:
+    """The configured key if there is one, else this installation's own key.
+
+    The installation key is made on first use in the data directory (mode 0600); two
+    processes that make it at once end up with the same file (the second one reads it).
+    """
+    if configured is not None:
+        return SigningKey(load_private_key(configured), configured, "configured")
+    path = data_dir / INSTALLATION_KEY
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # made by another process just now
+        except OSError as exc:
+            raise ExportError(f"cannot create the audit signing key {path}: {exc}") from None
+        else:
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            return SigningKey(key, path, "installation")
+    return SigningKey(load_private_key(path), path, "installation")
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
@@ -261,8 +312,20 @@ def write_export(
     return ExportResult(path, mpath, manifest)
 
 
+def manifest_key(path: Path) -> str | None:
+    """The public key embedded in an export's manifest (None if unreadable)."""
+    try:
+        value = json.loads(path.with_name(path.name + ".manifest.json").read_text())["public_key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def verify_export(path: Path, *, trusted_key: str | None = None) -> list[str]:
-    """Problems found in an export (empty list: it is intact)."""
+    """Problems found in an export (empty list: it is intact).
+
+    Without ``trusted_key`` the signature is checked with the key the manifest itself
+    carries: that proves the files match each other, not who made them."""
     mpath = path.with_name(path.name + ".manifest.json")
     try:
         manifest = json.loads(mpath.read_text())

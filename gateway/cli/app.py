@@ -153,14 +153,6 @@ def serve(
     )
     engine = _engine(settings)
     federation = None
-    if demo and settings.audit_signing_key_file is None:
-        # The demo signs its audit exports with a key of its own.
-        from gateway.audit.export import generate_key
-
-        key_file = settings.data_dir / "audit-signing-key.pem"
-        if not key_file.exists():
-            generate_key(key_file)
-        settings.audit_signing_key_file = key_file
     if demo:
         from gateway.demo import start_demo
 
@@ -342,15 +334,35 @@ def sources_list(
         from gateway.store.services import queries
 
         with session_scope(_engine()) as s:
+            visible = _local_principal_visible()
+            counts = queries.job_counts(s, visible=visible)
             rows = [
-                source_public(r).model_dump(mode="json")
-                for r in queries.list_sources(s, visible=_local_principal_visible())
+                source_public(r, counts.get(r.name, 0)).model_dump(mode="json")
+                for r in queries.list_sources(s, visible=visible)
             ]
     _table(
         rows,
-        ["name", "type", "domain", "health", "lag_seconds", "last_success_at", "health_message"],
+        [
+            "name",
+            "type",
+            "domain",
+            "jobs",
+            "health",
+            "lag_seconds",
+            "last_success_at",
+            "health_message",
+        ],
         output,
     )
+    if output == "table":
+        for r in rows:
+            for p in r.get("problems") or []:
+                where = p.get("file") or (f"job {p['job']}" if p.get("job") else "")
+                if where and p.get("line"):
+                    where = f"{where}:{p['line']}"
+                out.print(
+                    f"{r['name']}: {where + ': ' if where else ''}{p['message']}", highlight=False
+                )
 
 
 @jobs_app.command("list")
@@ -608,6 +620,26 @@ def audit_keygen(
     print(f"public key: {pub}")
 
 
+@audit_app.command("public-key")
+def audit_public_key(server: ServerOpt = None, token: TokenOpt = None) -> None:
+    """Print the public key that verifies audit exports (the key is made on first use)."""
+    if server:
+        body = _api(server, token, "GET", "/api/v1/audit/public-key")
+        print(body["public_key"])
+        err.print(f"ed25519, {body['origin']} key of {server}", highlight=False)
+        return
+    from gateway.audit.export import ExportError, signing_key
+
+    settings = Settings()
+    try:
+        key = signing_key(settings.audit_signing_key_file, settings.data_dir)
+    except ExportError as exc:
+        _fail(str(exc))
+    print(key.public_key)
+    origin = "configured" if key.origin == "configured" else "this installation's own"
+    err.print(f"ed25519, {origin} key: {key.path}", highlight=False)
+
+
 def _since_until(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
@@ -632,7 +664,7 @@ def audit_export(
     import io
     import zipfile
 
-    from gateway.audit.export import FORMATS, ExportError, load_private_key, write_export
+    from gateway.audit.export import FORMATS, ExportError, signing_key, write_export
 
     if format_ not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}")
@@ -658,15 +690,10 @@ def audit_export(
         out.print(f"wrote {output} and {output.name}.manifest.json")
         return
     settings = Settings()
-    if settings.audit_signing_key_file is None:
-        _fail(
-            "no signing key: set ACCORD_AUDIT_SIGNING_KEY_FILE "
-            "(create one with 'accord audit keygen --output FILE')"
-        )
     from gateway.store import session_scope
 
     try:
-        key = load_private_key(settings.audit_signing_key_file)
+        key = signing_key(settings.audit_signing_key_file, settings.data_dir).key
         with session_scope(_engine(settings)) as s:
             result = write_export(
                 s, fmt=format_, path=output, key=key, since=s_dt, until=u_dt, domain=domain
@@ -687,15 +714,32 @@ def audit_verify_export(
         str | None, typer.Option(help="the signer's public key you trust")
     ] = None,
 ) -> None:
-    """Check an export offline: signature, digest, count and record hashes."""
-    from gateway.audit.export import verify_export
+    """Check an export offline: signature, digest, count and record hashes.
+
+    With --public-key the signature must be by the key you trust; without it, only by the
+    key the manifest carries, which proves the files agree, not who made them.
+    """
+    from gateway.audit.export import manifest_key, verify_export
 
     problems = verify_export(file, trusted_key=public_key)
     if problems:
         for p in problems:
             err.print(f"[red]✗[/] {p}", highlight=False)
         raise typer.Exit(2)
-    out.print(f"{file}: export verified")
+    if public_key:
+        out.print(f"{file}: export verified against the trusted key {public_key}")
+        return
+    out.print(
+        f"{file}: export verified against the key embedded in its manifest "
+        f"({manifest_key(file)}), not against a key you trust",
+        highlight=False,
+    )
+    err.print(
+        "[yellow]note:[/] anyone who changes the file can re-sign it with a key of their own; "
+        "pass --public-key with the gateway's key ('accord audit public-key') to prove "
+        "who signed it",
+        highlight=False,
+    )
 
 
 # -- approvals, violations, policy -----------------------------------------------------------

@@ -7,6 +7,7 @@ __all__ = [
     "AdapterAuthError",
     "AdapterError",
     "AdapterUnavailable",
+    "Conflict",
     "InvalidResponse",
     "NotFound",
 ]
@@ -38,3 +39,7 @@ class ActionNotSupported(AdapterError):
 
 class InvalidResponse(AdapterError):
     """The system answered something that is not what its API documents."""
+
+
+class Conflict(AdapterError):
+    """The action does not fit the current state (cancelling a run that has finished)."""

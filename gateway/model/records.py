@@ -16,6 +16,7 @@ from .enums import Capability, EdgeKind, HealthStatus, NodeKind, RunState, Trigg
 __all__ = [
     "AdapterInfo",
     "EdgeRecord",
+    "HealthProblem",
     "JobRecord",
     "NodeRef",
     "RunPage",
@@ -131,10 +132,29 @@ class RunPage(_Record):
     edges: tuple[EdgeRecord, ...] = ()
 
 
+class HealthProblem(_Record):
+    """One thing wrong at a source, and where it is (a file and line, a job, ...)."""
+
+    message: str
+    file: str | None = None  # a path at the source (a crontab, a DAG file)
+    line: int | None = None  # 1-based line in ``file``
+    job: str | None = None  # native id of the job it affects
+
+    @property
+    def location(self) -> str:
+        """``file:line`` (or what there is of it), for people."""
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        return self.file or (f"job {self.job}" if self.job else "")
+
+
 class SourceHealth(_Record):
+    """What ``Adapter.check`` found: a status, a sentence for people, and the problems."""
+
     status: HealthStatus
     message: str = ""
     details: dict[str, Any] = Field(default_factory=dict)
+    problems: tuple[HealthProblem, ...] = ()
 
 
 class SyncHint(_Record):

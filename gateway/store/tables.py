@@ -46,6 +46,9 @@ class Source(SQLModel, table=True):
     enabled: bool = True
     health: str = "unknown"
     health_message: str = ""
+    # What the adapter's check found wrong: [{"message", "file", "line", "job"}, ...]
+    problems: list[dict[str, Any]] = _json(list)
+    checked_at: datetime | None = _dt()
     last_sync_at: datetime | None = _dt()
     last_success_at: datetime | None = _dt()
     last_error: str | None = Field(default=None, sa_type=Text)
@@ -113,6 +116,10 @@ class Run(SQLModel, table=True):
     message: str | None = Field(default=None, sa_type=Text)
     event_seq: int = 0
     observed_at: datetime = Field(sa_type=UTCDateTime)
+    # Set when a cancel through Accord succeeded: a later "failed" from the source is the
+    # cancel (Airflow has no cancelled state), so the run is shown cancelled.
+    cancel_requested_at: datetime | None = _dt()
+    cancel_requested_by: str | None = None
 
 
 class Step(SQLModel, table=True):

@@ -80,9 +80,12 @@ def accept_push(
         if health is not None:
             src.health = health.status.value
             src.health_message = health.message
+            src.problems = [p.model_dump(exclude_none=True) for p in health.problems]
+            src.checked_at = now
         else:
             src.health = "ok"
             src.health_message = ""
+            src.problems = []
         src.last_error = None
         session.add(src)
         if inventory is not None:

@@ -1,4 +1,6 @@
-"""One sync worker per source: inventory, runs by cursor, re-poll of open runs."""
+"""One sync worker per source: inventory, runs by cursor, re-poll of open runs, and the
+adapter's health check (after every sync and on its own interval), merged with the sync's
+own outcome into the source's health."""
 
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ from gateway.model import (
     AdapterError,
     AdapterUnavailable,
     EdgeRecord,
+    HealthProblem,
     HealthStatus,
     InvalidResponse,
     JobRecord,
     RunRecord,
+    SourceHealth,
     SyncHint,
 )
 from gateway.store.engine import session_scope
@@ -36,13 +40,14 @@ from gateway.store.types import utcnow
 
 from .backoff import Backoff
 
-__all__ = ["SourceWorker", "SyncReport", "health_of", "lag_seconds"]
+__all__ = ["SourceWorker", "SyncReport", "health_of", "lag_seconds", "merge_health"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_PAGES = 50
 _REPOLL_BATCH = 100
 _REPOLL_MAX = 2000
+_CHECK_EVERY = 60.0  # seconds between health checks when nothing else happens
 
 
 @dataclass
@@ -70,6 +75,7 @@ class SourceWorker:
         runs_every: float,
         timeout: float = 30.0,
         on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
+        check_every: float = _CHECK_EVERY,
     ) -> None:
         self.engine = engine
         self.name = name
@@ -84,6 +90,10 @@ class SourceWorker:
         self._pending_inventory = True
         self._next_inventory = 0.0
         self._next_runs = 0.0
+        self.check_every = check_every
+        self._next_check = 0.0
+        # The last sync's own verdict; the adapter's check is merged with it.
+        self._sync_health: tuple[HealthStatus, str] = (HealthStatus.OK, "")
         self._stopped = False
         self.last_report: SyncReport | None = None
 
@@ -114,7 +124,12 @@ class SourceWorker:
                     delay = self._last_delay
                     self._next_runs = now + delay
                     self._next_inventory = max(self._next_inventory, now + delay)
-            wait = max(0.05, min(self._next_inventory, self._next_runs) - time.monotonic())
+            elif now >= self._next_check:
+                await self.check_once()
+            wait = max(
+                0.05,
+                min(self._next_inventory, self._next_runs, self._next_check) - time.monotonic(),
+            )
             self._wake.clear()
             with anyio.move_on_after(wait):
                 await self._wake.wait()
@@ -176,7 +191,9 @@ class SourceWorker:
                 _log.exception("source %s: cannot record the failure", self.name)
         else:
             self.backoff.success()
+            self._sync_health = (HealthStatus.OK, "")
             await self._db(lambda s: self._mark(s, ok=True))
+            await self.check_once()
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
@@ -270,6 +287,47 @@ class SourceWorker:
         _log.warning("source %s: %s (next attempt in %.0fs)", self.name, message, delay)
         await self._db(lambda s: self._mark(s, ok=False, status=status, message=message))
 
+    # -- health ---------------------------------------------------------------------------
+    async def check_once(self) -> SourceHealth:
+        """Ask the adapter how the source is, merge it with the last sync's outcome, store it.
+
+        Runs after every successful sync and on its own interval. A check that fails is a
+        problem of the source too; it never raises.
+        """
+        self._next_check = time.monotonic() + self.check_every
+        try:
+            health = await self._call(self.adapter.check)
+        except AdapterError as exc:
+            status = (
+                HealthStatus.DOWN if isinstance(exc, AdapterAuthError) else HealthStatus.DEGRADED
+            )
+            message = f"health check failed: {type(exc).__name__}: {exc}"
+            health = SourceHealth(
+                status=status, message=message, problems=(HealthProblem(message=message),)
+            )
+        except Exception as exc:  # a bug in an adapter's check must not stop the worker
+            _log.exception("source %s: health check failed unexpectedly", self.name)
+            message = f"health check failed: internal error: {type(exc).__name__}: {exc}"
+            health = SourceHealth(status=HealthStatus.DEGRADED, message=message)
+        try:
+            await self._db(lambda s: self._store_check(s, health))
+        except Exception:  # the store itself is failing: keep the worker alive
+            _log.exception("source %s: cannot record the health check", self.name)
+        return health
+
+    def _store_check(self, session: Session, health: SourceHealth) -> None:
+        row = session.get(SourceRow, self.name)
+        if row is None:
+            return
+        status, message = merge_health(self._sync_health, health)
+        row.health = status.value
+        row.health_message = message
+        row.problems = [p.model_dump(exclude_none=True) for p in health.problems]
+        if not row.problems and health.status in (HealthStatus.DEGRADED, HealthStatus.DOWN):
+            row.problems = [{"message": health.message or f"the source is {health.status}"}]
+        row.checked_at = utcnow()
+        session.add(row)
+
     def _mark(
         self,
         session: Session,
@@ -290,11 +348,37 @@ class SourceWorker:
             row.health_message = ""
             row.last_error = None
         else:
+            self._sync_health = (status, message)
             row.consecutive_failures += 1
             row.health = status.value
             row.health_message = message
             row.last_error = message
         session.add(row)
+
+
+_RANK = {
+    HealthStatus.OK: 0,
+    HealthStatus.UNKNOWN: 0,
+    HealthStatus.STALE: 1,
+    HealthStatus.DEGRADED: 2,
+    HealthStatus.DOWN: 3,
+}
+
+
+def merge_health(sync: tuple[HealthStatus, str], check: SourceHealth) -> tuple[HealthStatus, str]:
+    """The worse of the sync's outcome and the adapter's check, with its reason.
+
+    A check that cannot tell (``unknown``, e.g. a source whose agent pushes) leaves the
+    sync's verdict alone; when both are equally bad the sync's reason comes first.
+    """
+    sync_status, sync_message = sync
+    if _RANK.get(check.status, 0) > _RANK.get(sync_status, 0):
+        return check.status, check.message
+    if sync_status == HealthStatus.OK and check.status == HealthStatus.OK:
+        return HealthStatus.OK, ""
+    if check.message and check.status == sync_status and check.message != sync_message:
+        return sync_status, "; ".join(m for m in (sync_message, check.message) if m)
+    return sync_status, sync_message
 
 
 def health_of(row: SourceRow, now: datetime | None = None) -> str:

@@ -33,6 +33,7 @@ TEST_DAGS = {
     "accord_consumer",
     "accord_paused",
     "accord_slow",
+    "accord_parent",
 }
 # The replay server's password, new for every test run.
 REPLAY_PASSWORD = _secrets.token_urlsafe(12)

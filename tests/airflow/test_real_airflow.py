@@ -20,6 +20,7 @@ from adapters.airflow.adapter import AirflowAdapter
 from gateway.model import (
     AdapterAuthError,
     AdapterError,
+    Conflict,
     EdgeKind,
     EdgeRecord,
     HealthStatus,
@@ -204,6 +205,36 @@ async def test_asset_lineage_and_triggered_run(airflow: AirflowDeployment) -> No
     assert "s3://warehouse/raw/orders" in triggered[0].evidence
 
 
+async def test_trigger_dag_run_operator_is_a_triggered_edge(airflow: AirflowDeployment) -> None:
+    adapter = adapter_for(airflow)
+    _, _, cursor = await drain(adapter, None)
+    before = {
+        r["dag_run_id"]
+        for r in (await api(airflow, "GET", "/api/v2/dags/accord_ok/dagRuns"))["dag_runs"]
+    }
+    parent = await adapter.trigger("accord_parent", {})
+    await finished(adapter, parent.native_id)
+
+    async def child_run() -> str | None:
+        body = await api(airflow, "GET", "/api/v2/dags/accord_ok/dagRuns?limit=100")
+        fresh = [r for r in body["dag_runs"] if r["dag_run_id"] not in before]
+        fresh = [r for r in fresh if r["triggered_by"] == "operator"]
+        return f"accord_ok/{fresh[0]['dag_run_id']}" if fresh else None
+
+    child = await until("the run started by TriggerDagRunOperator", child_run)
+    await finished(adapter, child)
+    runs, edges, _ = await drain(adapter, cursor)
+    seen = {r.native_id: r for r in runs}
+    assert seen[child].trigger == Trigger.UPSTREAM
+    triggered = [e for e in edges if e.kind == EdgeKind.TRIGGERED and e.src.id == parent.native_id]
+    assert [(e.src.kind, e.dst.kind, e.dst.id) for e in triggered] == [
+        (NodeKind.RUN, NodeKind.RUN, child)
+    ]
+    assert "start_ok" in triggered[0].evidence
+    assert "trigger_run_id" in triggered[0].evidence
+    await adapter.aclose()
+
+
 async def test_pause_and_resume(airflow: AirflowDeployment) -> None:
     adapter = adapter_for(airflow)
     try:
@@ -233,11 +264,12 @@ async def test_cancel_a_running_run(airflow: AirflowDeployment) -> None:
     assert in_airflow["state"] == "failed"
     assert in_airflow["note"] == "Cancelled through Accord"
     [seen] = await adapter.get_runs([run.native_id])
-    assert seen.state == RunState.FAILED
+    # Airflow can only say "failed"; the note Accord left makes it a cancel.
+    assert seen.state == RunState.CANCELLED and seen.native_state == "failed"
     assert seen.message is not None and "Cancelled through Accord" in seen.message
     assert [s.state for s in seen.steps or ()] == [RunState.FAILED]
     assert time.monotonic() - started < 60, "the two-minute task was stopped, not waited for"
-    with pytest.raises(AdapterError, match="already finished"):
+    with pytest.raises(Conflict, match="already finished"):
         await adapter.cancel(run.native_id)
 
 
@@ -335,9 +367,11 @@ async def test_full_sync_cost(airflow: AirflowDeployment) -> None:
     first = adapter.client.requests
     asset_runs = sum(1 for r in runs if r.native_id.split("/", 1)[1].startswith("asset_triggered"))
     pages = -(-len(runs) // 100) or 1
+    # runs of accord_parent have one TriggerDagRunOperator task each: its XCom, read once
+    operator_runs = sum(1 for r in runs if r.job_native_id == "accord_parent")
     # token + DAG page + asset page + run pages + task instances of each run + the asset
-    # events behind each asset-triggered run
-    assert first == 3 + pages + len(runs) + asset_runs
+    # events behind each asset-triggered run + the XCom of each triggering task
+    assert first == 3 + pages + len(runs) + asset_runs + operator_runs
     assert all(r.state.terminal for r in runs), "every test waited for its runs"
     again, _, _ = await drain(adapter, None)
     assert len(again) == len(runs)

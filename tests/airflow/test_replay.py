@@ -22,6 +22,7 @@ from gateway.model import (
     AdapterAuthError,
     AdapterError,
     AdapterUnavailable,
+    Conflict,
     EdgeKind,
     HealthStatus,
     InvalidResponse,
@@ -528,13 +529,13 @@ async def test_cancel(replay: ReplayServer, replay_adapter: Build) -> None:
     assert after is not None and after["state"] == "failed"
     assert after["note"] == "Cancelled through Accord"
     [seen] = await adapter.get_runs([native])
-    assert seen.state == RunState.FAILED
+    assert seen.state == RunState.CANCELLED and seen.native_state == "failed"
     assert {s.name: s.native_state for s in seen.steps or ()} == {
         "extract_payments": "failed",
         "validate_payments": "skipped",
         "load_payments": "skipped",
     }
-    with pytest.raises(AdapterError, match="already finished"):
+    with pytest.raises(Conflict, match="already finished"):
         await adapter.cancel(native)
 
 

@@ -76,10 +76,56 @@ def test_export_by_domain_and_time(keyed: Path) -> None:
     assert json.loads(out_file.with_name("d.jsonl.manifest.json").read_text())["count"] == 0
 
 
-def test_export_without_a_key_is_a_clear_error(
+def _key_line(printed: str) -> str:
+    """The printed key (stdout), without the note about it (stderr)."""
+    [key] = [x.strip() for x in printed.splitlines() if x.strip() and "ed25519" not in x]
+    return key
+
+
+def test_a_fresh_installation_signs_with_its_own_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("ACCORD_DATA_DIR", str(data))
+    monkeypatch.delenv("ACCORD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("ACCORD_AUDIT_SIGNING_KEY_FILE", raising=False)
+    out_file = tmp_path / "x.jsonl"
+    code, out = run("audit", "export", "--output", str(out_file))
+    assert code == 0, out
+    key_file = data / "audit-signing-key.pem"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    code, printed = run("audit", "public-key")
+    assert code == 0, printed
+    public = _key_line(printed)
+    assert json.loads(out_file.with_name("x.jsonl.manifest.json").read_text())["public_key"] == (
+        public
+    )
+    assert str(key_file) in printed
+    # the same key on the next use: it was made once
+    assert _key_line(run("audit", "public-key")[1]) == public
+
+    code, out = run("audit", "verify-export", str(out_file))
+    assert code == 0 and "key embedded in its manifest" in out and "not against a key" in out
+    code, out = run("audit", "verify-export", str(out_file), "--public-key", public)
+    assert code == 0 and f"verified against the trusted key {public}" in out
+
+
+def test_a_configured_key_is_used_instead_of_the_installation_key(keyed: Path) -> None:
+    code, printed = run("audit", "public-key")
+    assert code == 0 and "configured key" in printed
+    assert not (keyed / "data" / "audit-signing-key.pem").exists()
+    out_file = keyed / "c.jsonl"
+    assert run("audit", "export", "--output", str(out_file))[0] == 0
+    public = _key_line(printed)
+    code, out = run("audit", "verify-export", str(out_file), "--public-key", public)
+    assert code == 0, out
+
+
+def test_an_unreadable_configured_key_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACCORD_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("ACCORD_AUDIT_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.setenv("ACCORD_AUDIT_SIGNING_KEY_FILE", str(tmp_path / "missing.pem"))
     code, out = run("audit", "export", "--output", str(tmp_path / "x.jsonl"))
-    assert code == 1 and "ACCORD_AUDIT_SIGNING_KEY_FILE" in out
+    assert code == 1 and "cannot load the audit signing key" in out
+    assert not (tmp_path / "x.jsonl").exists()

@@ -181,6 +181,17 @@ def test_lineage_graph_renders_the_api_nodes(gateway: Gateway) -> None:
     assert out["result"]["edges"] == len(api["edges"])
 
 
+def test_run_page_shows_caused_by_and_caused_and_the_run_graph(gateway: Gateway) -> None:
+    out = scenario(gateway, "runLineage")
+    child = gateway.get(f"/api/v1/runs/{out['result']['child']}")
+    assert child["upstream"][0]["uid"] == out["result"]["parent"]
+    parent = gateway.get(f"/api/v1/runs/{out['result']['parent']}")
+    assert out["result"]["child"] in {d["uid"] for d in parent["downstream"]}
+    graph = gateway.get(f"/api/v1/runs/{out['result']['parent']}/lineage", depth=3)
+    assert out["result"]["runs"] == len(graph["runs"]) > 1
+    assert out["result"]["edges"] == len(graph["edges"])
+
+
 def test_audit_verify_and_export_downloads(gateway: Gateway) -> None:
     out = scenario(gateway, "audit")
     assert out["result"]["rows"] >= 1

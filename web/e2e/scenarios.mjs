@@ -239,7 +239,51 @@ export async function session({ context, url, token }) {
   return { ok: true };
 }
 
-export const ALL = { overview, jobs, lineage, audit, pages, session };
+/** A run started by another run: its page says "caused by", the parent's page "caused",
+ * and the run graph of the parent draws the API's runs and edges. */
+export async function runLineage({ context, url, token }) {
+  const listed = await apiGet(url, token, "/api/v1/runs?limit=300");
+  let child = null;
+  for (const r of listed.items.filter((x) => x.trigger === "upstream").slice(0, 40)) {
+    const full = await apiGet(url, token, `/api/v1/runs/${r.uid}`);
+    if (full.upstream.length) {
+      child = full;
+      break;
+    }
+  }
+  assert.ok(child, "the demo has a run started by another run");
+  const parent = child.upstream[0];
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  await page.goto(`${url}/#/runs/${enc(child.uid)}`);
+  const causedBy = page.getByTestId("caused-by");
+  await causedBy.locator(`a[href="#/runs/${enc(parent.uid)}"]`).waitFor();
+  assert.ok((await causedBy.textContent()).includes(parent.evidence), "the evidence of the edge is shown");
+  await shot(page, "run-caused-by");
+
+  await causedBy.locator(`a[href="#/runs/${enc(parent.uid)}"]`).click();
+  const caused = page.getByTestId("caused");
+  await caused.locator(`a[href="#/runs/${enc(child.uid)}"]`).waitFor();
+
+  await page.getByRole("link", { name: "Open the run graph" }).click();
+  await page.getByTestId("lineage-graph").waitFor();
+  const data = await apiGet(url, token, `/api/v1/runs/${parent.uid}/lineage?depth=3`);
+  await page.locator(".react-flow__node").first().waitFor();
+  const ids = await page.locator(".react-flow__node").evaluateAll((els) => els.map((e) => e.getAttribute("data-id")));
+  assert.deepEqual(ids.sort(), data.runs.map((r) => r.uid).sort());
+  assert.ok(ids.includes(child.uid) && ids.includes(parent.uid));
+  assert.equal(await page.locator(".react-flow__edge").count(), data.edges.length);
+  await page.getByTestId("run-lineage-edges").getByText(parent.evidence.slice(0, 20)).first().waitFor();
+  await shot(page, "run-lineage");
+  // back to the job graph of the same page
+  await page.getByRole("button", { name: "Job graph" }).click();
+  await page.getByLabel("start from job").waitFor();
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { child: child.uid, parent: parent.uid, runs: ids.length, edges: data.edges.length };
+}
+
+export const ALL = { overview, jobs, lineage, runLineage, audit, pages, session };
 
 /** A viewer of one domain sees only that domain and is offered no action. */
 export async function viewer({ context, url, viewerToken }) {

@@ -12,7 +12,7 @@ import { type Route, useRoute } from "./router";
 const Audit = lazy(() => import("./pages/Audit").then((m) => ({ default: m.Audit })));
 const Governance = lazy(() => import("./pages/Governance").then((m) => ({ default: m.Governance })));
 const JobDetail = lazy(() => import("./pages/JobDetail").then((m) => ({ default: m.JobDetail })));
-const LineagePage = lazy(() => import("./pages/Lineage").then((m) => ({ default: m.LineagePage })));
+const LineagePage = lazy(() => import("./pages/LineageModes").then((m) => ({ default: m.LineageModes })));
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
 const Runs = lazy(() => import("./pages/Runs").then((m) => ({ default: m.Runs })));
 const Sources = lazy(() => import("./pages/Sources").then((m) => ({ default: m.Sources })));

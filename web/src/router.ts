@@ -35,6 +35,7 @@ export function href(path: string, params?: Record<string, string | undefined | 
 export const jobHref = (uid: string) => `#/jobs/${encodeURIComponent(uid)}`;
 export const runHref = (uid: string) => `#/runs/${encodeURIComponent(uid)}`;
 export const lineageHref = (uid: string) => href("/lineage", { job: uid });
+export const runLineageHref = (uid: string) => href("/lineage", { mode: "runs", run: uid });
 
 export function navigate(to: string, replace = false): void {
   const target = to.startsWith("#") ? to : `#${to}`;

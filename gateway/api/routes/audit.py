@@ -11,12 +11,12 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import FileResponse
 
 from gateway.audit import AuditEntry, list_records, record, verify
-from gateway.audit.export import ExportError, load_private_key, write_export
+from gateway.audit.export import ExportError, SigningKey, signing_key, write_export
 
 from ..convert import audit_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
-from ..schemas import AuditRecordPublic, Paged
+from ..schemas import AuditKeyPublic, AuditRecordPublic, Paged
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -65,6 +65,21 @@ def verify_chain(
     }
 
 
+def _signing_key(request: Request) -> SigningKey:
+    settings = request.app.state.settings
+    try:
+        return signing_key(settings.audit_signing_key_file, settings.data_dir)
+    except ExportError as exc:
+        raise ApiError(500, "signing_key_unusable", str(exc)) from None
+
+
+@router.get("/public-key", response_model=AuditKeyPublic)
+def public_key(request: Request, principal: Principal = Depends(require("read"))) -> AuditKeyPublic:
+    """The public key that verifies this gateway's audit exports (made on first use)."""
+    key = _signing_key(request)
+    return AuditKeyPublic(public_key=key.public_key, algorithm="ed25519", origin=key.origin)
+
+
 @router.get("/export")
 def export_audit(
     request: Request,
@@ -77,15 +92,7 @@ def export_audit(
     principal: Principal = Depends(require("export-audit")),
 ) -> FileResponse:
     """A zip with the records file and its signed manifest (written to disk, then streamed)."""
-    settings = request.app.state.settings
-    if settings.audit_signing_key_file is None:
-        raise ApiError(
-            409, "no_signing_key", "audit exports need ACCORD_AUDIT_SIGNING_KEY_FILE on the gateway"
-        )
-    try:
-        key = load_private_key(settings.audit_signing_key_file)
-    except ExportError as exc:
-        raise ApiError(500, "signing_key_unusable", str(exc)) from None
+    key = _signing_key(request).key
     tmp = Path(tempfile.mkdtemp(prefix="accord-export-"))
     name = f"audit-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{'csv' if format == 'csv' else 'jsonl'}"
     grants = principal.grants

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -9,10 +9,19 @@ from gateway.actions import RUN_ACTIONS
 from gateway.store.services import queries
 from gateway.store.tables import Run
 
-from ..convert import run_public
+from ..convert import run_link, run_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
-from ..schemas import ActionRequest, ActionResult, Paged, RunEventPublic, RunPublic, StatsRow
+from ..schemas import (
+    ActionRequest,
+    ActionResult,
+    LineageEdge,
+    Paged,
+    RunEventPublic,
+    RunLineagePublic,
+    RunPublic,
+    StatsRow,
+)
 from .common import allowed_actions, take_action
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -90,6 +99,37 @@ def run_events(
     ]
 
 
+@router.get("/runs/{uid:path}/lineage", response_model=RunLineagePublic)
+def run_lineage(
+    uid: str,
+    session: SessionDep,
+    direction: Literal["up", "down", "both"] = "both",
+    depth: Annotated[int, Query(ge=0, le=20)] = 3,
+    principal: Principal = Reader,
+) -> RunLineagePublic:
+    """Runs that caused this run and runs it caused, across sources (``triggered`` edges)."""
+    result = queries.run_lineage(
+        session, visible=principal.visible(), root=uid, direction=direction, depth=depth
+    )
+    if result is None:
+        raise ApiError(404, "not_found", f"no run {uid!r}")
+    return RunLineagePublic(
+        root=uid,
+        runs=[run_public(r) for r in result.runs.values()],
+        edges=[
+            LineageEdge(
+                kind=e.kind,
+                src=e.src_uid,
+                dst=e.dst_uid,
+                evidence=e.evidence,
+                reported_by=e.reported_by,
+            )
+            for e in result.edges
+        ],
+        not_shown=result.hidden,
+    )
+
+
 @router.post("/runs/{uid:path}/{action}", response_model=ActionResult)
 async def run_action(
     uid: str,
@@ -110,4 +150,9 @@ def get_run(uid: str, session: SessionDep, principal: Principal = Reader) -> Run
     run = _run(session, principal, uid)
     job = queries.get_job(session, uid=run.job_uid, visible=principal.visible())
     allowed = allowed_actions(session, principal, job, RUN_ACTIONS) if job else []
-    return run_public(run, queries.run_steps(session, run_uid=run.uid), allowed)
+    out = run_public(run, queries.run_steps(session, run_uid=run.uid), allowed)
+    near = queries.run_lineage(session, visible=principal.visible(), root=run.uid, depth=1)
+    assert near is not None  # the run was just read with the same predicate
+    out.upstream = [run_link(near.runs[e.src_uid], e) for e in near.edges if e.dst_uid == run.uid]
+    out.downstream = [run_link(near.runs[e.dst_uid], e) for e in near.edges if e.src_uid == run.uid]
+    return out

@@ -17,7 +17,7 @@ Reader = Depends(require("read"))
 @router.get("", response_model=list[SourcePublic])
 def list_sources(session: SessionDep, principal: Principal = Reader) -> list[SourcePublic]:
     rows = queries.list_sources(session, visible=principal.visible())
-    counts = queries.live_job_counts(session, visible=principal.visible())
+    counts = queries.job_counts(session, visible=principal.visible())
     return [source_public(r, counts.get(r.name, 0)) for r in rows]
 
 
@@ -25,7 +25,8 @@ def list_sources(session: SessionDep, principal: Principal = Reader) -> list[Sou
 def get_source(name: str, session: SessionDep, principal: Principal = Reader) -> SourcePublic:
     for r in queries.list_sources(session, visible=principal.visible()):
         if r.name == name:
-            return source_public(r)
+            counts = queries.job_counts(session, visible=principal.visible())
+            return source_public(r, counts.get(r.name, 0))
     raise ApiError(404, "not_found", f"no source named {name!r}")
 
 

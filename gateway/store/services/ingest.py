@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from gateway.model import (
     EdgeRecord,
@@ -29,7 +29,7 @@ from gateway.model import (
     accept_transition,
 )
 
-from ..tables import Dataset, Edge, Job, Run, Step
+from ..tables import Dataset, Edge, Job, Run, RunEvent, Step
 from ..types import to_db, utcnow
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "diff_inventory",
     "job_uid",
     "lock_source",
+    "mark_cancel_requested",
     "node_uid",
     "record_edges",
     "run_uid",
@@ -353,7 +354,18 @@ def upsert_runs(
     existing: dict[str, Any] = {}
     for i in range(0, len(order), _CHUNK):
         chunk = order[i : i + _CHUNK]
-        cols = [run_t.c[c] for c in ("uid", "state", "attempt", "event_seq", *_MUTABLE)]
+        cols = [
+            run_t.c[c]
+            for c in (
+                "uid",
+                "state",
+                "attempt",
+                "event_seq",
+                "cancel_requested_at",
+                "cancel_requested_by",
+                *_MUTABLE,
+            )
+        ]
         for found in session.execute(select(*cols).where(run_t.c.uid.in_(chunk))):
             existing[found.uid] = found
     inserts: list[dict[str, Any]] = []
@@ -382,6 +394,18 @@ def upsert_runs(
             result.changes.append(RunChange(uid, values["job_uid"], None, rec.state.value, domain))
         else:
             current = RunState(row.state)
+            if rec.attempt > row.attempt:
+                # A new attempt (a retry) starts over: an earlier cancel is not about it.
+                values["cancel_requested_at"] = None
+                values["cancel_requested_by"] = None
+            else:
+                values["cancel_requested_at"] = row.cancel_requested_at
+                values["cancel_requested_by"] = row.cancel_requested_by
+                if row.cancel_requested_at is not None and rec.state == RunState.FAILED:
+                    # Accord cancelled this run and the source can only say "failed"
+                    # (Airflow): it is a cancel. The native state stays as reported.
+                    rec = rec.model_copy(update={"state": RunState.CANCELLED})
+                    values["state"] = rec.state.value
             if accept_transition(
                 current, rec.state, current_attempt=row.attempt, proposed_attempt=rec.attempt
             ):
@@ -595,3 +619,41 @@ def record_edges(
             update(edge_t).where(edge_t.c.id.in_(seen_ids[i : i + _CHUNK])).values(last_seen=ts)
         )
     return len(new_rows)
+
+
+def mark_cancel_requested(session: Session, *, uid: str, subject: str) -> bool:
+    """Record that a cancel of run ``uid`` through Accord succeeded at the source.
+
+    From then on a ``failed`` report of the same attempt is stored as ``cancelled`` (the
+    native state is kept). If the failure was already stored (a sync read it before this
+    call), it is corrected now, with a RunEvent. Returns whether the run is known.
+    """
+    row = session.execute(select(Run).where(col(Run.uid) == uid)).scalars().first()
+    if row is None:
+        return False
+    now = utcnow()
+    row.cancel_requested_at = now
+    row.cancel_requested_by = subject
+    if row.state == RunState.FAILED.value:
+        row.event_seq += 1
+        session.add(
+            RunEvent(
+                run_uid=uid,
+                seq=row.event_seq,
+                from_state=row.state,
+                to_state=RunState.CANCELLED.value,
+                at=row.ended_at or now,
+                observed_at=now,
+            )
+        )
+        row.state = RunState.CANCELLED.value
+        job = session.execute(select(Job).where(col(Job.uid) == row.job_uid)).scalars().first()
+        if (
+            job is not None
+            and job.last_run_state == RunState.FAILED.value
+            and (job.last_run_at is None or to_db(job.last_run_at) == to_db(row.sort_at))
+        ):
+            job.last_run_state = RunState.CANCELLED.value
+            session.add(job)
+    session.add(row)
+    return True

@@ -25,15 +25,17 @@ __all__ = [
     "Lineage",
     "Page",
     "RunFilter",
+    "RunLineage",
     "Visible",
     "get_job",
     "get_run",
+    "job_counts",
     "lineage",
     "list_jobs",
     "list_runs",
     "list_sources",
-    "live_job_counts",
     "run_events",
+    "run_lineage",
     "run_stats",
     "run_steps",
 ]
@@ -75,14 +77,14 @@ def list_sources(session: Session, *, visible: Visible) -> list[Source]:
     return list(session.execute(stmt).scalars().all())
 
 
-def live_job_counts(session: Session, *, visible: Visible) -> dict[str, int]:
-    """Source name → number of live jobs the caller can see."""
-    rows = session.execute(
+def job_counts(session: Session, *, visible: Visible) -> dict[str, int]:
+    """Jobs (not tombstoned) the caller may read, per source."""
+    stmt = (
         select(col(Job.source), func.count())
         .where(col(Job.tombstoned_at).is_(None), visible(col(Job.domain), col(Job.uid)))
         .group_by(col(Job.source))
-    ).all()
-    return {str(r[0]): int(r[1]) for r in rows}
+    )
+    return {str(name): int(n) for name, n in session.execute(stmt).all()}
 
 
 @dataclass
@@ -401,3 +403,69 @@ def _job_node(j: Job) -> dict[str, Any]:
         "last_run_state": j.last_run_state,
         "tombstoned": j.tombstoned_at is not None,
     }
+
+
+@dataclass
+class RunLineage:
+    """Runs reachable from a run through ``triggered`` edges, and those edges."""
+
+    root: Run
+    runs: dict[str, Run]
+    edges: list[Edge]
+    # uids named by an edge that the caller may not see or the store does not hold
+    hidden: int = 0
+
+
+def run_lineage(
+    session: Session,
+    *,
+    visible: Visible,
+    root: str,
+    direction: str = "both",
+    depth: int = 1,
+    max_nodes: int = 2000,
+) -> RunLineage | None:
+    """Runs that caused run ``root`` (up) and that it caused (down), ``depth`` hops each way.
+
+    Every run is read through ``visible``: an edge to a run the caller may not read is left
+    out (and counted in ``hidden``), and the walk does not continue through it.
+    """
+    start = get_run(session, uid=root, visible=visible)
+    if start is None:
+        return None
+    runs: dict[str, Run] = {root: start}
+    edges: dict[int, Edge] = {}
+    hidden: set[str] = set()
+    for walk in ("up", "down"):
+        if direction not in (walk, "both"):
+            continue
+        frontier = {root}
+        for _ in range(max(0, depth)):
+            if not frontier or len(runs) >= max_nodes:
+                break
+            near = col(Edge.dst_uid) if walk == "up" else col(Edge.src_uid)
+            found = list(
+                session.execute(
+                    select(Edge).where(near.in_(list(frontier)), col(Edge.kind) == "triggered")
+                ).scalars()
+            )
+            far = {e.src_uid if walk == "up" else e.dst_uid for e in found}
+            wanted = [u for u in far if u not in runs and u not in hidden]
+            for i in range(0, len(wanted), 500):
+                for r in session.execute(
+                    select(Run).where(
+                        col(Run.uid).in_(wanted[i : i + 500]),
+                        visible(col(Run.domain), col(Run.job_uid)),
+                    )
+                ).scalars():
+                    runs[r.uid] = r
+            hidden.update(u for u in wanted if u not in runs)
+            nxt: set[str] = set()
+            for e in found:
+                other = e.src_uid if walk == "up" else e.dst_uid
+                if other in runs:
+                    assert e.id is not None
+                    edges[e.id] = e
+                    nxt.add(other)
+            frontier = nxt - {root}
+    return RunLineage(start, runs, sorted(edges.values(), key=lambda e: e.id or 0), len(hidden))

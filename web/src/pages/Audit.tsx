@@ -1,4 +1,4 @@
-import { useInfiniteQuery, useMutation } from "@tanstack/react-query";
+import { useInfiniteQuery, useMutation, useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { api, ApiError, authHeaders, toApiError, unwrap } from "../api/client";
 import { useAuth } from "../auth";
@@ -42,6 +42,11 @@ export function Audit({ route }: { route: Route }) {
   const rows = useMemo(() => q.data?.pages.flatMap((p) => p.items) ?? [], [q.data]);
   const set = (k: string) => (v: string) => setParams(route, { [k]: v || null });
   const verify = useMutation({ mutationFn: () => unwrap(api.GET("/api/v1/audit/verify")) });
+  const signingKey = useQuery({
+    queryKey: ["audit-public-key"],
+    queryFn: () => unwrap(api.GET("/api/v1/audit/public-key")),
+    staleTime: Infinity,
+  });
   const [format, setFormat] = useState("jsonl");
   const [exportMsg, setExportMsg] = useState<{ ok: boolean; text: string } | null>(null);
 
@@ -57,15 +62,13 @@ export function Audit({ route }: { route: Route }) {
       if (!res.ok) throw await toApiError(res, await res.json().catch(() => null));
       const name = /filename="?([^";]+)"?/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? `audit-${stamp()}.zip`;
       saveBlob(await res.blob(), name);
-      setExportMsg({ ok: true, text: `Downloaded ${name}: the records and a signed manifest (verify offline with accord audit verify).` });
+      setExportMsg({ ok: true, text: `Downloaded ${name}: the records and a signed manifest (verify offline with accord audit verify-export --public-key KEY).` });
     } catch (e) {
       const err = e instanceof ApiError ? e : null;
       setExportMsg({
         ok: false,
         text:
-          err?.code === "no_signing_key"
-            ? "This gateway has no signing key for exports (ACCORD_AUDIT_SIGNING_KEY_FILE). Use the browser download below instead."
-            : (err?.message ?? String(e)),
+          err?.message ?? String(e),
       });
     }
   };
@@ -126,6 +129,20 @@ export function Audit({ route }: { route: Route }) {
               ? "The signed export covers the time filters, made by the gateway with a manifest. "
               : "Signed exports need the export-audit permission. "}
           </p>
+          <div className="small" data-testid="audit-public-key">
+            Exports are signed with{" "}
+            {signingKey.data ? (
+              <>
+                {signingKey.data.origin === "configured" ? "the configured key" : "this installation's own key"}, public key{" "}
+                <code className="wrap">{signingKey.data.public_key}</code> ({signingKey.data.algorithm}). Give it to whoever
+                verifies exports: <code>accord audit verify-export FILE --public-key KEY</code>.
+              </>
+            ) : signingKey.isError ? (
+              <span className="warn-text">a key that cannot be read: {signingKey.error.message}</span>
+            ) : (
+              "…"
+            )}
+          </div>
           <button type="button" onClick={clientExport} disabled={!rows.length} data-testid="export-client">
             Download this list as JSONL (made in the browser)
           </button>

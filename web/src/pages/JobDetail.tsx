@@ -68,7 +68,7 @@ export function JobDetail({ uid }: { uid: string }) {
                   </dd>
                   <dt>next run</dt>
                   <dd data-testid="next-run">
-                    {j.paused ? "paused" : j.next_run_at ? `${fmtTime(j.next_run_at)} (${fmtAgo(j.next_run_at)})` : "—"}
+                    {j.next_run_at ? `${fmtTime(j.next_run_at)} (${fmtAgo(j.next_run_at)})` : (j.no_next_run_reason ?? "—")}
                   </dd>
                   <dt>last run</dt>
                   <dd>

@@ -4,7 +4,24 @@ import { ActionButtons } from "../components/Actions";
 import { Card, Empty, Q, StateBadge } from "../components/ui";
 import { useAuth } from "../auth";
 import { durationOf, fmtDuration, fmtTime } from "../format";
-import { jobHref } from "../router";
+import type { Schemas } from "../api/client";
+import { jobHref, runHref, runLineageHref } from "../router";
+
+function RunLinks({ links, testid, none }: { links: Schemas["RunLink"][]; testid: string; none: string }) {
+  if (links.length === 0) return <Empty>{none}</Empty>;
+  return (
+    <ul className="list" data-testid={testid}>
+      {links.map((l) => (
+        <li key={l.uid}>
+          <a href={runHref(l.uid)}>{l.uid}</a> <StateBadge state={l.state} />
+          <div className="small muted">
+            {l.evidence || "no evidence recorded"} · {fmtTime(l.started_at)} · reported by {l.reported_by}
+          </div>
+        </li>
+      ))}
+    </ul>
+  );
+}
 
 export function RunDetail({ uid }: { uid: string }) {
   const { can } = useAuth();
@@ -63,6 +80,11 @@ export function RunDetail({ uid }: { uid: string }) {
                   <dt>state</dt>
                   <dd>
                     {r.state} {r.native_state && <span className="muted">(tool: {r.native_state})</span>}
+                    {r.cancelled_through_accord && (
+                      <div className="small muted" data-testid="cancelled-through-accord">
+                        cancelled through Accord{r.cancel_requested_by ? ` by ${r.cancel_requested_by}` : ""}
+                      </div>
+                    )}
                   </dd>
                   <dt>trigger</dt>
                   <dd>
@@ -83,6 +105,15 @@ export function RunDetail({ uid }: { uid: string }) {
                   <dd>{fmtTime(r.observed_at)}</dd>
                 </dl>
                 {r.message && <pre className="message">{r.message}</pre>}
+              </Card>
+              <Card title="Caused by">
+                <RunLinks links={r.upstream ?? []} testid="caused-by" none="Nothing Accord knows of started this run." />
+              </Card>
+              <Card title="Caused">
+                <RunLinks links={r.downstream ?? []} testid="caused" none="This run is not known to have started another run." />
+                <p className="small">
+                  <a href={runLineageHref(r.uid)}>Open the run graph</a>
+                </p>
               </Card>
               <Card title="Actions">
                 <ActionButtons target="run" uid={r.uid} name={r.uid} actions={(r.allowed_actions ?? []).filter((a) => (a === "cancel" ? !r.ended_at : true))} />

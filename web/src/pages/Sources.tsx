@@ -65,6 +65,21 @@ export function Sources() {
                       <td>
                         <HealthBadge health={s.health} />
                         {s.health_message && <div className="small muted">{s.health_message}</div>}
+                        {(s.problems ?? []).length > 0 && (
+                          <ul className="small problems" data-testid={`problems-${s.name}`}>
+                            {(s.problems ?? []).map((p, i) => (
+                              <li key={i}>
+                                {p.file && (
+                                  <code>
+                                    {p.file}
+                                    {p.line ? `:${p.line}` : ""}
+                                  </code>
+                                )}{" "}
+                                {p.message}
+                              </li>
+                            ))}
+                          </ul>
+                        )}
                       </td>
                       <td title={fmtTime(s.last_sync_at)}>{fmtAgo(s.last_sync_at)}</td>
                       <td title={fmtTime(s.last_success_at)}>{fmtAgo(s.last_success_at)}</td>
