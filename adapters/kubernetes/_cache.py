@@ -492,7 +492,7 @@ class Cache:
         elif not croniter.is_valid(expression):
             problems.append(f"schedule {expression!r} cannot be parsed")
         elif not spec.get("suspend"):
-            next_run = croniter(expression, now.astimezone(zone)).get_next(datetime)
+            next_run = croniter(expression, now.astimezone(zone)).get_next(datetime).astimezone(UTC)
         for token in _after_tokens(annotations.get(AFTER_ANNOTATION)):
             if "/" not in token:
                 problems.append(

@@ -285,7 +285,9 @@ class KubeClient:
         """Events (``type``, ``object`` as JSON) from ``resource_version`` with bookmarks,
         until the server ends the stream. A 410 (HTTP or in-stream) raises KubeGone."""
         lister = self._lister(resource, namespace)
-        w = k8s_watch.Watch()
+        # return_type=object keeps events as JSON dicts; ``deserialize=False`` would too, but
+        # then the client fails on an in-stream ERROR event (KeyError 'raw_object').
+        w = k8s_watch.Watch(return_type=object)
         if on_start is not None:
             on_start(w)
         kwargs: dict[str, Any] = {
@@ -295,7 +297,6 @@ class KubeClient:
             # re-lists instead, which is the only way not to miss a change.
             "timeout_seconds": timeout_seconds,
             "_request_timeout": (self.timeout, timeout_seconds + self.timeout),
-            "deserialize": False,
         }
         if label_selector:
             kwargs["label_selector"] = label_selector

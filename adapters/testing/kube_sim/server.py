@@ -284,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routing ------------------------------------------------------------------------------
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
         sim, state = self.sim, self.sim.state
-        if path == "/version" and method == "GET":
+        if path.rstrip("/") == "/version" and method == "GET":
             sim.count("version")
             raise _Reply(
                 200,

@@ -9,6 +9,7 @@ moment, which is how ``limit``/``continue`` pages stay consistent, as the API pr
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import secrets
 import threading
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -42,6 +43,20 @@ KINDS: dict[str, tuple[str, str]] = {
 _HISTORY = 10_000  # events kept per resource before the oldest are compacted away
 _SCHEDULED_AT = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 _INSTANTIATE = "cronjob.kubernetes.io/instantiate"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(fn: F) -> F:
+    """Hold the state's lock (reentrant) for the whole call."""
+
+    @functools.wraps(fn)
+    def wrapper(self: ClusterState, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return fn(self, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def fmt_time(t: datetime) -> str:
@@ -172,6 +187,7 @@ class ClusterState:
         keys = sorted(k for k in objs if ns is None or k[0] == ns)
         return [objs[k] for k in keys]
 
+    @_locked
     def put(self, resource: str, obj: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
         """Store a new version of ``obj`` (a fresh dict) and record the event."""
         meta = obj["metadata"]
@@ -181,6 +197,7 @@ class ClusterState:
         self._record(resource, "ADDED" if created else "MODIFIED", obj)
         return obj
 
+    @_locked
     def create(self, resource: str, ns: str, body: dict[str, Any]) -> dict[str, Any]:
         kind, api_version = KINDS[resource]
         obj = copy.deepcopy(body)
@@ -288,6 +305,7 @@ class ClusterState:
                     f'CronJob.batch "{name}" is invalid: spec.jobTemplate: Required value',
                 )
 
+    @_locked
     def update(
         self, resource: str, ns: str, name: str, change: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
@@ -302,6 +320,7 @@ class ClusterState:
             self._job_suspension(stored)
         return self.find(resource, ns, name) or stored
 
+    @_locked
     def delete(
         self,
         resource: str,
