@@ -179,9 +179,13 @@ class Cache:
             if local:
                 held = store.get(meta["uid"])
                 new_rv, old_rv = _int_rv(obj), _int_rv(held) if held else None
-                if held is not None and new_rv is not None and old_rv is not None:
-                    if new_rv <= old_rv:
-                        return
+                if (
+                    held is not None
+                    and new_rv is not None
+                    and old_rv is not None
+                    and new_rv <= old_rv
+                ):
+                    return
             if resource == "cronjobs":
                 if type_ == "DELETED":
                     self._drop_cronjob(obj)
@@ -192,7 +196,9 @@ class Cache:
             else:
                 self._put_job(obj)
 
-    def replace(self, resource: str, namespace: str | None, items: Iterable[dict[str, Any]]) -> None:
+    def replace(
+        self, resource: str, namespace: str | None, items: Iterable[dict[str, Any]]
+    ) -> None:
         """A full list of ``resource`` in ``namespace`` (None: all): what is cached there
         and not listed was deleted while no watch ran."""
         with self.lock:
@@ -220,7 +226,8 @@ class Cache:
     def _prune(self) -> None:
         live = set(self._run_of.values())
         old = sorted(
-            (seq, rid) for rid, (seq, rec) in self.records.items()
+            (seq, rid)
+            for rid, (seq, rec) in self.records.items()
             if rid not in live and rec.state.terminal
         )
         for _, rid in old[: len(self.records) - _MAX_RECORDS // 2]:
@@ -378,8 +385,9 @@ class Cache:
                 term, wait = state.get("terminated"), state.get("waiting")
                 cname = cs.get("name", "?")
                 if isinstance(term, dict):
-                    ended = max(filter(None, [ended, parse_time(term.get("finishedAt"))]),
-                                default=None)
+                    ended = max(
+                        filter(None, [ended, parse_time(term.get("finishedAt"))]), default=None
+                    )
                     if term.get("reason") != "Completed" or term.get("exitCode") not in (0, None):
                         reasons.append(
                             f"pod {pname}: container {cname} terminated: "
@@ -387,7 +395,9 @@ class Cache:
                         )
                 elif isinstance(wait, dict) and wait.get("reason"):
                     detail = f" ({wait['message']})" if wait.get("message") else ""
-                    reasons.append(f"pod {pname}: container {cname} waiting: {wait['reason']}{detail}")
+                    reasons.append(
+                        f"pod {pname}: container {cname} waiting: {wait['reason']}{detail}"
+                    )
             steps.append(
                 StepRecord(
                     name=pname,
@@ -618,10 +628,7 @@ class Cache:
         if isinstance(spec.get("startingDeadlineSeconds"), int):
             why = f"no Job started within startingDeadlineSeconds ({seconds}s)"
         else:
-            why = (
-                f"no Job started within {seconds // 60} min (is the CronJob controller "
-                "running?)"
-            )
+            why = f"no Job started within {seconds // 60} min (is the CronJob controller running?)"
         return "Missed", f"scheduled for {when}; {why}"
 
 

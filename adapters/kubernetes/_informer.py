@@ -16,8 +16,8 @@ from typing import Any
 
 from kubernetes import watch as k8s_watch
 
-from .client import KubeClient, KubeError, KubeGone
 from ._cache import Cache
+from .client import KubeClient, KubeError, KubeGone
 
 __all__ = ["Informer"]
 
@@ -72,7 +72,7 @@ class Informer:
         self._stop.set()
         w = self._watch
         if w is not None:
-            w.stop()
+            w.stop()  # type: ignore[no-untyped-call]
 
     def join(self, timeout: float) -> None:
         if self._thread.is_alive():

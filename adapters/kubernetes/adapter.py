@@ -268,9 +268,7 @@ class KubernetesAdapter(BaseAdapter):
         if obj is None:
             current = self.cache.current_id(parsed.namespace, parsed.name)
             hint = (
-                f"; it was deleted and re-created: the CronJob is now {current}"
-                if current
-                else ""
+                f"; it was deleted and re-created: the CronJob is now {current}" if current else ""
             )
             raise NotFound(
                 f"CronJob {parsed.namespace}/{parsed.name} (uid {parsed.uid8}…) is not governed "
@@ -426,7 +424,8 @@ class KubernetesAdapter(BaseAdapter):
         body = manual_job(cj, source=self.ctx.source)
         created = await self._act(lambda: client.create_job(parsed.namespace, body))
         self.cache.apply("jobs", "ADDED", created, local=True)
-        run_id = f"{job_id}/{created['metadata']['name']}@{created['metadata']['uid'].replace('-', '')[:8]}"
+        made = created["metadata"]
+        run_id = f"{job_id}/{made['name']}@{str(made['uid']).replace('-', '')[:8]}"
         record = self.cache.run(run_id)
         if record is None:
             raise InvalidResponse(f"the API server answered the Job creation of {job_id} oddly")
@@ -526,4 +525,3 @@ def manual_job(cronjob: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         },
         "spec": dict(template.get("spec") or {}),
     }
-

@@ -89,19 +89,21 @@ def configuration_from_kubeconfig(path: str | None, context: str | None) -> k8s.
     """Blocking (reads files; may run an exec credential plugin)."""
     cfg = k8s.Configuration()
     try:
-        k8s_config.load_kube_config(
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
     except (ConfigException, OSError, TypeError, ValueError) as exc:
         where = path or "the default kubeconfig"
-        raise KubeAuthFailed(f"cannot use {where} (context {context or 'current'}): {exc}") from None
+        raise KubeAuthFailed(
+            f"cannot use {where} (context {context or 'current'}): {exc}"
+        ) from None
     return cfg
 
 
 def configuration_in_cluster() -> k8s.Configuration:
     cfg = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config(client_configuration=cfg)
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     except ConfigException as exc:
         raise KubeAuthFailed(f"not running in a pod with a service account: {exc}") from None
     return cfg
@@ -185,7 +187,7 @@ class KubeClient:
         return str(self.configuration.host)
 
     def close(self) -> None:
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     def _counted(self, *, watch: bool = False) -> None:
         with self._count_lock:
@@ -287,7 +289,7 @@ class KubeClient:
         lister = self._lister(resource, namespace)
         # return_type=object keeps events as JSON dicts; ``deserialize=False`` would too, but
         # then the client fails on an in-stream ERROR event (KeyError 'raw_object').
-        w = k8s_watch.Watch(return_type=object)
+        w = k8s_watch.Watch(return_type=object)  # type: ignore[no-untyped-call]
         if on_start is not None:
             on_start(w)
         kwargs: dict[str, Any] = {
@@ -303,7 +305,7 @@ class KubeClient:
         self._counted(watch=True)
         what = f"watch {resource} in {namespace or 'all namespaces'}"
         try:
-            for event in w.stream(lister, **kwargs):
+            for event in w.stream(lister, **kwargs):  # type: ignore[no-untyped-call]
                 if isinstance(event, dict) and isinstance(event.get("object"), dict):
                     yield event
         except ApiException as exc:
@@ -311,7 +313,7 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise KubeUnreachable(f"{what}: the stream broke ({exc})") from None
         finally:
-            w.stop()
+            w.stop()  # type: ignore[no-untyped-call]
 
     def read_cronjob(self, namespace: str, name: str) -> dict[str, Any]:
         body = self._json(
@@ -334,17 +336,19 @@ class KubeClient:
     def create_job(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         out = self._json(
             f"create job in {namespace}",
+            # The client validates a dict body into its V1Job model (and back to JSON).
             lambda: self.batch.create_namespaced_job(
-                namespace, dict(body), _preload_content=False, _request_timeout=self.timeout
+                namespace,
+                dict(body),  # type: ignore[arg-type]
+                _preload_content=False,
+                _request_timeout=self.timeout,
             ),
         )
         if not isinstance(out, dict):
             raise KubeBadResponse("create job: the answer is not an object")
         return out
 
-    def delete_job(
-        self, namespace: str, name: str, *, propagation: str, uid: str | None
-    ) -> None:
+    def delete_job(self, namespace: str, name: str, *, propagation: str, uid: str | None) -> None:
         options: dict[str, Any] = {"propagationPolicy": propagation}
         if uid:
             options["preconditions"] = {"uid": uid}
@@ -353,15 +357,13 @@ class KubeClient:
             lambda: self.batch.delete_namespaced_job(
                 name,
                 namespace,
-                body=options,
+                body=options,  # type: ignore[arg-type]
                 _preload_content=False,
                 _request_timeout=self.timeout,
             ),
         )
 
-    def patch_cronjob(
-        self, namespace: str, name: str, patch: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def patch_cronjob(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """A merge patch (the client sends a dict body as strategic-merge-patch+json)."""
         out = self._json(
             f"patch cronjob {namespace}/{name}",

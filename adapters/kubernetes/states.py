@@ -40,8 +40,8 @@ from gateway.model import RunState
 
 __all__ = [
     "CONDITION_TYPES",
-    "POD_PHASES",
     "NATIVE_STATES",
+    "POD_PHASES",
     "STATES",
     "job_native_state",
     "job_state",

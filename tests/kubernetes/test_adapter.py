@@ -119,9 +119,7 @@ async def test_namespaces_and_label_selector_select_cronjobs_and_their_runs(
         name = cj["metadata"]["name"]
         st.finish_job(
             cj["metadata"]["namespace"],
-            st.job_from_cronjob(cj["metadata"]["namespace"], name, f"{name}-1")["metadata"][
-                "name"
-            ],
+            st.job_from_cronjob(cj["metadata"]["namespace"], name, f"{name}-1")["metadata"]["name"],
             succeeded=True,
         )
     by_ns = adapter_for(namespaces=["etl"], source="by-ns")
@@ -260,7 +258,9 @@ async def test_410_gone_relists_without_losing_or_duplicating_runs(
     runs, _ = await drain(adapter, cursor)
     ids = [r.native_id for r in runs]
     assert ids.count(second_id) == 1 and len(ids) == len(set(ids))
-    assert rid(cj, st.get("jobs", "etl", first)) not in ids, "an unchanged run is not reported again"
+    assert rid(cj, st.get("jobs", "etl", first)) not in ids, (
+        "an unchanged run is not reported again"
+    )
 
 
 async def test_garbage_collected_runs_stay_in_history(
@@ -399,7 +399,7 @@ async def test_steady_state_is_watch_driven(sim: KubeSimulator, adapter_for: Con
     cursor = None
     jobs = [j async for j in adapter.list_jobs()]
     assert len(jobs) == 30
-    runs, cursor = await drain(adapter, cursor)
+    _, cursor = await drain(adapter, cursor)
     before = sim.requests.copy()
     for _ in range(5):
         assert len([j async for j in adapter.list_jobs()]) == 30
@@ -412,7 +412,9 @@ async def test_steady_state_is_watch_driven(sim: KubeSimulator, adapter_for: Con
     assert before["list cronjobs"] == 5  # 30 CronJobs in pages of 7
 
 
-async def test_auth_modes_and_errors(sim: KubeSimulator, adapter_for: Connect, tmp_path: Path) -> None:
+async def test_auth_modes_and_errors(
+    sim: KubeSimulator, adapter_for: Connect, tmp_path: Path
+) -> None:
     sim.state.add_cronjob("etl", "load", "0 3 * * *")
     wrong = adapter_for(_token="not-the-token", source="wrong")
     with pytest.raises(AdapterAuthError, match="401"):
@@ -504,6 +506,11 @@ def test_manual_job_is_built_like_kubectl_create_job_from() -> None:
     assert body["metadata"]["labels"] == {"a": "b"}
     assert body["spec"]["backoffLimit"] == 1
     assert body["metadata"]["ownerReferences"] == [
-        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "x" * 52, "uid": "u-1",
-         "controller": True}
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "x" * 52,
+            "uid": "u-1",
+            "controller": True,
+        }
     ]

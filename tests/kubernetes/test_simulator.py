@@ -63,9 +63,7 @@ def test_label_selectors(sim: KubeSimulator, batch: client.BatchV1Api) -> None:
     assert err.value.status == 400
 
 
-def test_delete_propagation_and_preconditions(
-    sim: KubeSimulator, batch: client.BatchV1Api
-) -> None:
+def test_delete_propagation_and_preconditions(sim: KubeSimulator, batch: client.BatchV1Api) -> None:
     st = sim.state
     st.add_cronjob("etl", "load", "0 3 * * *")
     for name in ("j1", "j2"):
@@ -74,9 +72,7 @@ def test_delete_propagation_and_preconditions(
     batch.delete_namespaced_job("j1", "etl")  # batch/v1 default: orphan the pods
     assert [p["metadata"]["ownerReferences"] for p in st.items("pods", "etl")].count([]) == 1
     with pytest.raises(ApiException) as err:
-        batch.delete_namespaced_job(
-            "j2", "etl", body={"preconditions": {"uid": "not-its-uid"}}
-        )
+        batch.delete_namespaced_job("j2", "etl", body={"preconditions": {"uid": "not-its-uid"}})
     assert err.value.status == 409
     batch.delete_namespaced_job("j2", "etl", propagation_policy="Background")
     assert len(st.items("pods", "etl")) == 1  # only j1's orphan is left

@@ -39,9 +39,7 @@ class _Done(Exception):
 
 
 class _Reply(Exception):
-    def __init__(
-        self, status: int, body: Any, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body

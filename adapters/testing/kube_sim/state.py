@@ -255,9 +255,7 @@ class ClusterState:
             }
             template = spec.setdefault("template", {})
             template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
-            spec["selector"] = {
-                "matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}
-            }
+            spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": meta["uid"]}}
             obj["status"] = {}
             if spec["suspend"]:
                 obj["status"]["conditions"] = [self._condition("Suspended", "JobSuspended")]
@@ -335,7 +333,7 @@ class ClusterState:
             raise ApiError(
                 409,
                 "Conflict",
-                f"Operation cannot be fulfilled on {resource}.batch \"{name}\": Precondition "
+                f'Operation cannot be fulfilled on {resource}.batch "{name}": Precondition '
                 f"failed: UID in precondition: {uid}, UID in object meta: "
                 f"{obj['metadata']['uid']}",
             )
@@ -343,9 +341,7 @@ class ClusterState:
             # batch/v1 Jobs keep the legacy default (orphan their pods); CronJobs cascade.
             propagation = "Orphan" if resource == "jobs" else "Background"
         if propagation not in ("Orphan", "Background", "Foreground"):
-            raise ApiError(
-                400, "BadRequest", f"unsupported propagationPolicy {propagation!r}"
-            )
+            raise ApiError(400, "BadRequest", f"unsupported propagationPolicy {propagation!r}")
         uid_ = obj["metadata"]["uid"]
         if propagation == "Foreground":
             obj = self.update(
@@ -363,10 +359,7 @@ class ClusterState:
                     dep_resource,
                     dm["namespace"],
                     dm["name"],
-                    lambda o, u=uid_: o["metadata"].__setitem__(
-                        "ownerReferences",
-                        [r for r in o["metadata"].get("ownerReferences", []) if r["uid"] != u],
-                    ),
+                    _drop_owner(uid_),
                 )
             else:
                 self.delete(dep_resource, dm["namespace"], dm["name"], propagation=propagation)
@@ -561,8 +554,12 @@ class ClusterState:
             for pod in self.items("pods", ns):
                 if pod["metadata"]["labels"].get("batch.kubernetes.io/job-name") != name:
                     continue
-                self.update("pods", ns, pod["metadata"]["name"], _pod_end(succeeded, pod_reason,
-                                                                           exit_code, now))
+                self.update(
+                    "pods",
+                    ns,
+                    pod["metadata"]["name"],
+                    _pod_end(succeeded, pod_reason, exit_code, now),
+                )
 
             def end(o: dict[str, Any]) -> None:
                 st = o["status"]
@@ -735,9 +732,7 @@ class ClusterState:
         if deadline is not None and (self.now - most_recent).total_seconds() > deadline:
             return  # missed its starting window: nothing runs
         ns = meta["namespace"]
-        active = [
-            a for a in cj["status"].get("active", []) if self.find("jobs", ns, a["name"])
-        ]
+        active = [a for a in cj["status"].get("active", []) if self.find("jobs", ns, a["name"])]
         policy = spec.get("concurrencyPolicy", "Allow")
         if active and policy == "Forbid":
             return
@@ -769,7 +764,9 @@ class ClusterState:
             ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
             start = job["status"].get("startTime")
             if start is None:
-                if (self.now - parse_time(job["metadata"]["creationTimestamp"])).total_seconds() >= 1:
+                if (
+                    self.now - parse_time(job["metadata"]["creationTimestamp"])
+                ).total_seconds() >= 1:
                     self.start_job(ns, name)
                 continue
             owner = self._owner(job)
@@ -824,27 +821,20 @@ class ClusterState:
                     job = self.job_from_cronjob(ns, cronjob, name)
                     self.put(
                         "jobs",
-                        _changed(
-                            job,
-                            lambda o, t=t: o["metadata"]
-                            .setdefault("annotations", {})
-                            .__setitem__(_SCHEDULED_AT, fmt_time(t)),
-                        ),
+                        _changed(job, _annotate(_SCHEDULED_AT, fmt_time(t))),
                     )
                     self.update(
                         "cronjobs",
                         ns,
                         cronjob,
-                        lambda o, t=t: o["status"].__setitem__("lastScheduleTime", fmt_time(t)),
+                        _set_status("lastScheduleTime", fmt_time(t)),
                     )
                     self.start_job(ns, name)
                     self.now = t.astimezone(UTC) + timedelta(seconds=30 + self.rng.randint(0, 90))
                     if outcome is True:
                         self.finish_job(ns, name, succeeded=True)
                     else:
-                        reason, _, pod = (
-                            str(outcome).partition("/") if outcome else ("", "", "")
-                        )
+                        reason, _, pod = str(outcome).partition("/") if outcome else ("", "", "")
                         self.finish_job(
                             ns,
                             name,
@@ -856,6 +846,31 @@ class ClusterState:
             finally:
                 self.now = real_now
             self._last_check[cj["metadata"]["uid"]] = self.now
+
+
+Change = Callable[[dict[str, Any]], None]
+
+
+def _drop_owner(uid: str) -> Change:
+    def change(o: dict[str, Any]) -> None:
+        refs = o["metadata"].get("ownerReferences", [])
+        o["metadata"]["ownerReferences"] = [r for r in refs if r["uid"] != uid]
+
+    return change
+
+
+def _annotate(key: str, value: str) -> Change:
+    def change(o: dict[str, Any]) -> None:
+        o["metadata"].setdefault("annotations", {})[key] = value
+
+    return change
+
+
+def _set_status(key: str, value: str) -> Change:
+    def change(o: dict[str, Any]) -> None:
+        o["status"][key] = value
+
+    return change
 
 
 def _changed(obj: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -901,9 +916,7 @@ def _pod_end(
             }
         else:
             st["phase"] = "Failed"
-            state = {
-                "terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": now}
-            }
+            state = {"terminated": {"exitCode": exit_code, "reason": reason, "finishedAt": now}}
         st["containerStatuses"] = [
             {
                 "name": c.get("name", "main"),
