@@ -120,9 +120,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         steady_requests = Counter(sim.requests) - before
         runs_after = adapter.cache.records
         new_runs = len(runs_after) - first_runs
-        failed_new = sum(
-            1 for _, r in runs_after.values() if r.state == RunState.FAILED
-        )
+        failed_new = sum(1 for _, r in runs_after.values() if r.state == RunState.FAILED)
     finally:
         await adapter.aclose()
         sim.stop()

@@ -165,6 +165,8 @@ class Cache:
     _suspended: dict[str, list[list[datetime | None]]] = field(default_factory=dict)
     _pods: dict[str, _PodInfo] = field(default_factory=dict)  # run id -> pods read
     pod_queue: dict[str, tuple[str, str]] = field(default_factory=dict)  # run id -> (ns, job)
+    # cronjob uid -> (schedule key, next scheduled time not judged, judged up to)
+    _due: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
     _seen_cronjob_ids: set[str] = field(default_factory=set)
 
     # -- writes (watch threads and action answers) --------------------------------------------
@@ -571,14 +573,22 @@ class Cache:
         end = now - wait
         if begin >= end:
             return 0
+        key = f"{expression}|{zone.key}|{wait}"
+        due = self._due.get(uid)
+        if due is not None and due[0] == key:
+            if due[1] > end:
+                return 0  # the next scheduled time is not due yet: no schedule arithmetic
+            begin = max(begin, due[2])
         job_id = cronjob_id(meta.get("namespace", ""), meta.get("name", ""), uid)
         fired = self._fired.get(uid, set())
         itr = croniter(expression, begin.astimezone(zone))
         added = 0
-        for _ in range(_MAX_MISSED):
+        judged = begin  # scheduled times after this are judged next time
+        for _ in range(_MAX_MISSED + 1):
             t = itr.get_next(datetime)
-            if t > end:
+            if t > end or added >= _MAX_MISSED:
                 break
+            judged = t
             if int(t.timestamp()) // 60 in fired:
                 continue
             run_id = f"{job_id}/missed:{_fmt(t)}"
@@ -599,6 +609,7 @@ class Cache:
                 ),
             )
             added += 1
+        self._due[uid] = (key, t, judged)
         return added
 
     def _why_missed(

@@ -82,6 +82,7 @@ class Informer:
         items: list[dict[str, Any]] = []
         token: str | None = None
         rv = ""
+        restarts = 0
         while True:
             try:
                 page = self.client.list_page(
@@ -92,7 +93,10 @@ class Informer:
                     continue_token=token,
                 )
             except KubeGone:
-                # The continue token expired mid-list: start the list over.
+                # The continue token expired mid-list: start the list over (a few times).
+                restarts += 1
+                if restarts > 3:
+                    raise
                 items, token = [], None
                 continue
             items.extend(page.items)
@@ -146,6 +150,10 @@ class Informer:
                 self.gone += 1
                 _log.info("%s: resourceVersion %s expired (410); listing again", self.scope, rv)
                 rv = None
+                if time.monotonic() - self._last_list < 1.0:
+                    # Gone right after a list: do not spin on a server that keeps saying so.
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF)
             except KubeError as exc:
                 if self._stop.is_set():
                     break

@@ -72,9 +72,7 @@ def build_demo_state(now: datetime | None = None) -> ClusterState:
     st.plans[("platform", "scan-images")] = Plan(
         seconds=30, fail_every=1, reason="DeadlineExceeded", pod_reason="ImagePullBackOff"
     )
-    st.seed_history(
-        "platform", "scan-images", ["DeadlineExceeded/ImagePullBackOff", True]
-    )
+    st.seed_history("platform", "scan-images", ["DeadlineExceeded/ImagePullBackOff", True])
     st.add_cronjob(
         "batch",
         "legacy-export",

@@ -132,6 +132,7 @@ class _Event:
 @dataclass
 class _Store:
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    by_ns: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     events: deque[_Event] = field(default_factory=deque)
     compacted: int = 0  # events with rv <= this are gone
 
@@ -183,9 +184,11 @@ class ClusterState:
         return self.stores[resource].objects.get((ns, name))
 
     def items(self, resource: str, ns: str | None = None) -> list[dict[str, Any]]:
-        objs = self.stores[resource].objects
-        keys = sorted(k for k in objs if ns is None or k[0] == ns)
-        return [objs[k] for k in keys]
+        store = self.stores[resource]
+        if ns is not None:
+            names = store.by_ns.get(ns, {})
+            return [names[n] for n in sorted(names)]
+        return [store.objects[k] for k in sorted(store.objects)]
 
     @_locked
     def put(self, resource: str, obj: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
@@ -194,6 +197,7 @@ class ClusterState:
         meta["resourceVersion"] = str(self._bump())
         key = (meta.get("namespace", ""), meta["name"])
         self.stores[resource].objects[key] = obj
+        self.stores[resource].by_ns.setdefault(key[0], {})[key[1]] = obj
         self._record(resource, "ADDED" if created else "MODIFIED", obj)
         return obj
 
@@ -352,7 +356,7 @@ class ClusterState:
                     deletionTimestamp=fmt_time(self.now), finalizers=["foregroundDeletion"]
                 ),
             )
-        for dep_resource, dep in self._dependents(uid_):
+        for dep_resource, dep in self._dependents(ns, uid_):
             dm = dep["metadata"]
             if propagation == "Orphan":
                 self.update(
@@ -366,16 +370,18 @@ class ClusterState:
         gone = copy.deepcopy(obj)
         gone["metadata"]["resourceVersion"] = str(self._bump())
         del self.stores[resource].objects[(ns, name)]
+        del self.stores[resource].by_ns[ns][name]
         self._record(resource, "DELETED", gone)
         if resource == "jobs":
             self._forget_active(gone)
         self._last_check.pop(uid_, None)
         return gone
 
-    def _dependents(self, uid: str) -> list[tuple[str, dict[str, Any]]]:
+    def _dependents(self, ns: str, uid: str) -> list[tuple[str, dict[str, Any]]]:
+        """Objects whose owner references name ``uid`` (owners are namespace-local)."""
         out = []
         for resource in ("jobs", "pods"):
-            for obj in self.stores[resource].objects.values():
+            for obj in list(self.stores[resource].by_ns.get(ns, {}).values()):
                 if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences", [])):
                     out.append((resource, obj))
         return out
