@@ -168,6 +168,7 @@ class Cache:
     # cronjob uid -> (schedule key, next scheduled time not judged, judged up to)
     _due: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
     _seen_cronjob_ids: set[str] = field(default_factory=set)
+    _job_built: dict[str, tuple[str, JobRecord]] = field(default_factory=dict)
 
     # -- writes (watch threads and action answers) --------------------------------------------
     def apply(self, resource: str, type_: str, obj: dict[str, Any], *, local: bool = False) -> None:
@@ -297,7 +298,9 @@ class Cache:
         run_id = f"{owner_id}/{name}@{_uid8(uid)}"
         self._run_of[uid] = run_id
         record = self._record(obj, owner_id, run_id)
-        if record.state == RunState.FAILED and run_id not in self._pods:
+        held = self.records.get(run_id)
+        newly_failed = held is None or held[1].state != RunState.FAILED
+        if record.state == RunState.FAILED and run_id not in self._pods and newly_failed:
             self.pod_queue.setdefault(run_id, (ns, name))
         self._bump(run_id, record)
 
@@ -472,7 +475,24 @@ class Cache:
         with self.lock:
             objs = list(self.cronjobs.values())
         now = self.clock()
-        records = [self._job_record(o, now) for o in objs]
+        records = []
+        built: dict[str, tuple[str, JobRecord]] = {}
+        for o in objs:
+            meta = o["metadata"]
+            rv = str(meta.get("resourceVersion"))
+            held = self._job_built.get(meta["uid"])
+            # A record stays valid until the CronJob changes or its next run time passes.
+            if (
+                held is not None
+                and held[0] == rv
+                and (held[1].next_run_at is None or now < held[1].next_run_at)
+            ):
+                record = held[1]
+            else:
+                record = self._job_record(o, now)
+            built[meta["uid"]] = (rv, record)
+            records.append(record)
+        self._job_built = built
         return sorted(records, key=lambda r: r.native_id)
 
     def _zone(self, spec: Mapping[str, Any]) -> tuple[str, ZoneInfo | None]:

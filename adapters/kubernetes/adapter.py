@@ -347,19 +347,24 @@ class KubernetesAdapter(BaseAdapter):
 
     # -- runs -------------------------------------------------------------------------------------
     async def _read_pods(self) -> None:
+        """Pods of failed Jobs, at most ``podReadsPerSync`` per call, on the request pool
+        (so at most ``maxConcurrentRequests`` at once)."""
         client = self.client
         if client is None or self.config.pod_reads_per_sync == 0:
             return
         with self.cache.lock:
             due = list(self.cache.pod_queue.items())[: self.config.pod_reads_per_sync]
-        for run_id, (ns, name) in due:
+
+        async def read(run_id: str, ns: str, name: str) -> None:
             try:
-                pods = await self._blocking(lambda n=ns, j=name: client.list_pods(n, j))  # type: ignore[misc]
+                pods = await self._blocking(lambda: client.list_pods(ns, name))
             except (KubeAuthFailed, KubeRejected, KubeNotFound, KubeBadResponse):
                 pods = []  # no permission to read pods, or gone: the conditions must do
             except KubeError:
-                return  # unreachable for now: try again next sync
+                return  # unreachable for now: try again next time
             self.cache.set_pods(run_id, pods)
+
+        await asyncio.gather(*(read(r, ns, name) for r, (ns, name) in due))
 
     def _cursor(self, cursor: str | None) -> int:
         if cursor:
