@@ -39,6 +39,8 @@ from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
 from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.model import parse_retry_after
+
 __all__ = [
     "AirflowAuthFailed",
     "AirflowBadResponse",
@@ -227,24 +229,6 @@ def _jwt_times(token: str) -> tuple[float | None, float | None]:
         )
     except (IndexError, ValueError, TypeError, AttributeError):
         return None, None
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _server_time(resp: urllib3.BaseHTTPResponse) -> datetime | None:

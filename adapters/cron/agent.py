@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from gateway.model import JobRecord, RunRecord, SourceHealth, parse_duration
+from gateway.model import JobRecord, RunRecord, SourceHealth, parse_duration, parse_retry_after
 
 from . import spool as _spool
 from .config import CronConfig
@@ -419,13 +419,7 @@ def _error_detail(response: httpx.Response) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _parser() -> argparse.ArgumentParser:

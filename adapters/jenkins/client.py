@@ -22,15 +22,15 @@ crumb filter refuses before acting, so repeating is safe.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+
+from gateway.model import parse_retry_after
 
 __all__ = [
     "JenkinsAuthFailed",
@@ -114,16 +114,7 @@ def queue_id_from_location(location: str) -> int | None:
 
 
 def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(value)
 
 
 def _snippet(text: str, limit: int = 200) -> str:

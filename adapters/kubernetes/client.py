@@ -21,6 +21,8 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from gateway.model import parse_retry_after
+
 __all__ = [
     "KubeAuthFailed",
     "KubeBadResponse",
@@ -139,10 +141,7 @@ def _message(exc: ApiException) -> str:
 def _retry_after(exc: ApiException) -> float | None:
     headers = exc.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after(value)
 
 
 def _mapped(exc: ApiException, what: str) -> KubeError:

@@ -18,6 +18,7 @@ from .errors import (
     Conflict,
     InvalidResponse,
     NotFound,
+    parse_retry_after,
 )
 from .records import (
     AdapterInfo,
@@ -67,4 +68,5 @@ __all__ = [
     "Trigger",
     "accept_transition",
     "parse_duration",
+    "parse_retry_after",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+from datetime import UTC
+
 __all__ = [
     "ActionNotSupported",
     "AdapterAuthError",
@@ -10,6 +14,7 @@ __all__ = [
     "Conflict",
     "InvalidResponse",
     "NotFound",
+    "parse_retry_after",
 ]
 
 
@@ -43,3 +48,22 @@ class InvalidResponse(AdapterError):
 
 class Conflict(AdapterError):
     """The action does not fit the current state (cancelling a run that has finished)."""
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` value: delta-seconds or an HTTP date
+    (RFC 9110 §10.2.3). Never negative; ``None`` when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
