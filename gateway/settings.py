@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     log_level: str = "info"
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
+    # /metrics is meant for a scraper on a private network; set this to make it ask for
+    # an API token (any valid token with read somewhere) like the rest of the API.
+    metrics_token_required: bool = False
 
     def resolved_database_url(self) -> str:
         if self.database_url:

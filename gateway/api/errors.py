@@ -104,7 +104,10 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": e.get("msg", "")}
             for e in exc.errors()
         ]
-        return error_response(request, 422, "invalid_request", "the request is invalid", details)
+        # The message names what is wrong, so a client that shows only the message helps.
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:3])
+        message = f"the request is invalid: {summary}" if summary else "the request is invalid"
+        return error_response(request, 422, "invalid_request", message, details)
 
     @app.exception_handler(AdapterError)
     async def _adapter(request: Request, exc: AdapterError) -> JSONResponse:

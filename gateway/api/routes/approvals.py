@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import select
 
@@ -20,10 +22,12 @@ from gateway.store.tables import ApprovalRequest, Job, Run
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
+from ..params import INT64_MAX
 from ..schemas import ApprovalPublic, DecisionRequest
 from .common import action_response
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+RequestId = Annotated[int, Path(ge=1, le=INT64_MAX, description="approval request id")]
 
 
 def approval_public(r: ApprovalRequest) -> ApprovalPublic:
@@ -52,7 +56,9 @@ def approval_public(r: ApprovalRequest) -> ApprovalPublic:
 
 @router.get("", response_model=list[ApprovalPublic])
 def list_approvals(
-    session: SessionDep, status: str | None = None, principal: Principal = Depends(require("read"))
+    session: SessionDep,
+    status: Literal["pending", "approved", "rejected", "expired"] | None = None,
+    principal: Principal = Depends(require("read")),
 ) -> list[ApprovalPublic]:
     # Record (and audit) every request whose time ran out, whoever looks first.
     for gone in expire_due(session):
@@ -201,7 +207,7 @@ async def _decide(
 
 @router.post("/{request_id}/approve")
 async def approve(
-    request_id: int,
+    request_id: RequestId,
     request: Request,
     session: SessionDep,
     body: DecisionRequest | None = None,
@@ -212,7 +218,7 @@ async def approve(
 
 @router.post("/{request_id}/reject")
 async def reject(
-    request_id: int,
+    request_id: RequestId,
     request: Request,
     session: SessionDep,
     body: DecisionRequest | None = None,

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from fastapi import Request
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from adapters.base import registry
 from gateway.actions import ActionOutcome, perform
@@ -30,6 +30,31 @@ def allowed_actions(
     except LookupError:
         return []
     return [a for a in actions if a in caps and principal.decide(job.domain, job.uid, a).allowed]
+
+
+def allowed_actions_by_target(
+    session: Session,
+    principal: Principal,
+    targets: Iterable[tuple[str, str, str, str]],
+    actions: Sequence[str],
+) -> dict[str, list[str]]:
+    """``allowed_actions`` for a whole list page: ``targets`` are (key, source, domain,
+    job uid). One query reads the page's sources; decisions come from the subject's
+    compiled grants (in memory), so a page costs the same as one detail view."""
+    rows = list(targets)
+    names = {source for _key, source, _dom, _uid in rows}
+    caps: dict[str, set[str]] = {}
+    if names:
+        for src in session.exec(select(SourceRow).where(col(SourceRow.name).in_(names))).all():
+            try:
+                caps[src.name] = {str(c) for c in registry.get(src.type).info.capabilities}
+            except LookupError:
+                caps[src.name] = set()
+    out: dict[str, list[str]] = {}
+    for key, source, domain, uid in rows:
+        have = caps.get(source, set())
+        out[key] = [a for a in actions if a in have and principal.decide(domain, uid, a).allowed]
+    return out
 
 
 def action_response(
