@@ -11,9 +11,14 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.settings import Settings
+
+from ._help import install as _install_help
+
+_install_help()
 
 app = typer.Typer(
     help="Accord: one control plane for the schedulers you already run.",
@@ -55,7 +60,7 @@ OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -222,7 +227,7 @@ def _load(path: Path, check_secrets: bool = True) -> Any:
     result = load_path(path, check_secrets=check_secrets)
     if not result.ok:
         for e in result.errors:
-            err.print(f"[red]✗[/] {e}", highlight=False)
+            err.print(f"[red]✗[/] {escape(str(e))}", highlight=False)
         _fail(f"{len(result.errors)} problem(s) in {path}; nothing was changed")
     return result
 
@@ -234,7 +239,7 @@ def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
     result = load_documents(raw)
     if not result.ok:
         for e in result.errors:
-            err.print(f"[red]✗[/] {e}", highlight=False)
+            err.print(f"[red]✗[/] {escape(str(e))}", highlight=False)
         _fail("the demo federation's documents are invalid")
     with session_scope(engine) as s:
         p = plan(s, result.documents)

@@ -78,9 +78,9 @@ def test_unknown_filter_values_answer_422_naming_the_allowed_ones(api: Api) -> N
         err = res.json()["error"]
         assert err["code"] == "invalid_request"
         assert allowed in err["message"], err
-        assert list(params.values())[0].split(",")[-1] in str(err["details"]) or allowed in str(
-            err["details"]
-        )
+        bad_value = next(iter(params.values())).split(",")[-1]
+        assert bad_value in err["message"], err
+
     ok = api.get("admin", "/api/v1/runs", params={"state": "failed,running"})
     assert ok.status_code == 200 and ok.json()["items"]
 

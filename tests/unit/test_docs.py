@@ -520,3 +520,22 @@ def test_readme_api_section_matches_the_openapi_document(tmp_path: Path) -> None
         if method == "get" and path in ("/api/v1/jobs", "/api/v1/runs"):
             real = {p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"}
             assert set(params) == real, f"{path}: README lists {params}, the API has {real}"
+
+
+def test_readme_says_what_make_test_changes_on_the_machine() -> None:
+    """``make test`` edits system files and leaves daemons running; the README says which,
+    next to the command, so nobody runs it on a machine they care about unawares."""
+    script = (ROOT / "scripts" / "cron-setup.sh").read_text(encoding="utf-8")
+    written = set(re.findall(r"(?:sed -i [^\n]*?|tee (?:-a )?)(/etc/[\w./-]+)", script))
+    assert "/etc/default/cron" in written
+    started = set(re.findall(r"\$SUDO /usr/sbin/(\w+)", script)) | set(
+        re.findall(r"starting (\w+)", script)
+    )
+    assert {"rsyslogd", "cron"} <= started
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    make_test = text.index("make test\n```")
+    note = text[make_test : text.index("\n## ", make_test)]
+    missing = [w for w in sorted(written) if f"`{w}`" not in note]
+    missing += [d for d in ("cron", "rsyslog") if f"`{d}`" not in note]
+    assert not missing, f"README's make test note does not name: {missing}"
+    assert "keep running" in note
