@@ -194,6 +194,21 @@ def serve(
         print(f"Demo federation: {n} demo sources (database {db})")
     sys.stdout.flush()
     application = create_app(settings, engine=engine)
+    marker = settings.data_dir / "demo-activity-done"
+    if demo and not marker.exists():
+        # The first start of a demo takes a few real actions through the API, so the
+        # audit trail shows what it is for; later starts leave the history as it is.
+        import threading
+
+        def activity() -> None:
+            from gateway.demo import run_demo_activity
+
+            local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
+            for line in run_demo_activity(f"{local}:{settings.port}", engine):
+                err.print(f"demo activity: {escape(line)}", highlight=False)
+            marker.touch()
+
+        threading.Thread(target=activity, name="demo-activity", daemon=True).start()
     try:
         uvicorn.run(
             application,

@@ -8,8 +8,9 @@ import {
   Position,
   ReactFlow,
   ReactFlowProvider,
+  useReactFlow,
 } from "@xyflow/react";
-import { useMemo } from "react";
+import { useEffect, useMemo } from "react";
 import type { Lineage } from "../api/client";
 import { highlights, layout, NODE_H, NODE_W } from "../lineage";
 
@@ -80,19 +81,34 @@ export function LineageGraph({
           target: e.dst,
           className: `ledge ledge-${e.kind} ${selected ? (lit ? "lit" : "dim") : ""}`,
           markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
-          label: e.kind === "depends_on" ? undefined : e.kind,
+          // No text on the edge: on a dense graph the labels overlapped each other and the
+          // nodes. The kind is in the edge's style (dashed: a dataset edge; see the legend)
+          // and in its accessible name.
+          ariaLabel: `${e.src} ${e.kind.replace("_", " ")} ${e.dst}`,
         };
       }),
     [data, hl, selected, impact],
   );
+  // The canvas is as tall as the laid-out graph needs (up to `height`), so a small graph
+  // is not a speck in a large empty box.
+  const fitted = useMemo(() => {
+    let bottom = 0;
+    let right = 0;
+    for (const p of pos.values()) {
+      bottom = Math.max(bottom, p.y + NODE_H);
+      right = Math.max(right, p.x + NODE_W);
+    }
+    return { bottom, right };
+  }, [pos]);
+  const canvas = Math.max(260, Math.min(height, fitted.bottom * 1.3 + 60));
   return (
-    <div className="graph" style={{ height }} data-testid="lineage-graph">
+    <div className="graph" style={{ height: canvas }} data-testid="lineage-graph">
       <ReactFlowProvider>
         <ReactFlow
           nodes={nodes}
           edges={edges}
           fitView
-          fitViewOptions={{ padding: 0.08, maxZoom: 1.25 }}
+          fitViewOptions={FIT}
           // Large neighbourhoods draw only what is on screen.
           onlyRenderVisibleElements={data.nodes.length > 300}
           minZoom={0.05}
@@ -104,9 +120,22 @@ export function LineageGraph({
           proOptions={{ hideAttribution: true }}
         >
           <Background gap={24} />
-          <Controls showInteractive={false} />
+          <Controls showInteractive={false} fitViewOptions={FIT} />
+          <FitOnChange data={data} />
         </ReactFlow>
       </ReactFlowProvider>
     </div>
   );
+}
+
+const FIT = { padding: 0.06, maxZoom: 1.4 };
+
+/** Fit the view again whenever another graph is shown (React Flow fits only on mount). */
+function FitOnChange({ data }: { data: Lineage }) {
+  const flow = useReactFlow();
+  useEffect(() => {
+    const t = setTimeout(() => void flow.fitView(FIT), 0);
+    return () => clearTimeout(t);
+  }, [data, flow]);
+  return null;
 }
