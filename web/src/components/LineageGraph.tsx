@@ -10,7 +10,7 @@ import {
   ReactFlowProvider,
   useReactFlow,
 } from "@xyflow/react";
-import { useEffect, useMemo } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { Lineage } from "../api/client";
 import { highlights, layout, NODE_H, NODE_W } from "../lineage";
 
@@ -44,8 +44,16 @@ export function LineageGraph({
         data: {
           label: (
             <div className="lnode-inner" data-testid={`lnode-${n.uid}`} title={n.uid}>
-              <span className="lnode-kind">{n.kind === "dataset" ? "dataset" : n.source}</span>
-              <span className="lnode-name">{n.name}</span>
+              {n.kind === "dataset" ? (
+                // A dataset's name is often long (schema.table): two lines, no kind line
+                // (the dashed, rounded shape and ◇ say "dataset").
+                <span className="lnode-name lnode-name-2">{`◇\u00a0${n.name}`}</span>
+              ) : (
+                <>
+                  <span className="lnode-kind">{n.source}</span>
+                  <span className="lnode-name">{n.name}</span>
+                </>
+              )}
             </div>
           ),
         },
@@ -100,42 +108,61 @@ export function LineageGraph({
     }
     return { bottom, right };
   }, [pos]);
-  const canvas = Math.max(260, Math.min(height, fitted.bottom * 1.3 + 60));
+  const box = useRef<HTMLDivElement>(null);
+  const [boxWidth, setBoxWidth] = useState(0);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    if (typeof ResizeObserver === "undefined") {
+      setBoxWidth(el.clientWidth || 800);
+      return;
+    }
+    const ro = new ResizeObserver(([e]) => setBoxWidth(e.contentRect.width));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  // At the zoom that fits the width, how tall is the graph? (capped at FIT.maxZoom)
+  const zoom = boxWidth && fitted.right ? Math.min(FIT.maxZoom, boxWidth / (fitted.right * (1 + 2 * FIT.padding))) : 1;
+  const canvas = Math.round(Math.max(220, Math.min(height, fitted.bottom * zoom * (1 + 2 * FIT.padding) + 70)));
   return (
-    <div className="graph" style={{ height: canvas }} data-testid="lineage-graph">
-      <ReactFlowProvider>
-        <ReactFlow
-          nodes={nodes}
-          edges={edges}
-          fitView
-          fitViewOptions={FIT}
-          // Large neighbourhoods draw only what is on screen.
-          onlyRenderVisibleElements={data.nodes.length > 300}
-          minZoom={0.05}
-          nodesDraggable={false}
-          nodesConnectable={false}
-          onNodeClick={(_, n) => onSelect(n.id === selected ? null : n.id)}
-          onNodeDoubleClick={(_, n) => onOpen?.(n.id)}
-          onPaneClick={() => onSelect(null)}
-          proOptions={{ hideAttribution: true }}
-        >
-          <Background gap={24} />
-          <Controls showInteractive={false} fitViewOptions={FIT} />
-          <FitOnChange data={data} />
-        </ReactFlow>
-      </ReactFlowProvider>
+    <div className="graph" ref={box} style={{ height: canvas }} data-testid="lineage-graph">
+      {/* Drawn once the canvas width is known, so the first fit is at the final size. */}
+      {boxWidth > 0 && (
+        <ReactFlowProvider>
+          <ReactFlow
+            nodes={nodes}
+            edges={edges}
+            fitView
+            fitViewOptions={FIT}
+            // Large neighbourhoods draw only what is on screen.
+            onlyRenderVisibleElements={data.nodes.length > 300}
+            minZoom={0.05}
+            nodesDraggable={false}
+            nodesConnectable={false}
+            onNodeClick={(_, n) => onSelect(n.id === selected ? null : n.id)}
+            onNodeDoubleClick={(_, n) => onOpen?.(n.id)}
+            onPaneClick={() => onSelect(null)}
+            proOptions={{ hideAttribution: true }}
+          >
+            <Background gap={24} />
+            <Controls showInteractive={false} fitViewOptions={FIT} orientation="horizontal" />
+            <FitOnChange data={data} canvas={canvas} />
+          </ReactFlow>
+        </ReactFlowProvider>
+      )}
     </div>
   );
 }
 
-const FIT = { padding: 0.06, maxZoom: 1.4 };
+const FIT = { padding: 0.1, maxZoom: 1.4 };
 
-/** Fit the view again whenever another graph is shown (React Flow fits only on mount). */
-function FitOnChange({ data }: { data: Lineage }) {
+/** Fit the view again whenever another graph is shown or the canvas changes size (React
+ *  Flow fits only on mount). */
+function FitOnChange({ data, canvas }: { data: Lineage; canvas: number }) {
   const flow = useReactFlow();
   useEffect(() => {
     const t = setTimeout(() => void flow.fitView(FIT), 0);
     return () => clearTimeout(t);
-  }, [data, flow]);
+  }, [data, canvas, flow]);
   return null;
 }

@@ -35,7 +35,7 @@ export function filtersFrom(params: URLSearchParams): JobFilters {
 }
 
 /** The full text of a cell, shown as its tooltip when the column cuts it. */
-export function cellTitle(j: Job, column: string): string {
+export function cellTitle(j: Job, column: string, source?: { demo?: boolean; simulator?: boolean }): string {
   switch (column) {
     case "name":
       return j.uid;
@@ -55,8 +55,10 @@ export function cellTitle(j: Job, column: string): string {
       return Object.entries(j.labels)
         .map(([k, v]) => (v ? `${k}=${v}` : k))
         .join(", ");
-    case "source":
-      return j.source;
+    case "source": {
+      const tags = [source?.demo && "demo", source?.simulator && "simulator"].filter(Boolean);
+      return tags.length ? `${j.source} (${tags.join(", ")})` : j.source;
+    }
     case "domain":
       return j.domain;
     default:
@@ -82,7 +84,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
           {row.original.name}
         </a>
       ),
-      size: 210,
+      size: 200,
     },
     {
       id: "source",
@@ -96,7 +98,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
           </>
         );
       },
-      size: 175,
+      size: 195,
     },
     { id: "domain", header: "domain", accessorFn: (j) => j.domain, size: 85 },
     {
@@ -145,7 +147,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
       enableSorting: false,
       accessorFn: (j) => Object.keys(j.labels).join(","),
       cell: ({ row }) => <Labels labels={row.original.labels} />,
-      size: 170,
+      size: 160,
     },
   ];
 }
@@ -311,9 +313,8 @@ export function Jobs({ route }: { route: Route }) {
                           flexRender(h.column.columnDef.header, h.getContext())
                         )}
                         <span
-                          role="separator"
-                          aria-orientation="vertical"
-                          aria-label={`resize the ${String(h.column.columnDef.header)} column`}
+                          aria-hidden="true"
+                          title="drag to resize; double-click to reset"
                           className={`th-resize${h.column.getIsResizing() ? " is-resizing" : ""}`}
                           onMouseDown={h.getResizeHandler()}
                           onTouchStart={h.getResizeHandler()}
@@ -337,7 +338,7 @@ export function Jobs({ route }: { route: Route }) {
                 return (
                   <tr key={row.id} data-index={vi.index} aria-rowindex={vi.index + 2}>
                     {row.getVisibleCells().map((c) => (
-                      <td key={c.id} title={cellTitle(row.original, c.column.id)} style={{ width: c.column.getSize() }}>
+                      <td key={c.id} title={cellTitle(row.original, c.column.id, sources.get(row.original.source))} style={{ width: c.column.getSize() }}>
                         {flexRender(c.column.columnDef.cell, c.getContext())}
                       </td>
                     ))}

@@ -81,5 +81,6 @@ describe("jobs table tooltips", () => {
     expect(cellTitle(job, "owners")).toBe("sre, dba");
     expect(cellTitle(job, "schedule")).toBe("at 01:00 · 0 1 * * * · UTC");
     expect(cellTitle(job, "state")).toBe("never ran");
+    expect(cellTitle(job, "source", { demo: true, simulator: true })).toBe("demo-cron (demo, simulator)");
   });
 });
