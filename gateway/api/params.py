@@ -26,6 +26,8 @@ def _time(value: Any) -> Any:
             return datetime.now(UTC) - parse_duration(value)
         except ValueError:
             pass
+        if value.strip().lstrip("-").isdigit():
+            return value  # a Unix time, which pydantic reads as before
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:

@@ -204,9 +204,11 @@ def serve(
             from gateway.demo import run_demo_activity
 
             local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
-            for line in run_demo_activity(f"{local}:{settings.port}", engine):
+            report = run_demo_activity(f"{local}:{settings.port}", engine)
+            for line in report:
                 err.print(f"demo activity: {escape(line)}", highlight=False)
-            marker.touch()
+            if any(" -> " in line for line in report):  # it got as far as acting
+                marker.touch()
 
         threading.Thread(target=activity, name="demo-activity", daemon=True).start()
     try:

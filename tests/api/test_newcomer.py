@@ -138,6 +138,8 @@ def test_since_accepts_durations_like_the_cli(api: Api) -> None:
     naive = api.get("admin", "/api/v1/runs", params={"since": "2000-01-01T00:00:00"})
     assert len(naive.json()["items"]) == 3
     assert api.get("admin", "/api/v1/runs", params={"until": "1m"}).json()["items"] == []
+    epoch = api.get("admin", "/api/v1/runs", params={"since": "946684800"})  # 2000-01-01
+    assert epoch.status_code == 200 and len(epoch.json()["items"]) == 3
     bad = api.get("admin", "/api/v1/runs", params={"since": "yesterday"})
     assert bad.status_code == 422
     assert "24h" in bad.json()["error"]["message"]
