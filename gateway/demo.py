@@ -16,7 +16,13 @@ from typing import Any
 
 from adapters.base import DemoPart, registry
 
-__all__ = ["DemoFederation", "builtin_documents", "start_demo"]
+__all__ = [
+    "DemoFederation",
+    "builtin_documents",
+    "demo_steps",
+    "run_demo_activity",
+    "start_demo",
+]
 
 _log = logging.getLogger(__name__)
 _LABELS = {"accord.dev/demo": "true"}
@@ -249,3 +255,146 @@ def start_demo(workdir: Path) -> DemoFederation:
                 labels["accord.dev/simulator"] = "true"
         fed.documents.extend(part.documents)
     return fed
+
+
+# -- what the demo does on its first start ------------------------------------------------------
+DEMO_PEOPLE = {
+    # subject: (role, domain, why the token exists)
+    "dana": ("data-operator", "data", "demo: the data team's operator"),
+    "priya": ("approver", "data", "demo: a second person who approves"),
+}
+
+
+@dataclass
+class DemoStep:
+    who: str
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    expect: int
+
+
+def demo_steps(approval_id: int | None = None) -> list[DemoStep]:
+    """The first start's actions, taken through the public API like any client's, so the
+    audit trail shows what it is for: a trigger, a trigger held for four-eyes approval,
+    its approval by a second person (which runs it), and a pause the policy refuses."""
+    steps = [
+        DemoStep(
+            "dana",
+            "POST",
+            "/api/v1/jobs/demo-etl/ingest_orders/trigger",
+            {"reason": "demo: reload orders after the shop's late export"},
+            200,
+        ),
+        DemoStep(
+            "dana",
+            "POST",
+            "/api/v1/jobs/demo-etl/finance_report/trigger",
+            {"reason": "demo: finance asked for today's report again"},
+            200,
+        ),
+    ]
+    if approval_id is not None:
+        steps = [
+            DemoStep(
+                "priya",
+                "POST",
+                f"/api/v1/approvals/{approval_id}/approve",
+                {"reason": "demo: checked with finance"},
+                200,
+            ),
+            DemoStep(
+                "dana",
+                "POST",
+                "/api/v1/jobs/demo-etl/finance_report/pause",
+                {"reason": "demo: an operator may not pause finance jobs"},
+                403,
+            ),
+        ]
+    return steps
+
+
+def run_demo_activity(url: str, engine: Any, *, timeout: float = 120.0) -> list[str]:
+    """Wait for the gateway at ``url`` to serve the demo's jobs, then take the demo's
+    actions as two demo people (tokens made for this and revoked afterwards). Returns one
+    line per action. Bounded by ``timeout``; a step that answers unexpectedly is reported,
+    not retried."""
+    import time
+    from datetime import timedelta
+
+    import httpx
+
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import create_token, revoke_token
+    from gateway.store.types import utcnow
+
+    tokens: dict[str, str] = {}
+    ids: list[int] = []
+    with session_scope(engine) as s:
+        for who, (role, domain, why) in DEMO_PEOPLE.items():
+            new = create_token(
+                s,
+                subject=who,
+                role=role,
+                domain=domain,
+                description=f"{why} (revoked after the first start)",
+                expires_at=utcnow() + timedelta(seconds=timeout + 60),
+            )
+            tokens[who] = new.token
+            assert new.record.id is not None
+            ids.append(new.record.id)
+    report: list[str] = []
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+
+            def call(step: DemoStep) -> httpx.Response:
+                return client.request(
+                    step.method,
+                    step.path,
+                    json=step.body,
+                    headers={
+                        "Authorization": f"Bearer {tokens[step.who]}",
+                        "X-Accord-Channel": "api",
+                    },
+                )
+
+            deadline = time.monotonic() + timeout
+            ready = False
+            while time.monotonic() < deadline:
+                try:
+                    res = client.get(
+                        "/api/v1/jobs/demo-etl/finance_report",
+                        headers={"Authorization": f"Bearer {tokens['dana']}"},
+                    )
+                    if res.status_code == 200:
+                        ready = True
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            if not ready:
+                return [f"the demo's jobs did not appear within {timeout:.0f} s; no demo actions"]
+            approval_id: int | None = None
+            for step in demo_steps():
+                approval_id = _take(call, step, report) or approval_id
+            if approval_id is None:
+                report.append("no approval request was made; the approval step is left out")
+            else:
+                for step in demo_steps(approval_id):
+                    _take(call, step, report)
+    finally:
+        with session_scope(engine) as s:
+            for token_id in ids:
+                revoke_token(s, token_id=token_id)
+    return report
+
+
+def _take(call: Any, step: DemoStep, report: list[str]) -> int | None:
+    """Take one step; note the answer; return the approval id it created, if any."""
+    res = call(step)
+    body = res.json() if res.content else {}
+    outcome = body.get("outcome") or (body.get("error") or {}).get("code")
+    mark = "" if res.status_code == step.expect else f" (expected {step.expect})"
+    report.append(f"{step.who}: {step.method} {step.path} -> {res.status_code} {outcome}{mark}")
+    approval = body.get("approval_id")
+    return int(approval) if approval is not None else None

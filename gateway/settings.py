@@ -78,6 +78,10 @@ class Settings(BaseSettings):
             return self.secret_dirs
         return (self.data_dir / "secrets", Path("/var/run/secrets/accord"))
 
+    # /metrics is meant for a scraper on a private network; set this to make it ask for
+    # an API token (any valid token with read somewhere) like the rest of the API.
+    metrics_token_required: bool = False
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -26,6 +26,7 @@ from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
 from gateway.sync.manager import SyncManager
 
+from .docs_ui import install_docs
 from .errors import install_error_handlers
 from .events import Broadcaster, Event
 from .metrics import Metrics
@@ -186,6 +187,8 @@ def create_app(
         version="0.1.0",
         description="One control plane for the schedulers you already run.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.secret_policy = secret_policy
@@ -225,6 +228,7 @@ def create_app(
         policy,
     ):
         app.include_router(r.router)
+    install_docs(app, title="Accord")
 
     if (CONSOLE_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

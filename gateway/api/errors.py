@@ -103,11 +103,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": ".".join(str(p) for p in e.get("loc", ())), "msg": e.get("msg", "")}
-            for e in exc.errors()
-        ]
-        return error_response(request, 422, "invalid_request", "the request is invalid", details)
+        details = []
+        for e in exc.errors():
+            loc = tuple(e.get("loc", ()))
+            msg = str(e.get("msg", ""))
+            value = e.get("input")
+            # Name the rejected value of a query or path parameter (never of a body, which
+            # may hold anything).
+            if loc[:1] in (("query",), ("path",)) and isinstance(value, str) and len(value) < 80:
+                msg = f"{msg} (got {value!r})"
+            details.append({"loc": ".".join(str(p) for p in loc), "msg": msg})
+        # The message names what is wrong, so a client that shows only the message helps.
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:3])
+        message = f"the request is invalid: {summary}" if summary else "the request is invalid"
+        return error_response(request, 422, "invalid_request", message, details)
 
     @app.exception_handler(AdapterError)
     async def _adapter(request: Request, exc: AdapterError) -> JSONResponse:

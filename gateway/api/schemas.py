@@ -202,7 +202,8 @@ class LineageEdge(BaseModel):
 
 
 class LineagePublic(BaseModel):
-    root: str
+    root: str | None = Field(description="the start job; null for the whole estate")
+    truncated: bool = Field(default=False, description="the node limit cut the graph short")
     nodes: list[LineageNode]
     edges: list[LineageEdge]
 

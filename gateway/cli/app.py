@@ -11,9 +11,14 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gateway.settings import Settings
+
+from ._help import install as _install_help
+
+_install_help()
 
 app = typer.Typer(
     help="Accord: one control plane for the schedulers you already run.",
@@ -55,7 +60,7 @@ OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -181,6 +186,23 @@ def serve(
         print(f"Demo federation: {n} demo sources (database {db})")
     sys.stdout.flush()
     application = create_app(settings, engine=engine)
+    marker = settings.data_dir / "demo-activity-done"
+    if demo and not marker.exists():
+        # The first start of a demo takes a few real actions through the API, so the
+        # audit trail shows what it is for; later starts leave the history as it is.
+        import threading
+
+        def activity() -> None:
+            from gateway.demo import run_demo_activity
+
+            local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
+            report = run_demo_activity(f"{local}:{settings.port}", engine)
+            for line in report:
+                err.print(f"demo activity: {escape(line)}", highlight=False)
+            if any(" -> " in line for line in report):  # it got as far as acting
+                marker.touch()
+
+        threading.Thread(target=activity, name="demo-activity", daemon=True).start()
     try:
         uvicorn.run(
             application,
@@ -214,7 +236,7 @@ def _load(path: Path, check_secrets: bool = True) -> Any:
     result = load_path(path, check_secrets=check_secrets)
     if not result.ok:
         for e in result.errors:
-            err.print(f"[red]✗[/] {e}", highlight=False)
+            err.print(f"[red]✗[/] {escape(str(e))}", highlight=False)
         _fail(f"{len(result.errors)} problem(s) in {path}; nothing was changed")
     return result
 
@@ -226,7 +248,7 @@ def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
     result = load_documents(raw)
     if not result.ok:
         for e in result.errors:
-            err.print(f"[red]✗[/] {e}", highlight=False)
+            err.print(f"[red]✗[/] {escape(str(e))}", highlight=False)
         _fail("the demo federation's documents are invalid")
     with session_scope(engine) as s:
         p = plan(s, result.documents)

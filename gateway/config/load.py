@@ -1,15 +1,19 @@
-"""Reading and validating declarative documents: every error names the file, the
-document and the field path, and nothing changes unless every document is valid."""
+"""Reading and validating declarative documents: every error names the file, the line
+(where the YAML parser knows it), the document and the field path; every error of every
+document is reported in one pass, sorted by file and line; and nothing changes unless
+every document is valid."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from adapters.base import AdapterConfigError, UnknownAdapterType, registry
 from gateway.governance.compliance import RuleSyntaxError, compile_expression
@@ -30,9 +34,12 @@ class ConfigError:
     path: str  # field path, "" for the whole document
     message: str
     name: str | None = None
+    line: int | None = None  # 1-based line of the field (or document) in the file
 
     def __str__(self) -> str:
         where = self.file
+        if self.line:
+            where += f":{self.line}"
         if self.document:
             where += f": document {self.document}"
             if self.name:
@@ -134,7 +141,11 @@ def load_documents(
                     label,
                 )
             )
-            continue
+            # Go on: the rest of the document is checked too (without repeating this).
+            doc = {**doc, "apiVersion": API_VERSION}
+            failed = True
+        else:
+            failed = False
         if kind not in KINDS:
             result.errors.append(
                 ConfigError(
@@ -151,6 +162,9 @@ def load_documents(
         except ValidationError as exc:
             for e in exc.errors(include_url=False):
                 result.errors.append(ConfigError(fname, idx, _loc(e["loc"]), e["msg"], label))
+            if kind == "Source":
+                # The adapter's own settings are checked even when a common field is wrong.
+                result.errors.extend(_check_raw_source(fname, idx, doc, label))
             continue
         document = Document(fname, idx, resource)
         if isinstance(resource, Source):
@@ -165,6 +179,8 @@ def load_documents(
             if problem:
                 result.errors.append(ConfigError(fname, idx, "spec", problem, label))
         where = f"{fname}: document {idx}"
+        if failed:
+            continue
         if document.key in seen:
             result.errors.append(
                 ConfigError(
@@ -180,6 +196,26 @@ def load_documents(
         seen[document.key] = where
         result.documents.append(document)
     return result
+
+
+_COMMON_SPEC = ("type", "enabled", "demo", "sync")
+
+
+def _check_raw_source(
+    fname: str, idx: int, doc: dict[str, Any], label: str | None
+) -> list[ConfigError]:
+    """Adapter settings of a Source whose common fields did not validate."""
+    spec = doc.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        return []
+    config = {k: v for k, v in spec.items() if k not in _COMMON_SPEC}
+    try:
+        registry.validate_config(spec["type"], config)
+    except UnknownAdapterType as exc:
+        return [ConfigError(fname, idx, "spec.type", str(exc), label)]
+    except AdapterConfigError as exc:
+        return [ConfigError(fname, idx, f"spec.{loc}", msg, label) for loc, msg in exc.errors]
+    return []
 
 
 def _check_source(doc: Document, source: Source, policy: SecretPolicy | None) -> list[ConfigError]:
@@ -201,13 +237,92 @@ def _check_source(doc: Document, source: Source, policy: SecretPolicy | None) ->
     return errors
 
 
+_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def _line_of(node: Node | None, path: str) -> int | None:
+    """The line of the deepest node along ``path`` (``spec.auth.tokenFrom[0]``) that the
+    document has: for a missing field, the line of the mapping that lacks it."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for index, key in _PART.findall(path):
+        if isinstance(node, MappingNode) and key:
+            for k, v in node.value:
+                if getattr(k, "value", None) == key:
+                    line = k.start_mark.line + 1
+                    node = v
+                    break
+            else:
+                return line
+        elif isinstance(node, SequenceNode) and index:
+            i = int(index)
+            if i >= len(node.value):
+                return line
+            node = node.value[i]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _parse_file(
+    label: str, data: bytes
+) -> tuple[list[tuple[str, int, Any, Node]], list[ConfigError]]:
+    """Documents with their YAML nodes (for line numbers), or the error that stops the file."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        return [], [
+            ConfigError(
+                label,
+                0,
+                "",
+                f"not UTF-8: byte 0x{data[exc.start]:02x} at line {line}, column {column}",
+                line=line,
+            )
+        ]
+    docs: list[tuple[str, int, Any, Node]] = []
+    loader = yaml.SafeLoader(text)
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            index += 1
+            if node is None:
+                continue
+            docs.append((label, index, loader.construct_document(node), node))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return docs, [
+            ConfigError(
+                label,
+                0,
+                "",
+                f"malformed YAML{where}: {problem}",
+                line=mark.line + 1 if mark else None,
+            )
+        ]
+    finally:
+        loader.dispose()
+    return docs, []
+
+
 def load_path(
     path: Path, *, check_secrets: bool = True, secrets: SecretPolicy | None = None
 ) -> LoadResult:
-    """Read a file or a directory of ``*.yaml`` files and validate every document."""
+    """Read a file or a directory of ``*.yaml`` files and validate every document.
+
+    Errors come sorted by file and line, each with the line of its field where known."""
     if not path.exists():
         return LoadResult(errors=[ConfigError(str(path), 0, "", "no such file or directory")])
     raw: list[tuple[str, int, Any]] = []
+    nodes: dict[tuple[str, int], Node] = {}
     errors: list[ConfigError] = []
     files = _files(path)
     if not files:
@@ -218,18 +333,23 @@ def load_path(
             if f.stat().st_size > _MAX_FILE_BYTES:
                 errors.append(ConfigError(label, 0, "", "file is larger than 5 MiB"))
                 continue
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            data = f.read_bytes()
+        except OSError as exc:
             errors.append(ConfigError(label, 0, "", f"cannot read: {exc}"))
             continue
-        try:
-            for i, doc in enumerate(yaml.safe_load_all(text), start=1):
-                raw.append((label, i, doc))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            errors.append(ConfigError(label, 0, "", f"malformed YAML{where}: {problem}"))
+        docs, problems = _parse_file(label, data)
+        errors.extend(problems)
+        for fname, idx, doc, node in docs:
+            raw.append((fname, idx, doc))
+            nodes[(fname, idx)] = node
     result = load_documents(raw, check_secrets=check_secrets, secrets=secrets)
-    result.errors[:0] = errors
+    located = [
+        e
+        if e.line is not None or (e.file, e.document) not in nodes
+        else replace(e, line=_line_of(nodes[(e.file, e.document)], e.path))
+        for e in result.errors
+    ]
+    result.errors = sorted(
+        errors + located, key=lambda e: (e.file, e.line or 0, e.document, e.path)
+    )
     return result

@@ -77,6 +77,29 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
         runs = httpx.get(f"{url}/api/v1/runs?limit=5", headers=headers).json()["items"]
         assert runs, "the demo has run history"
         assert httpx.get(f"{url}/api/v1/jobs").status_code == 401
+        # The first start takes a few real actions, so the audit page shows what it is for.
+        wanted = {
+            ("dana", "trigger", "demo-etl/ingest_orders", "allow", "ok"),
+            ("dana", "trigger", "demo-etl/finance_report", "allow", "pending"),
+            ("priya", "approve", "approval:1", "allow", "ok"),
+            ("dana", "pause", "demo-etl/finance_report", "deny", "denied"),
+        }
+        seen: set[tuple[str, ...]] = set()
+        while time.monotonic() < deadline + 60 and not wanted <= seen:
+            items = httpx.get(f"{url}/api/v1/audit?limit=200", headers=headers).json()["items"]
+            seen = {
+                (r["subject"], r["action"], r["target"], r["decision"], r["outcome"]) for r in items
+            }
+            time.sleep(0.5)
+        assert wanted <= seen, sorted(seen)
+        # The approval ran the held trigger, and the demo people's tokens are gone.
+        held = [r for r in items if r["action"] == "trigger" and r["subject"] == "priya"]
+        assert held or any(
+            r["action"] == "trigger"
+            and r["target"] == "demo-etl/finance_report"
+            and r["outcome"] == "ok"
+            for r in items
+        ), sorted(seen)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -231,3 +231,69 @@ def test_an_approval_round_trip(gateway: Gateway) -> None:
     assert done["outcome"].startswith("ok")
     runs = gateway.get("/api/v1/runs", job="demo-etl/finance_report", limit=5)["items"]
     assert runs[0]["trigger"] == "manual" and runs[0]["state"] in ("running", "success")
+
+
+LAYOUT_PAGES = (
+    "overview",
+    "jobs",
+    "job",
+    "runs",
+    "run",
+    "lineage",
+    "governance",
+    "audit",
+    "sources",
+)
+
+
+def test_layout_at_1440_and_414_px_with_screenshots(gateway: Gateway) -> None:
+    """Every page at 1440 px and 414 px: screenshots (tests/e2e/screenshots/layout-*.png)
+    and what a user notices about the layout."""
+    # The demo's first start takes its actions in the background; wait for them.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        subjects = {r["subject"] for r in gateway.get("/api/v1/audit", limit=500)["items"]}
+        if {"dana", "priya"} <= subjects:
+            break
+        time.sleep(0.5)
+    out = scenario(gateway, "layout")["result"]
+    shots = ROOT / "tests" / "e2e" / "screenshots"
+    for width in ("1440", "414"):
+        facts = out[width]
+        for name in LAYOUT_PAGES:
+            assert (shots / f"layout-{width}-{name}.png").stat().st_size > 10_000, name
+            page = facts["pages"][name]
+            assert not page["pageScrollsSideways"], f"{name} at {width} px scrolls sideways"
+            assert page["alerts"] == 0, f"{name} at {width} px shows an error"
+        table = facts["jobsTable"]
+        assert table["cutCellsWithoutTooltip"] == 0, table
+        side = facts["sidebar"]
+        assert side["pageTallerThanWindow"], side
+        lin = facts["lineage"]
+        assert lin["edgeTexts"] == 0, lin  # no edge labels to overlap
+        assert lin["overlappingNodes"] == 0 and lin["nodesOutside"] == 0, lin
+        assert lin["cutNames"] == 0, lin
+        assert max(lin["fillWidth"], lin["fillHeight"]) >= 0.6, lin  # fitted, not a speck
+    wide, narrow = out["1440"], out["414"]
+    # 1440 px: every jobs column in view, no sideways scrolling; the sidebar spans the
+    # window at the bottom of a long page.
+    assert not wide["jobsTable"]["scrollsSideways"], wide["jobsTable"]
+    assert wide["jobsTable"]["tableWidth"] <= wide["jobsTable"]["boxWidth"] + 1
+    assert wide["jobsTable"]["columnsInView"] == wide["jobsTable"]["columns"] == 9
+    assert (
+        wide["sidebar"]["top"] <= 0 and wide["sidebar"]["bottom"] >= wide["sidebar"]["windowHeight"]
+    )
+    assert wide["sidebar"]["bottomLeftIsSidebar"] and wide["sidebar"]["navVisible"]
+    assert not wide["sidebar"]["toggleVisible"]
+    # 414 px: the navigation folds into a menu (closed until asked, closed again after a
+    # choice); the jobs table scrolls sideways in its box with the job column pinned.
+    assert not narrow["sidebar"]["navVisible"] and narrow["sidebar"]["toggleVisible"]
+    assert narrow["sidebar"]["width"] >= 400, narrow["sidebar"]
+    assert narrow["menuClosesAfterNavigation"]
+    assert narrow["jobsTable"]["scrollsSideways"] and narrow["jobsTable"]["firstColumnSticky"]
+    assert narrow["jobsTable"]["columnsInView"] >= 2, narrow["jobsTable"]
+    assert abs(narrow["jobsTable"]["firstColumnAfterScroll"]) <= 2, narrow["jobsTable"]
+    assert (shots / "layout-414-menu-open.png").exists()
+    assert (shots / "layout-1440-governance-bottom.png").exists()
+    # The audit page of a fresh demo shows the demo's own actions.
+    assert set(out["auditShows"]) == {"dana", "priya", "trigger", "approve", "pause"}

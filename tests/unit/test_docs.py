@@ -475,3 +475,67 @@ def test_the_docs_were_found() -> None:
     assert len([c for c in COMMANDS if c.strict]) >= 60
     assert len(ACCORD_BLOCKS) >= 12
     assert len(DEPLOY_COMMANDS) >= 6
+
+
+_README_ROW = re.compile(r"^\|\s*(.+?)\s*\|\s*(.*?)\s*\|\s*(.*?)\s*\|$")
+_README_ENDPOINT = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`\s]*)`")
+
+
+def test_readme_api_section_matches_the_openapi_document(tmp_path: Path) -> None:
+    """Every endpoint and query parameter the README's API table names exists, and every
+    resource under /api/v1 has a row, so the README cannot drift from the API."""
+    from gateway.api.app import create_app
+
+    application = create_app(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'a.db'}"),
+        start_sync=False,
+    )
+    paths = application.openapi()["paths"]
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## API\n") : text.index("\n## ", text.index("\n## API\n") + 1)]
+    named: list[tuple[str, str, list[str]]] = []
+    for line in section.splitlines():
+        row = _README_ROW.match(line)
+        if not row:
+            continue
+        params = [p.strip() for p in row.group(2).strip("`").split(",") if p.strip()]
+        for method, path in _README_ENDPOINT.findall(row.group(1)):
+            named.append((method.lower(), path, params))
+    assert len(named) > 15
+    wrong = []
+    for method, path, params in named:
+        op = paths.get(path, {}).get(method)
+        if op is None:
+            wrong.append(f"{method.upper()} {path}: not in the OpenAPI document")
+            continue
+        real = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+        wrong += [
+            f"{method.upper()} {path}: no query parameter {p!r}" for p in params if p not in real
+        ]
+    assert not wrong, wrong
+    resources = {p.split("/")[3] for p in paths if p.startswith("/api/v1/")}
+    covered = {p.split("/")[3] for _m, p, _q in named if p.startswith("/api/v1/")}
+    assert resources - covered == set(), f"resources without a README row: {resources - covered}"
+    for method, path, params in named:
+        if method == "get" and path in ("/api/v1/jobs", "/api/v1/runs"):
+            real = {p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"}
+            assert set(params) == real, f"{path}: README lists {params}, the API has {real}"
+
+
+def test_readme_says_what_make_test_changes_on_the_machine() -> None:
+    """``make test`` edits system files and leaves daemons running; the README says which,
+    next to the command, so nobody runs it on a machine they care about unawares."""
+    script = (ROOT / "scripts" / "cron-setup.sh").read_text(encoding="utf-8")
+    written = set(re.findall(r"(?:sed -i [^\n]*?|tee (?:-a )?)(/etc/[\w./-]+)", script))
+    assert "/etc/default/cron" in written
+    started = set(re.findall(r"\$SUDO /usr/sbin/(\w+)", script)) | set(
+        re.findall(r"starting (\w+)", script)
+    )
+    assert {"rsyslogd", "cron"} <= started
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    make_test = text.index("make test\n```")
+    note = text[make_test : text.index("\n## ", make_test)]
+    missing = [w for w in sorted(written) if f"`{w}`" not in note]
+    missing += [d for d in ("cron", "rsyslog") if f"`{d}`" not in note]
+    assert not missing, f"README's make test note does not name: {missing}"
+    assert "keep running" in note

@@ -350,3 +350,166 @@ export async function approval({ context, url, viewerToken: approverToken }) {
 }
 
 ALL.approval = approval;
+
+/** Every page at a desktop width (1440 px) and a phone width (414 px): screenshots of each
+ *  (layout-WIDTH-PAGE.png) and the layout facts a user notices, measured in the page. */
+export async function layout({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  const jobs = await apiGet(url, token, "/api/v1/jobs?limit=1000");
+  const run = (await apiGet(url, token, "/api/v1/runs?limit=1")).items[0];
+  const PAGES = [
+    ["overview", "#/", "Overview"],
+    ["jobs", "#/jobs", "Jobs"],
+    ["job", `#/jobs/${enc("demo-etl/finance_report")}`, null],
+    ["runs", "#/runs", "Runs"],
+    ["run", `#/runs/${enc(run.uid)}`, null],
+    ["lineage", `#/lineage?job=${enc("demo-etl/finance_report")}&depth=3`, "Lineage"],
+    ["governance", "#/governance", "Governance"],
+    ["audit", "#/audit", "Audit"],
+    ["sources", "#/sources", "Sources"],
+  ];
+  const facts = {};
+  for (const width of [1440, 414]) {
+    await page.setViewportSize({ width, height: width === 1440 ? 900 : 896 });
+    const f = (facts[width] = { pages: {} });
+    for (const [name, hash, heading] of PAGES) {
+      await page.goto(`${url}/${hash}`);
+      if (heading) await page.getByRole("heading", { level: 1, name: heading }).waitFor();
+      else await page.locator("main h1").first().waitFor();
+      await page.locator(".placeholder[role=status]").first().waitFor({ state: "detached", timeout: 15000 }).catch(() => undefined);
+      if (name === "lineage") await page.locator(".react-flow__node").first().waitFor();
+      if (name === "jobs") await page.getByTestId("jobs-table").waitFor();
+      await page.waitForTimeout(300);
+      const m = await page.evaluate(() => {
+        const doc = document.documentElement;
+        return {
+          pageScrollsSideways: doc.scrollWidth > window.innerWidth + 1,
+          alerts: document.querySelectorAll("[role=alert]").length,
+        };
+      });
+      f.pages[name] = m;
+      await shot(page, `layout-${width}-${name}`);
+    }
+
+    // The jobs table: at 1440 px it fits its box (no sideways scroll, every column shown);
+    // at 414 px it scrolls sideways inside its box with the job column kept in view.
+    await page.goto(`${url}/#/jobs`);
+    await page.getByTestId("jobs-table").waitFor();
+    f.jobsTable = await page.evaluate(() => {
+      const box = document.querySelector(".table-scroll");
+      const table = box.querySelector("table");
+      const ths = [...table.querySelectorAll("thead th")];
+      const boxRect = box.getBoundingClientRect();
+      const shown = ths.filter((th) => {
+        const r = th.getBoundingClientRect();
+        return r.left >= boxRect.left - 1 && r.left + 30 <= boxRect.right;
+      }).length;
+      const first = table.querySelector("tbody tr td");
+      const cut = [...table.querySelectorAll("tbody td")].filter((td) => td.scrollWidth > td.clientWidth + 1);
+      return {
+        tableWidth: Math.round(table.getBoundingClientRect().width),
+        boxWidth: Math.round(box.clientWidth),
+        scrollsSideways: box.scrollWidth > box.clientWidth + 1,
+        columns: ths.length,
+        columnsInView: shown,
+        firstColumnSticky: getComputedStyle(first).position === "sticky",
+        cutCellsWithoutTooltip: cut.filter((td) => !td.title).length,
+        cutCells: cut.length,
+      };
+    });
+    if (width === 414) {
+      // Scrolled sideways, the job column stays at the left edge.
+      f.jobsTable.firstColumnAfterScroll = await page.evaluate(() => {
+        const box = document.querySelector(".table-scroll");
+        box.scrollLeft = 400;
+        const td = box.querySelector("tbody tr td");
+        return Math.round(td.getBoundingClientRect().left - box.getBoundingClientRect().left);
+      });
+    }
+
+    // The sidebar (or, narrow, the menu bar) at the bottom of a long page.
+    await page.goto(`${url}/#/governance`);
+    await page.getByTestId("policy-roles").waitFor();
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.waitForTimeout(200);
+    await shot(page, `layout-${width}-governance-bottom`);
+    f.sidebar = await page.evaluate(() => {
+      const nav = document.querySelector(".sidebar");
+      const r = nav.getBoundingClientRect();
+      const atBottomLeft = document.elementFromPoint(8, window.innerHeight - 4);
+      const shellBg = getComputedStyle(document.querySelector(".shell")).backgroundImage;
+      return {
+        pageTallerThanWindow: document.documentElement.scrollHeight > window.innerHeight + 50,
+        top: Math.round(r.top),
+        bottom: Math.round(r.bottom),
+        width: Math.round(r.width),
+        windowHeight: window.innerHeight,
+        bottomLeftIsSidebar: !!atBottomLeft?.closest(".sidebar"),
+        shellPaintsSidebarColumn: shellBg.includes("gradient"),
+        navVisible: getComputedStyle(document.querySelector("#nav-list")).display !== "none",
+        toggleVisible: getComputedStyle(document.querySelector(".nav-toggle")).display !== "none",
+      };
+    });
+    if (width === 414) {
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.getByRole("button", { name: /Menu/ }).click();
+      await page.locator("#nav-list").waitFor({ state: "visible" });
+      await shot(page, "layout-414-menu-open");
+      await page.locator("#nav-list").getByRole("link", { name: "Sources" }).click();
+      await page.getByRole("heading", { level: 1, name: "Sources" }).waitFor();
+      f.menuClosesAfterNavigation = !(await page.locator("#nav-list").isVisible());
+    }
+
+    // Lineage: the picker searches every job on the server; no edge text overlaps; the
+    // graph fills its canvas; node names in the panel are whole.
+    await page.goto(`${url}/#/lineage`);
+    const box = page.getByRole("combobox", { name: "start from job" });
+    const target = jobs.items[jobs.items.length - 1];
+    await box.fill(target.name);
+    await page.getByRole("option", { name: new RegExp(target.uid.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) }).first().click();
+    await page.waitForFunction((uid) => decodeURIComponent(location.hash).includes(uid), target.uid);
+    await page.goto(`${url}/#/lineage?job=${enc("demo-etl/finance_report")}&depth=3`);
+    await page.locator(".react-flow__node").first().waitFor();
+    await page.waitForTimeout(500);
+    f.lineage = await page.evaluate(() => {
+      const canvas = document.querySelector("[data-testid=lineage-graph]").getBoundingClientRect();
+      const nodes = [...document.querySelectorAll(".react-flow__node")].map((n) => n.getBoundingClientRect());
+      const left = Math.min(...nodes.map((r) => r.left));
+      const right = Math.max(...nodes.map((r) => r.right));
+      const top = Math.min(...nodes.map((r) => r.top));
+      const bottom = Math.max(...nodes.map((r) => r.bottom));
+      const cutNames = [...document.querySelectorAll(".node-list button")].filter(
+        (b) => b.scrollWidth > b.clientWidth + 1,
+      ).length;
+      const overlaps = [];
+      for (let i = 0; i < nodes.length; i++)
+        for (let j = i + 1; j < nodes.length; j++) {
+          const a = nodes[i];
+          const b = nodes[j];
+          if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlaps.push([i, j]);
+        }
+      return {
+        edgeTexts: document.querySelectorAll(".react-flow__edge-text, .react-flow__edge-textwrapper").length,
+        fillWidth: +((right - left) / canvas.width).toFixed(2),
+        fillHeight: +((bottom - top) / canvas.height).toFixed(2),
+        canvasHeight: Math.round(canvas.height),
+        nodesOutside: nodes.filter((r) => r.left < canvas.left - 1 || r.right > canvas.right + 1 || r.top < canvas.top - 1 || r.bottom > canvas.bottom + 1).length,
+        overlappingNodes: overlaps.length,
+        cutNames,
+      };
+    });
+  }
+
+  // The audit page of the demo shows the demo's own actions (first start).
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await page.goto(`${url}/#/audit`);
+  await page.getByTestId("audit-table").waitFor();
+  const auditText = await page.getByTestId("audit-table").textContent();
+  facts.auditShows = ["dana", "priya", "trigger", "approve", "pause"].filter((w) => auditText.includes(w));
+  assert.deepEqual(errors, []);
+  await page.close();
+  return facts;
+}
+
+ALL.layout = layout;

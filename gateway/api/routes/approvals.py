@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, select
 
@@ -23,10 +24,12 @@ from gateway.store.types import utcnow
 
 from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
+from ..params import INT64_MAX
 from ..schemas import ApprovalPublic, DecisionRequest
 from .common import action_response
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+RequestId = Annotated[int, Path(ge=1, le=INT64_MAX, description="approval request id")]
 
 
 def approval_public(r: ApprovalRequest) -> ApprovalPublic:
@@ -55,7 +58,9 @@ def approval_public(r: ApprovalRequest) -> ApprovalPublic:
 
 @router.get("", response_model=list[ApprovalPublic])
 def list_approvals(
-    session: SessionDep, status: str | None = None, principal: Principal = Depends(require("read"))
+    session: SessionDep,
+    status: Literal["pending", "approved", "rejected", "expired"] | None = None,
+    principal: Principal = Depends(require("read")),
 ) -> list[ApprovalPublic]:
     # A read: expiry is recorded (and audited) by the gateway's housekeeping and when
     # someone decides on an expired request; here an overdue one just shows as expired.
@@ -171,7 +176,7 @@ async def _decide(
 
 @router.post("/{request_id}/approve")
 async def approve(
-    request_id: int,
+    request_id: RequestId,
     request: Request,
     body: DecisionRequest | None = None,
     principal: Principal = Depends(require("approve")),
@@ -181,7 +186,7 @@ async def approve(
 
 @router.post("/{request_id}/reject")
 async def reject(
-    request_id: int,
+    request_id: RequestId,
     request: Request,
     body: DecisionRequest | None = None,
     principal: Principal = Depends(require("approve")),

@@ -5,7 +5,7 @@ import tempfile
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import FileResponse
@@ -16,6 +16,7 @@ from gateway.audit.export import ExportError, SigningKey, signing_key, write_exp
 from ..convert import audit_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
+from ..params import INT64_MAX, Time
 from ..schemas import AuditKeyPublic, AuditRecordPublic, Paged
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -25,14 +26,17 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 def list_audit(
     session: SessionDep,
     principal: Principal = Depends(require("read")),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Time | None = None,
+    until: Time | None = None,
     subject: str | None = None,
     action: str | None = None,
     target: str | None = None,
-    decision: str | None = None,
+    decision: Literal["allow", "deny"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: int | None = Query(default=None, description="cursor: records with seq below"),
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=INT64_MAX, description="cursor: records with seq below"),
+    ] = None,
 ) -> Paged[AuditRecordPublic]:
     rows = list_records(
         session,
@@ -86,8 +90,8 @@ def export_audit(
     session: SessionDep,
     background: BackgroundTasks,
     format: str = Query(default="jsonl", pattern="^(jsonl|csv|ocsf)$"),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Time | None = None,
+    until: Time | None = None,
     domain: str | None = None,
     principal: Principal = Depends(require("export-audit")),
 ) -> FileResponse:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from fastapi import Request
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from gateway.actions import ActionOutcome, perform, permission
 from gateway.capabilities import source_capabilities
@@ -32,6 +32,30 @@ def allowed_actions(
         for a in actions
         if a in caps and principal.decide(job.domain, job.uid, permission(a)).allowed
     ]
+
+
+def allowed_actions_by_target(
+    session: Session,
+    principal: Principal,
+    targets: Iterable[tuple[str, str, str, str]],
+    actions: Sequence[str],
+) -> dict[str, list[str]]:
+    """``allowed_actions`` for a whole list page: ``targets`` are (key, source, domain,
+    job uid). One query reads the page's sources; decisions come from the subject's
+    compiled grants (in memory), so a page costs the same as one detail view."""
+    rows = list(targets)
+    names = {source for _key, source, _dom, _uid in rows}
+    caps: dict[str, set[str]] = {}
+    if names:
+        for src in session.exec(select(SourceRow).where(col(SourceRow.name).in_(names))).all():
+            caps[src.name] = {str(c) for c in source_capabilities(src)}
+    out: dict[str, list[str]] = {}
+    for key, source, domain, uid in rows:
+        have = caps.get(source, set())
+        out[key] = [
+            a for a in actions if a in have and principal.decide(domain, uid, permission(a)).allowed
+        ]
+    return out
 
 
 def action_response(

@@ -4,6 +4,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlmodel import Session
+
+from ..deps import get_principal, require
 
 router = APIRouter(tags=["health"])
 
@@ -27,6 +30,11 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics. Without a token unless ``ACCORD_METRICS_TOKEN_REQUIRED`` is set;
+    meant for a scraper on a private network."""
+    if request.app.state.settings.metrics_token_required:
+        with Session(request.app.state.engine, expire_on_commit=False) as session:
+            require("read")(get_principal(request, session))
     request.app.state.metrics.refresh()
     return PlainTextResponse(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST

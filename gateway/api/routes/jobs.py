@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from gateway.actions import JOB_ACTIONS
+from gateway.model import RunState
 from gateway.store.services import queries
 from gateway.store.tables import Job
 
@@ -12,7 +13,7 @@ from ..convert import job_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
 from ..schemas import ActionRequest, ActionResult, JobPublic, Paged
-from .common import allowed_actions, take_action
+from .common import allowed_actions, allowed_actions_by_target, take_action
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Reader = Depends(require("read"))
@@ -24,7 +25,7 @@ def list_jobs(
     principal: Principal = Reader,
     source: str | None = None,
     domain: str | None = None,
-    state: str | None = Query(default=None, description="state of the job's last run"),
+    state: RunState | None = Query(default=None, description="state of the job's last run"),
     label: str | None = Query(default=None, description="key=value or key"),
     owner: str | None = None,
     q: str | None = Query(default=None, max_length=200),
@@ -48,8 +49,13 @@ def list_jobs(
         session, visible=principal.visible(), filt=filt, limit=limit, cursor=cursor
     )
     count = queries.count_jobs(session, visible=principal.visible(), filt=filt) if total else None
+    allowed = allowed_actions_by_target(
+        session, principal, ((j.uid, j.source, j.domain, j.uid) for j in page.items), JOB_ACTIONS
+    )
     return Paged[JobPublic](
-        items=[job_public(j) for j in page.items], next_cursor=page.next_cursor, total=count
+        items=[job_public(j, allowed[j.uid]) for j in page.items],
+        next_cursor=page.next_cursor,
+        total=count,
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from gateway.store.services import queries
+from gateway.store.services.estate import estate_lineage
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
@@ -16,19 +17,42 @@ router = APIRouter(prefix="/api/v1", tags=["lineage"])
 @router.get("/lineage", response_model=LineagePublic)
 def lineage(
     session: SessionDep,
-    job: str = Query(description="job uid to start from"),
+    job: str | None = Query(
+        default=None,
+        description="job uid to start from; without it, the whole estate up to `limit` nodes",
+    ),
     direction: Literal["up", "down", "both"] = "both",
     depth: Annotated[int, Query(ge=0, le=20)] = 2,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=5000, description="at most this many nodes (500 for the estate, else 5000)"),
+    ] = None,
     principal: Principal = Depends(require("read")),
 ) -> LineagePublic:
-    result = queries.lineage(
-        session, visible=principal.visible(), root=job, direction=direction, depth=depth
-    )
-    if result is None:
-        raise ApiError(404, "not_found", f"no job {job!r}")
+    if job is None:
+        estate = estate_lineage(session, visible=principal.visible(), max_nodes=limit or 500)
+        nodes, edges, root, truncated = estate.nodes, estate.edges, None, estate.truncated
+    else:
+        result = queries.lineage(
+            session,
+            visible=principal.visible(),
+            root=job,
+            direction=direction,
+            depth=depth,
+            max_nodes=limit or 5000,
+        )
+        if result is None:
+            raise ApiError(404, "not_found", f"no job {job!r}")
+        nodes, edges, root, truncated = (
+            result.nodes,
+            result.edges,
+            job,
+            len(result.nodes) >= (limit or 5000),
+        )
     return LineagePublic(
-        root=job,
-        nodes=[LineageNode(**n) for n in result.nodes.values()],
+        root=root,
+        truncated=truncated,
+        nodes=[LineageNode(**n) for n in nodes.values()],
         edges=[
             LineageEdge(
                 kind=e.kind,
@@ -37,6 +61,6 @@ def lineage(
                 evidence=e.evidence,
                 reported_by=e.reported_by,
             )
-            for e in result.edges
+            for e in edges
         ],
     )

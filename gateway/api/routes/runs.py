@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from gateway.actions import RUN_ACTIONS
+from gateway.model import RunState
 from gateway.store.services import queries
 from gateway.store.tables import Run
 
 from ..convert import run_link, run_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
+from ..params import Time, check_choices
 from ..schemas import (
     ActionRequest,
     ActionResult,
@@ -22,7 +23,7 @@ from ..schemas import (
     RunPublic,
     StatsRow,
 )
-from .common import allowed_actions, take_action
+from .common import allowed_actions, allowed_actions_by_target, take_action
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 Reader = Depends(require("read"))
@@ -36,15 +37,17 @@ def list_runs(
     domain: str | None = None,
     job: str | None = Query(default=None, description="job uid"),
     state: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Time | None = None,
+    until: Time | None = None,
     label: str | None = None,
     q: str | None = Query(default=None, max_length=200),
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
     total: bool = False,
 ) -> Paged[RunPublic]:
-    states = [s for raw in state or [] for s in raw.split(",") if s]
+    states = check_choices(
+        "state", (s for raw in state or [] for s in raw.split(",") if s), RunState
+    )
     filt = queries.RunFilter(
         source=source,
         domain=domain,
@@ -59,16 +62,24 @@ def list_runs(
         session, visible=principal.visible(), filt=filt, limit=limit, cursor=cursor
     )
     count = queries.count_runs(session, visible=principal.visible(), filt=filt) if total else None
+    allowed = allowed_actions_by_target(
+        session,
+        principal,
+        ((r.uid, r.source, r.domain, r.job_uid) for r in page.items),
+        RUN_ACTIONS,
+    )
     return Paged[RunPublic](
-        items=[run_public(r) for r in page.items], next_cursor=page.next_cursor, total=count
+        items=[run_public(r, allowed=allowed[r.uid]) for r in page.items],
+        next_cursor=page.next_cursor,
+        total=count,
     )
 
 
 @router.get("/stats/runs", response_model=list[StatsRow])
 def run_stats(
     session: SessionDep,
-    since: datetime,
-    until: datetime | None = None,
+    since: Time,
+    until: Time | None = None,
     principal: Principal = Reader,
 ) -> list[StatsRow]:
     rows = queries.run_stats(session, visible=principal.visible(), since=since, until=until)

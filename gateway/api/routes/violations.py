@@ -35,7 +35,7 @@ def list_violations(
     session: SessionDep,
     status: Literal["open", "resolved", "all"] = "open",
     rule: str | None = None,
-    severity: str | None = None,
+    severity: Literal["low", "medium", "high", "critical"] | None = None,
     domain: str | None = None,
     principal: Principal = Depends(require("read")),
 ) -> list[ViolationPublic]:

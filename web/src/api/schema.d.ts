@@ -441,7 +441,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Metrics */
+        /**
+         * Metrics
+         * @description Prometheus metrics. Without a token unless ``ACCORD_METRICS_TOKEN_REQUIRED`` is set;
+         *     meant for a scraper on a private network.
+         */
         get: operations["metrics_metrics_get"];
         put?: never;
         post?: never;
@@ -1014,8 +1018,17 @@ export interface components {
         };
         /** LineagePublic */
         LineagePublic: {
-            /** Root */
-            root: string;
+            /**
+             * Root
+             * @description the start job; null for the whole estate
+             */
+            root: string | null;
+            /**
+             * Truncated
+             * @description the node limit cut the graph short
+             * @default false
+             */
+            truncated: boolean;
             /** Nodes */
             nodes: components["schemas"]["LineageNode"][];
             /** Edges */
@@ -1607,7 +1620,7 @@ export interface operations {
                 source?: string | null;
                 domain?: string | null;
                 /** @description state of the job's last run */
-                state?: string | null;
+                state?: components["schemas"]["RunState"] | null;
                 /** @description key=value or key */
                 label?: string | null;
                 owner?: string | null;
@@ -1921,11 +1934,13 @@ export interface operations {
     };
     lineage_api_v1_lineage_get: {
         parameters: {
-            query: {
-                /** @description job uid to start from */
-                job: string;
+            query?: {
+                /** @description job uid to start from; without it, the whole estate up to `limit` nodes */
+                job?: string | null;
                 direction?: "up" | "down" | "both";
                 depth?: number;
+                /** @description at most this many nodes (500 for the estate, else 5000) */
+                limit?: number | null;
             };
             header?: never;
             path?: never;
@@ -2059,7 +2074,7 @@ export interface operations {
                 subject?: string | null;
                 action?: string | null;
                 target?: string | null;
-                decision?: string | null;
+                decision?: ("allow" | "deny") | null;
                 limit?: number;
                 /** @description cursor: records with seq below */
                 before?: number | null;
@@ -2363,7 +2378,7 @@ export interface operations {
     list_approvals_api_v1_approvals_get: {
         parameters: {
             query?: {
-                status?: string | null;
+                status?: ("pending" | "approved" | "rejected" | "expired") | null;
             };
             header?: never;
             path?: never;
@@ -2396,6 +2411,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description approval request id */
                 request_id: number;
             };
             cookie?: never;
@@ -2431,6 +2447,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description approval request id */
                 request_id: number;
             };
             cookie?: never;
@@ -2466,7 +2483,7 @@ export interface operations {
             query?: {
                 status?: "open" | "resolved" | "all";
                 rule?: string | null;
-                severity?: string | null;
+                severity?: ("low" | "medium" | "high" | "critical") | null;
                 domain?: string | null;
             };
             header?: never;

@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 import { useAuth } from "../auth";
 import { useLiveEvents } from "../live";
 import type { Route } from "../router";
@@ -24,8 +24,11 @@ export function Layout({ route, children }: { route: Route; children: ReactNode 
   const [theme, toggle] = useTheme();
   const live = useLiveEvents(!!me);
   const section = currentSection(route);
+  // On a narrow screen the navigation folds into a menu button; it closes on navigation.
+  const [navOpen, setNavOpen] = useState(false);
+  useEffect(() => setNavOpen(false), [section]);
   return (
-    <div className="shell">
+    <div className={`shell${navOpen ? " nav-open" : ""}`}>
       <a className="skip" href="#main" onClick={(e) => {
         e.preventDefault();
         document.getElementById("main")?.focus();
@@ -34,9 +37,20 @@ export function Layout({ route, children }: { route: Route; children: ReactNode 
       </a>
       <nav className="sidebar" aria-label="Main">
         <div className="brand">
-          <span className="logo" aria-hidden="true">▲</span> Accord
+          <span>
+            <span className="logo" aria-hidden="true">▲</span> Accord
+          </span>
+          <button
+            type="button"
+            className="nav-toggle"
+            aria-expanded={navOpen}
+            aria-controls="nav-list"
+            onClick={() => setNavOpen((o) => !o)}
+          >
+            <span aria-hidden="true">☰</span> Menu
+          </button>
         </div>
-        <ul>
+        <ul id="nav-list">
           {NAV.map((n) => (
             <li key={n.path}>
               <a

@@ -8,8 +8,9 @@ import {
   Position,
   ReactFlow,
   ReactFlowProvider,
+  useReactFlow,
 } from "@xyflow/react";
-import { useMemo } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import type { Lineage } from "../api/client";
 import { highlights, layout, NODE_H, NODE_W } from "../lineage";
 
@@ -43,8 +44,16 @@ export function LineageGraph({
         data: {
           label: (
             <div className="lnode-inner" data-testid={`lnode-${n.uid}`} title={n.uid}>
-              <span className="lnode-kind">{n.kind === "dataset" ? "dataset" : n.source}</span>
-              <span className="lnode-name">{n.name}</span>
+              {n.kind === "dataset" ? (
+                // A dataset's name is often long (schema.table): two lines, no kind line
+                // (the dashed, rounded shape and ◇ say "dataset").
+                <span className="lnode-name lnode-name-2">{`◇\u00a0${n.name}`}</span>
+              ) : (
+                <>
+                  <span className="lnode-kind">{n.source}</span>
+                  <span className="lnode-name">{n.name}</span>
+                </>
+              )}
             </div>
           ),
         },
@@ -80,33 +89,80 @@ export function LineageGraph({
           target: e.dst,
           className: `ledge ledge-${e.kind} ${selected ? (lit ? "lit" : "dim") : ""}`,
           markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 },
-          label: e.kind === "depends_on" ? undefined : e.kind,
+          // No text on the edge: on a dense graph the labels overlapped each other and the
+          // nodes. The kind is in the edge's style (dashed: a dataset edge; see the legend)
+          // and in its accessible name.
+          ariaLabel: `${e.src} ${e.kind.replace("_", " ")} ${e.dst}`,
         };
       }),
     [data, hl, selected, impact],
   );
+  // The canvas is as tall as the laid-out graph needs (up to `height`), so a small graph
+  // is not a speck in a large empty box.
+  const fitted = useMemo(() => {
+    let bottom = 0;
+    let right = 0;
+    for (const p of pos.values()) {
+      bottom = Math.max(bottom, p.y + NODE_H);
+      right = Math.max(right, p.x + NODE_W);
+    }
+    return { bottom, right };
+  }, [pos]);
+  const box = useRef<HTMLDivElement>(null);
+  const [boxWidth, setBoxWidth] = useState(0);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    if (typeof ResizeObserver === "undefined") {
+      setBoxWidth(el.clientWidth || 800);
+      return;
+    }
+    const ro = new ResizeObserver(([e]) => setBoxWidth(e.contentRect.width));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  // At the zoom that fits the width, how tall is the graph? (capped at FIT.maxZoom)
+  const zoom = boxWidth && fitted.right ? Math.min(FIT.maxZoom, boxWidth / (fitted.right * (1 + 2 * FIT.padding))) : 1;
+  const canvas = Math.round(Math.max(220, Math.min(height, fitted.bottom * zoom * (1 + 2 * FIT.padding) + 70)));
   return (
-    <div className="graph" style={{ height }} data-testid="lineage-graph">
-      <ReactFlowProvider>
-        <ReactFlow
-          nodes={nodes}
-          edges={edges}
-          fitView
-          fitViewOptions={{ padding: 0.08, maxZoom: 1.25 }}
-          // Large neighbourhoods draw only what is on screen.
-          onlyRenderVisibleElements={data.nodes.length > 300}
-          minZoom={0.05}
-          nodesDraggable={false}
-          nodesConnectable={false}
-          onNodeClick={(_, n) => onSelect(n.id === selected ? null : n.id)}
-          onNodeDoubleClick={(_, n) => onOpen?.(n.id)}
-          onPaneClick={() => onSelect(null)}
-          proOptions={{ hideAttribution: true }}
-        >
-          <Background gap={24} />
-          <Controls showInteractive={false} />
-        </ReactFlow>
-      </ReactFlowProvider>
+    <div className="graph" ref={box} style={{ height: canvas }} data-testid="lineage-graph">
+      {/* Drawn once the canvas width is known, so the first fit is at the final size. */}
+      {boxWidth > 0 && (
+        <ReactFlowProvider>
+          <ReactFlow
+            nodes={nodes}
+            edges={edges}
+            fitView
+            fitViewOptions={FIT}
+            // Large neighbourhoods draw only what is on screen.
+            onlyRenderVisibleElements={data.nodes.length > 300}
+            minZoom={0.05}
+            nodesDraggable={false}
+            nodesConnectable={false}
+            onNodeClick={(_, n) => onSelect(n.id === selected ? null : n.id)}
+            onNodeDoubleClick={(_, n) => onOpen?.(n.id)}
+            onPaneClick={() => onSelect(null)}
+            proOptions={{ hideAttribution: true }}
+          >
+            <Background gap={24} />
+            <Controls showInteractive={false} fitViewOptions={FIT} orientation="horizontal" />
+            <FitOnChange data={data} canvas={canvas} />
+          </ReactFlow>
+        </ReactFlowProvider>
+      )}
     </div>
   );
+}
+
+const FIT = { padding: 0.1, maxZoom: 1.4 };
+
+/** Fit the view again whenever another graph is shown or the canvas changes size (React
+ *  Flow fits only on mount). */
+function FitOnChange({ data, canvas }: { data: Lineage; canvas: number }) {
+  const flow = useReactFlow();
+  useEffect(() => {
+    const t = setTimeout(() => void flow.fitView(FIT), 0);
+    return () => clearTimeout(t);
+  }, [data, canvas, flow]);
+  return null;
 }

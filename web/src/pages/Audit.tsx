@@ -33,7 +33,16 @@ export function Audit({ route }: { route: Route }) {
       unwrap(
         api.GET("/api/v1/audit", {
           params: {
-            query: { ...f, since: toIso(f.since), until: toIso(f.until), limit: 200, before: pageParam },
+            query: {
+              ...f,
+              // From the address bar: the API answers a value it does not know with a
+              // 422 that names the allowed ones, which the error state shows.
+              decision: f.decision as "allow" | "deny" | undefined,
+              since: toIso(f.since),
+              until: toIso(f.until),
+              limit: 200,
+              before: pageParam,
+            },
           },
         }),
       ),

@@ -9,12 +9,14 @@ import {
 } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useCallback, useEffect, useMemo, useRef } from "react";
-import { api, type Job, type Source, unwrap } from "../api/client";
+import { api, type Job, type Schemas, type Source, unwrap } from "../api/client";
 import { SelectFilter, TextFilter } from "../components/Filters";
 import { Empty, ErrorState, Labels, Loading, SourceTags, StateBadge } from "../components/ui";
 import { fmtAgo, RUN_STATES } from "../format";
 import { useSources } from "../queries";
 import { jobHref, type Route, setParams } from "../router";
+
+type RunStateName = Schemas["RunState"] | undefined;
 
 export const JOB_FILTERS = ["source", "domain", "state", "label", "owner", "q", "paused"] as const;
 export type JobFilters = Partial<Record<(typeof JOB_FILTERS)[number], string>>;
@@ -30,6 +32,38 @@ export function filtersFrom(params: URLSearchParams): JobFilters {
     if (v) f[k] = v;
   }
   return f;
+}
+
+/** The full text of a cell, shown as its tooltip when the column cuts it. */
+export function cellTitle(j: Job, column: string, source?: { demo?: boolean; simulator?: boolean }): string {
+  switch (column) {
+    case "name":
+      return j.uid;
+    case "state":
+      return j.last_run_state ?? "never ran";
+    case "last_run_at":
+      return j.last_run_at ?? "";
+    case "schedule":
+      return j.paused
+        ? "paused"
+        : [j.schedule?.text, j.schedule?.expression, j.schedule?.timezone].filter(Boolean).join(" · ");
+    case "next_run_at":
+      return j.next_run_at ?? "";
+    case "owners":
+      return j.owners.join(", ") || "no owner";
+    case "labels":
+      return Object.entries(j.labels)
+        .map(([k, v]) => (v ? `${k}=${v}` : k))
+        .join(", ");
+    case "source": {
+      const tags = [source?.demo && "demo", source?.simulator && "simulator"].filter(Boolean);
+      return tags.length ? `${j.source} (${tags.join(", ")})` : j.source;
+    }
+    case "domain":
+      return j.domain;
+    default:
+      return "";
+  }
 }
 
 export function sortingFrom(params: URLSearchParams): SortingState {
@@ -50,7 +84,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
           {row.original.name}
         </a>
       ),
-      size: 230,
+      size: 200,
     },
     {
       id: "source",
@@ -64,22 +98,22 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
           </>
         );
       },
-      size: 220,
+      size: 195,
     },
-    { id: "domain", header: "domain", accessorFn: (j) => j.domain, size: 100 },
+    { id: "domain", header: "domain", accessorFn: (j) => j.domain, size: 85 },
     {
       id: "state",
       header: "last run",
       accessorFn: (j) => j.last_run_state ?? "",
       cell: ({ row }) => <StateBadge state={row.original.last_run_state} />,
-      size: 100,
+      size: 90,
     },
     {
       id: "last_run_at",
       header: "last run at",
       accessorFn: (j) => j.last_run_at ?? "",
       cell: ({ row }) => fmtAgo(row.original.last_run_at),
-      size: 110,
+      size: 100,
     },
     {
       id: "schedule",
@@ -88,16 +122,16 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
       cell: ({ row }) => {
         const s = row.original.schedule;
         if (row.original.paused) return <span className="tag tag-paused">paused</span>;
-        return s ? <span title={s.expression ?? ""}>{s.text ?? s.expression}</span> : "—";
+        return s ? <span>{s.text ?? s.expression}</span> : "—";
       },
-      size: 150,
+      size: 140,
     },
     {
       id: "next_run_at",
       header: "next run",
       accessorFn: (j) => j.next_run_at ?? "",
       cell: ({ row }) => (row.original.next_run_at ? fmtAgo(row.original.next_run_at) : "—"),
-      size: 100,
+      size: 90,
     },
     {
       id: "owners",
@@ -105,7 +139,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
       accessorFn: (j) => j.owners.join(", "),
       cell: ({ row }) =>
         row.original.owners.length ? row.original.owners.join(", ") : <span className="warn-text">none</span>,
-      size: 120,
+      size: 110,
     },
     {
       id: "labels",
@@ -113,7 +147,7 @@ function columns(sources: Map<string, Source>): ColumnDef<Job>[] {
       enableSorting: false,
       accessorFn: (j) => Object.keys(j.labels).join(","),
       cell: ({ row }) => <Labels labels={row.original.labels} />,
-      size: 220,
+      size: 160,
     },
   ];
 }
@@ -139,6 +173,8 @@ export function Jobs({ route }: { route: Route }) {
           params: {
             query: {
               ...filters,
+              // From the address bar; an unknown state answers 422 naming the known ones.
+              state: filters.state as RunStateName,
               paused: filters.paused ? filters.paused === "true" : undefined,
               limit: PAGE,
               cursor: pageParam,
@@ -177,6 +213,10 @@ export function Jobs({ route }: { route: Route }) {
     },
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
+    // Columns are resizable by dragging the right edge of a header.
+    enableColumnResizing: true,
+    columnResizeMode: "onChange",
+    defaultColumn: { minSize: 60, maxSize: 800 },
   });
   const tableRows = table.getRowModel().rows;
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -247,7 +287,12 @@ export function Jobs({ route }: { route: Route }) {
         </Empty>
       ) : (
         <div className="table-scroll" ref={scrollRef} tabIndex={0} aria-label="jobs table, scrollable">
-          <table className="table sticky" data-testid="jobs-table" aria-rowcount={tableRows.length}>
+          <table
+            className="table sticky"
+            data-testid="jobs-table"
+            aria-rowcount={tableRows.length}
+            style={{ width: table.getTotalSize(), minWidth: "100%" }}
+          >
             <thead>
               {table.getHeaderGroups().map((hg) => (
                 <tr key={hg.id}>
@@ -256,7 +301,7 @@ export function Jobs({ route }: { route: Route }) {
                     return (
                       <th
                         key={h.id}
-                        style={{ width: h.getSize() }}
+                        style={{ width: h.getSize(), position: "sticky" }}
                         aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : undefined}
                       >
                         {h.column.getCanSort() ? (
@@ -267,6 +312,15 @@ export function Jobs({ route }: { route: Route }) {
                         ) : (
                           flexRender(h.column.columnDef.header, h.getContext())
                         )}
+                        <span
+                          aria-hidden="true"
+                          title="drag to resize; double-click to reset"
+                          className={`th-resize${h.column.getIsResizing() ? " is-resizing" : ""}`}
+                          onMouseDown={h.getResizeHandler()}
+                          onTouchStart={h.getResizeHandler()}
+                          onDoubleClick={() => h.column.resetSize()}
+                          data-testid={`resize-${h.id}`}
+                        />
                       </th>
                     );
                   })}
@@ -284,7 +338,9 @@ export function Jobs({ route }: { route: Route }) {
                 return (
                   <tr key={row.id} data-index={vi.index} aria-rowindex={vi.index + 2}>
                     {row.getVisibleCells().map((c) => (
-                      <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
+                      <td key={c.id} title={cellTitle(row.original, c.column.id, sources.get(row.original.source))} style={{ width: c.column.getSize() }}>
+                        {flexRender(c.column.columnDef.cell, c.getContext())}
+                      </td>
                     ))}
                   </tr>
                 );

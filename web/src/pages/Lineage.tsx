@@ -2,6 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { api, unwrap } from "../api/client";
 import { SelectFilter } from "../components/Filters";
+import { JobPicker } from "../components/JobPicker";
 import { LineageGraph } from "../components/LineageGraph";
 import { Card, Empty, ErrorState, Loading, StateBadge } from "../components/ui";
 import { reach } from "../lineage";
@@ -14,10 +15,6 @@ export function LineagePage({ route }: { route: Route }) {
   const depth = Math.min(20, Math.max(1, Number(p.get("depth") ?? 3) || 3));
   const selected = p.get("sel");
   const impact = p.get("impact") === "1";
-  const jobs = useQuery({
-    queryKey: ["jobs", "picker"],
-    queryFn: () => unwrap(api.GET("/api/v1/jobs", { params: { query: { limit: 1000 } } })),
-  });
   const q = useQuery({
     queryKey: ["lineage", job, dir, depth],
     enabled: !!job,
@@ -32,28 +29,7 @@ export function LineagePage({ route }: { route: Route }) {
     <>
       <h1>Lineage</h1>
       <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Choose the lineage to show">
-        <div className="field grow">
-          <label htmlFor="l-job">start from job</label>
-          <input
-            id="l-job"
-            list="l-jobs"
-            defaultValue={job}
-            key={job}
-            placeholder="source/job"
-            onKeyDown={(e) => {
-              if (e.key === "Enter") set({ job: (e.target as HTMLInputElement).value || null, sel: null });
-            }}
-            onChange={(e) => {
-              const v = e.target.value;
-              if (jobs.data?.items.some((j) => j.uid === v)) set({ job: v, sel: null });
-            }}
-          />
-          <datalist id="l-jobs">
-            {jobs.data?.items.map((j) => (
-              <option key={j.uid} value={j.uid} />
-            ))}
-          </datalist>
-        </div>
+        <JobPicker value={job} onPick={(uid) => set({ job: uid || null, sel: null })} />
         <SelectFilter
           id="l-dir"
           label="direction"
@@ -77,22 +53,7 @@ export function LineagePage({ route }: { route: Route }) {
       </form>
       {!job ? (
         <Empty>
-          <p>Choose a job to see what feeds it and what it feeds.</p>
-          {jobs.isPending ? (
-            <Loading what="jobs" />
-          ) : jobs.data && jobs.data.items.length ? (
-            <ul className="pick">
-              {jobs.data.items.slice(0, 30).map((j) => (
-                <li key={j.uid}>
-                  <button type="button" className="link" onClick={() => set({ job: j.uid })}>
-                    {j.uid}
-                  </button>
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <p>No jobs are visible to you.</p>
-          )}
+          <p>Choose a job above to see what feeds it and what it feeds: type part of its name, uid or description.</p>
         </Empty>
       ) : q.isPending ? (
         <Loading what="lineage" />
@@ -116,6 +77,23 @@ export function LineagePage({ route }: { route: Route }) {
                 onOpen={(u) => q.data.nodes.find((n) => n.uid === u)?.kind === "job" && set({ job: u, sel: null })}
                 height={600}
               />
+            )}
+            {q.data.nodes.length > 1 && (
+              <p className="edge-legend" aria-label="edge kinds">
+                <span>
+                  <svg width="34" height="8" aria-hidden="true">
+                    <line x1="0" y1="4" x2="34" y2="4" stroke="currentColor" strokeWidth="2" />
+                  </svg>
+                  job depends on job
+                </span>
+                <span>
+                  <svg width="34" height="8" aria-hidden="true">
+                    <line x1="0" y1="4" x2="34" y2="4" stroke="currentColor" strokeWidth="2" strokeDasharray="5 4" />
+                  </svg>
+                  job produces / consumes a dataset (◇)
+                </span>
+                <span>arrows point downstream</span>
+              </p>
             )}
           </div>
           <aside className="side">
@@ -154,8 +132,11 @@ export function LineagePage({ route }: { route: Route }) {
                 {q.data.nodes.map((n) => (
                   <li key={n.uid} className={sel ? (n.uid === sel ? "is-sel" : down.has(n.uid) ? "is-down" : up.has(n.uid) && !impact ? "is-up" : "") : ""}>
                     <button type="button" className="link" aria-pressed={n.uid === sel} onClick={() => set({ sel: n.uid === sel ? null : n.uid })}>
-                      {n.kind === "dataset" ? "◇ " : ""}
-                      {n.uid}
+                      <span>
+                        {n.kind === "dataset" ? "◇ " : ""}
+                        {n.name}
+                      </span>
+                      {n.uid !== n.name && <span className="node-uid">{n.uid}</span>}
                     </button>
                   </li>
                 ))}

@@ -225,17 +225,19 @@ function OverviewBody({ ov }: { ov: OverviewData }) {
 function JobNames({ items }: { items: { uid: string; name: string }[] }) {
   if (!items.length) return null;
   const shown = items.slice(0, 3);
+  // One job per line, cut with an ellipsis (the full uid is the tooltip): long cron ids
+  // would otherwise wrap mid-word across the card.
   return (
-    <span className="small">
-      {" — "}
-      {shown.map((j, i) => (
-        <span key={j.uid}>
-          {i > 0 && ", "}
-          <a href={jobHref(j.uid)}>{j.uid}</a>
-        </span>
+    <ul className="job-names small">
+      {shown.map((j) => (
+        <li key={j.uid}>
+          <a href={jobHref(j.uid)} title={j.uid}>
+            {j.uid}
+          </a>
+        </li>
       ))}
-      {items.length > shown.length && ", …"}
-    </span>
+      {items.length > shown.length && <li className="muted">and {items.length - shown.length} more</li>}
+    </ul>
   );
 }
 
