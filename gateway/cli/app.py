@@ -781,8 +781,18 @@ def violations_list(
 ) -> None:
     """Jobs that fail compliance rules, with evidence."""
     if server:
-        params = {"status": status, **({"rule": rule} if rule else {})}
-        rows = _api(server, token, "GET", "/api/v1/violations", params=params)
+        params: dict[str, Any] = {
+            "status": status,
+            "limit": 1000,
+            **({"rule": rule} if rule else {}),
+        }
+        rows = []
+        while True:
+            page = _api(server, token, "GET", "/api/v1/violations", params=params)
+            rows.extend(page["items"])
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
     else:
         from sqlmodel import col, select
 

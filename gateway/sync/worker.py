@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
-from gateway.governance.compliance import evaluate_all
+from gateway.governance.compliance import evaluate_jobs
 from gateway.model import (
     TERMINAL_STATES,
     AdapterAuthError,
@@ -36,13 +36,24 @@ from gateway.store.types import utcnow
 
 from .backoff import Backoff
 
-__all__ = ["SourceWorker", "SyncReport", "health_of", "lag_seconds"]
+__all__ = ["SourceWorker", "SyncCancelled", "SyncReport", "health_of", "lag_seconds"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_PAGES = 50
 _REPOLL_BATCH = 100
 _REPOLL_MAX = 2000
+
+
+class SyncCancelled(Exception):
+    """The pass a caller waited for was cancelled: the gateway is stopping, or the source
+    was reconfigured or removed."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(
+            f"the sync of {source!r} was cancelled: the gateway is stopping or the source changed"
+        )
+        self.source = source
 
 
 @dataclass
@@ -70,6 +81,7 @@ class SourceWorker:
         runs_every: float,
         timeout: float = 30.0,
         on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
+        pass_lock: asyncio.Lock | None = None,
     ) -> None:
         self.engine = engine
         self.name = name
@@ -86,6 +98,13 @@ class SourceWorker:
         self._next_runs = 0.0
         self._stopped = False
         self.last_report: SyncReport | None = None
+        # One pass at a time (see sync_once). The lock is shared with any other worker of
+        # the same source (a replacement after reconfiguration, a one-off for the API).
+        self._pass_lock = pass_lock or asyncio.Lock()
+        self._current: asyncio.Task[SyncReport] | None = None
+        self._queued: asyncio.Task[SyncReport] | None = None
+        self._queued_inventory = False
+        self.passes = 0  # passes run (coalesced requests share one)
 
     # -- control ---------------------------------------------------------------------------
     def hint(self, hints: list[SyncHint]) -> None:
@@ -95,16 +114,35 @@ class SourceWorker:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop the loop and cancel the running and the queued pass (their waiters get
+        SyncCancelled)."""
         self._stopped = True
         self._wake.set()
+        for task in (self._queued, self._current):
+            if task is not None:
+                task.cancel()
+
+    async def wait_passes(self) -> None:
+        """Wait until the cancelled passes have ended (a database call in a worker thread
+        finishes its statement first)."""
+        tasks = [t for t in (self._queued, self._current) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    @property
+    def busy(self) -> bool:
+        return any(t is not None and not t.done() for t in (self._current, self._queued))
 
     async def run(self) -> None:
         while not self._stopped:
             now = time.monotonic()
             if now >= min(self._next_inventory, self._next_runs) or self._pending_inventory:
-                report = await self.sync_once(
-                    inventory=self._pending_inventory or now >= self._next_inventory
-                )
+                try:
+                    report = await self.sync_once(
+                        inventory=self._pending_inventory or now >= self._next_inventory
+                    )
+                except SyncCancelled:  # only stop() cancels a pass
+                    break
                 now = time.monotonic()
                 if report.error is None:
                     if report.inventory is not None:
@@ -136,6 +174,54 @@ class SourceWorker:
         return await anyio.to_thread.run_sync(work)
 
     async def sync_once(self, *, inventory: bool = True) -> SyncReport:
+        """Run one pass of this source, or share one: two passes never overlap.
+
+        A request that finds no pass running starts one. A request that arrives while a
+        pass runs does not join it (that pass may have read the source before the request
+        was made): it waits for the one follow-up pass, which starts when the running pass
+        ends and which every request arriving in the meantime shares. So any number of
+        concurrent requests costs at most two passes, and each caller's report covers the
+        source as it was after the request. Cancelling a caller does not cancel a pass
+        others wait for; ``stop`` does, and its waiters get SyncCancelled.
+        """
+        task = self._request(inventory)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                raise SyncCancelled(self.name) from None
+            raise
+
+    def _request(self, inventory: bool) -> asyncio.Task[SyncReport]:
+        if self._stopped:
+            raise SyncCancelled(self.name)
+        if self._queued is not None:
+            self._queued_inventory |= inventory
+            return self._queued
+        running = self._current
+        if running is None or running.done():
+            self._current = asyncio.create_task(
+                self._locked_pass(inventory), name=f"sync-pass:{self.name}"
+            )
+            return self._current
+        self._queued_inventory = inventory
+        self._queued = asyncio.create_task(
+            self._follow_up(running), name=f"sync-pass:{self.name}:next"
+        )
+        return self._queued
+
+    async def _follow_up(self, previous: asyncio.Task[SyncReport]) -> SyncReport:
+        await asyncio.wait([previous])
+        self._current, self._queued = self._queued, None
+        return await self._locked_pass(self._queued_inventory)
+
+    async def _locked_pass(self, inventory: bool) -> SyncReport:
+        async with self._pass_lock:
+            self.passes += 1
+            return await self._pass(inventory=inventory)
+
+    async def _pass(self, *, inventory: bool) -> SyncReport:
         started = time.monotonic()
         report = SyncReport(self.name)
         try:
@@ -144,15 +230,7 @@ class SourceWorker:
                 edges: list[EdgeRecord] = []
                 for job in jobs:
                     edges.extend(await self._call(lambda j=job: self.adapter.lineage(j)))  # type: ignore[misc]
-                report.inventory = await self._db(
-                    lambda s: ingest.apply_inventory(
-                        s, source=self.name, domain=self.domain, records=jobs
-                    ).as_dict()
-                )
-                inv = report.inventory
-                if inv["created"] or inv["updated"] or inv["tombstoned"] or inv["revived"]:
-                    # Detective rules run on every inventory change.
-                    await self._db(lambda s: evaluate_all(s))
+                report.inventory = await self._db(lambda s: self._store_inventory(s, jobs))
                 report.edges += await self._db(
                     lambda s: ingest.record_edges(s, source=self.name, edges=edges)
                 )
@@ -180,6 +258,14 @@ class SourceWorker:
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
+
+    def _store_inventory(self, session: Session, jobs: list[JobRecord]) -> dict[str, int]:
+        counts = ingest.apply_inventory(session, source=self.name, domain=self.domain, records=jobs)
+        if counts.touched or counts.gone:
+            # Detective rules look again at the jobs this pass changed, in the same
+            # transaction; the rest of the estate is not read.
+            evaluate_jobs(session, uids=[*counts.touched, *counts.gone])
+        return counts.as_dict()
 
     async def _collect_jobs(self) -> list[JobRecord]:
         out: list[JobRecord] = []

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.base import registry
 from gateway.audit import AuditEntry, append
+from gateway.governance.compliance import evaluate_jobs
 from gateway.model import Capability
 from gateway.store.services import ingest
 from gateway.store.tables import Source as SourceRow
@@ -45,9 +46,12 @@ def push(
         )
     jobs = None
     if body.inventory is not None:
-        jobs = ingest.apply_inventory(
+        counts = ingest.apply_inventory(
             session, source=name, domain=src.domain, records=body.inventory
-        ).as_dict()
+        )
+        if counts.touched or counts.gone:
+            evaluate_jobs(session, uids=[*counts.touched, *counts.gone])
+        jobs = counts.as_dict()
     result = ingest.upsert_runs(session, source=name, domain=src.domain, records=body.runs)
     now = utcnow()
     src.last_sync_at = now

@@ -549,7 +549,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Violations */
+        /**
+         * List Violations
+         * @description Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page.
+         */
         get: operations["list_violations_api_v1_violations_get"];
         put?: never;
         post?: never;
@@ -1001,6 +1004,15 @@ export interface components {
         Paged_RunPublic_: {
             /** Items */
             items: components["schemas"]["RunPublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+            /** Total */
+            total?: number | null;
+        };
+        /** Paged[ViolationPublic] */
+        Paged_ViolationPublic_: {
+            /** Items */
+            items: components["schemas"]["ViolationPublic"][];
             /** Next Cursor */
             next_cursor: string | null;
             /** Total */
@@ -2256,6 +2268,9 @@ export interface operations {
                 rule?: string | null;
                 severity?: string | null;
                 domain?: string | null;
+                limit?: number;
+                cursor?: string | null;
+                total?: boolean;
             };
             header?: never;
             path?: never;
@@ -2269,7 +2284,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ViolationPublic"][];
+                    "application/json": components["schemas"]["Paged_ViolationPublic_"];
                 };
             };
             /** @description Validation Error */
