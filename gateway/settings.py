@@ -8,6 +8,8 @@
 - ACCORD_MAX_BODY_BYTES: larger request bodies get 413 (10 MiB)
 - ACCORD_SYNC_ENABLED: run the per-source sync workers in ``serve`` (true)
 - ACCORD_LOG_LEVEL: info
+- ACCORD_SHUTDOWN_GRACE: seconds ``accord serve`` gives in-flight requests, and then sync
+  work, to end when it is told to stop (3; SIGTERM or Ctrl-C)
 - ACCORD_AUDIT_SIGNING_KEY_FILE: Ed25519 private key (PEM) that signs audit exports
   (``accord audit keygen --output FILE`` makes one)
 """
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     sync_enabled: bool = True
     log_level: str = "info"
+    shutdown_grace: float = Field(default=3.0, ge=0)
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
 

@@ -3,10 +3,12 @@
 import getpass
 import json
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -14,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.demo import DemoFederation
 
 app = typer.Typer(
     help="Accord: one control plane for the schedulers you already run.",
@@ -134,13 +139,20 @@ def serve(
         bool | None, typer.Option(help="run the sync workers (default: ACCORD_SYNC_ENABLED)")
     ] = None,
 ) -> None:
-    """Start the gateway (API, console, sync). Migrates the database first."""
+    """Start the gateway (API, console, sync). Migrates the database first.
+
+    SIGTERM or Ctrl-C stops it within about twice ACCORD_SHUTDOWN_GRACE seconds, exit
+    status 0, after stopping the demo's processes."""
     import logging
 
-    import uvicorn
-
     from gateway.api.app import create_app, ensure_admin_token
+    from gateway.api.server import serve as serve_app
 
+    # A stop request is a clean exit, whenever it comes (the demo's parts are stopped by
+    # the finally below); uvicorn handles the signals while it serves, then hands them
+    # back to this handler.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_requested)
     settings = Settings()
     if demo and not os.environ.get("ACCORD_DATABASE_URL"):
         settings.data_dir = settings.data_dir / "demo"
@@ -151,54 +163,67 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    engine = _engine(settings)
-    federation = None
-    if demo and settings.audit_signing_key_file is None:
-        # The demo signs its audit exports with a key of its own.
-        from gateway.audit.export import generate_key
-
-        key_file = settings.data_dir / "audit-signing-key.pem"
-        if not key_file.exists():
-            generate_key(key_file)
-        settings.audit_signing_key_file = key_file
-    if demo:
-        from gateway.demo import start_demo
-
-        federation = start_demo(settings.data_dir / "parts")
-        _apply_documents(engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)])
-        for p in federation.problems:
-            err.print(f"[yellow]warning:[/] {p}")
-    for f in file or []:
-        _apply_path(engine, f, prune=False, dry_run=False)
-    token = ensure_admin_token(engine, settings)
-    url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    print(f"Accord gateway: {url}  (API docs: {url}/docs)")
-    if token is None and demo and settings.admin_token_file.exists():
-        token = settings.admin_token_file.read_text().strip()
-        print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
-    elif token is None and settings.admin_token_file.exists():
-        # Outside the demo the token is not printed again (logs keep what is printed).
-        print(f"Admin token: in {settings.admin_token_file}")
-    elif token is not None:
-        print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
-    else:
-        print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
-    if demo:
-        n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
-        db = _redact(settings.resolved_database_url())
-        print(f"Demo federation: {n} demo sources (database {db})")
-    sys.stdout.flush()
-    application = create_app(settings, engine=engine)
+    federation: DemoFederation | None = None
     try:
-        uvicorn.run(
+        engine = _engine(settings)
+        if demo and settings.audit_signing_key_file is None:
+            # The demo signs its audit exports with a key of its own.
+            from gateway.audit.export import generate_key
+
+            key_file = settings.data_dir / "audit-signing-key.pem"
+            if not key_file.exists():
+                generate_key(key_file)
+            settings.audit_signing_key_file = key_file
+        if demo:
+            from gateway.demo import start_demo
+
+            federation = start_demo(settings.data_dir / "parts")
+            _apply_documents(
+                engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)]
+            )
+            for p in federation.problems:
+                err.print(f"[yellow]warning:[/] {p}")
+        for f in file or []:
+            _apply_path(engine, f, prune=False, dry_run=False)
+        token = ensure_admin_token(engine, settings)
+        url = settings.public_url or f"http://{settings.host}:{settings.port}"
+        print(f"Accord gateway: {url}  (API docs: {url}/docs)")
+        if token is None and demo and settings.admin_token_file.exists():
+            token = settings.admin_token_file.read_text().strip()
+            print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
+        elif token is None and settings.admin_token_file.exists():
+            # Outside the demo the token is not printed again (logs keep what is printed).
+            print(f"Admin token: in {settings.admin_token_file}")
+        elif token is not None:
+            print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
+        else:
+            print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
+        if demo:
+            n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
+            db = _redact(settings.resolved_database_url())
+            print(f"Demo federation: {n} demo sources (database {db})")
+        sys.stdout.flush()
+        application = create_app(settings, engine=engine)
+        serve_app(
             application,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            grace=settings.shutdown_grace,
         )
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
+        # A second stop request while the demo's parts stop ends the process at once.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         if federation is not None:
             federation.stop()
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")

@@ -21,7 +21,7 @@ from gateway.store.engine import session_scope
 from gateway.store.services.ingest import RunChange
 from gateway.store.tables import Source as SourceRow
 
-from .worker import SourceWorker, SyncCancelled, SyncReport
+from .worker import COALESCE_WITHIN, SourceWorker, SyncCancelled, SyncReport
 
 __all__ = ["SyncManager", "build_adapter"]
 
@@ -65,13 +65,17 @@ class SyncManager:
         reg: Registry = registry,
         refresh_every: float = 5.0,
         on_change: Callable[[str, list[RunChange]], None] | None = None,
+        on_pass: Callable[[str], None] | None = None,
         compliance_every: float | None = 900.0,
+        coalesce_within: float = COALESCE_WITHIN,
     ) -> None:
         self.engine = engine
         self.registry = reg
         self.refresh_every = refresh_every
         self.compliance_every = compliance_every
+        self.coalesce_within = coalesce_within
         self.on_change = on_change
+        self.on_pass = on_pass
         self.workers: dict[str, SourceWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._prints: dict[str, tuple[Any, ...]] = {}
@@ -126,6 +130,8 @@ class SyncManager:
             timeout=_timeout(row),
             on_change=self.on_change,
             pass_lock=self._pass_locks.setdefault(row.name, asyncio.Lock()),
+            on_pass=self.on_pass,
+            coalesce_within=self.coalesce_within,
         )
 
     def _mark_broken(self, name: str, message: str) -> None:

@@ -41,6 +41,7 @@ __all__ = ["SourceWorker", "SyncCancelled", "SyncReport", "health_of", "lag_seco
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_PAGES = 50
+COALESCE_WITHIN = 2.0  # seconds: a request shares a pass that started this recently
 _REPOLL_BATCH = 100
 _REPOLL_MAX = 2000
 
@@ -65,6 +66,7 @@ class SyncReport:
     repolled: int = 0
     error: str | None = None
     seconds: float = 0.0
+    started_at: datetime | None = None
 
 
 class SourceWorker:
@@ -82,6 +84,8 @@ class SourceWorker:
         timeout: float = 30.0,
         on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
         pass_lock: asyncio.Lock | None = None,
+        on_pass: Callable[[str], None] | None = None,
+        coalesce_within: float = COALESCE_WITHIN,
     ) -> None:
         self.engine = engine
         self.name = name
@@ -101,10 +105,14 @@ class SourceWorker:
         # One pass at a time (see sync_once). The lock is shared with any other worker of
         # the same source (a replacement after reconfiguration, a one-off for the API).
         self._pass_lock = pass_lock or asyncio.Lock()
-        self._current: asyncio.Task[SyncReport] | None = None
-        self._queued: asyncio.Task[SyncReport] | None = None
+        self.coalesce_within = coalesce_within
+        self._last: asyncio.Task[SyncReport] | None = None  # the latest pass started
+        self._last_started = 0.0
+        self._last_inventory = False
+        self._queued: asyncio.Task[SyncReport] | None = None  # the follow-up pass
         self._queued_inventory = False
         self.passes = 0  # passes run (coalesced requests share one)
+        self.on_pass = on_pass
 
     # -- control ---------------------------------------------------------------------------
     def hint(self, hints: list[SyncHint]) -> None:
@@ -118,20 +126,16 @@ class SourceWorker:
         SyncCancelled)."""
         self._stopped = True
         self._wake.set()
-        for task in (self._queued, self._current):
+        for task in (self._queued, self._last):
             if task is not None:
                 task.cancel()
 
     async def wait_passes(self) -> None:
         """Wait until the cancelled passes have ended (a database call in a worker thread
         finishes its statement first)."""
-        tasks = [t for t in (self._queued, self._current) if t is not None]
+        tasks = [t for t in (self._queued, self._last) if t is not None]
         if tasks:
             await asyncio.wait(tasks)
-
-    @property
-    def busy(self) -> bool:
-        return any(t is not None and not t.done() for t in (self._current, self._queued))
 
     async def run(self) -> None:
         while not self._stopped:
@@ -176,13 +180,15 @@ class SourceWorker:
     async def sync_once(self, *, inventory: bool = True) -> SyncReport:
         """Run one pass of this source, or share one: two passes never overlap.
 
-        A request that finds no pass running starts one. A request that arrives while a
-        pass runs does not join it (that pass may have read the source before the request
-        was made): it waits for the one follow-up pass, which starts when the running pass
-        ends and which every request arriving in the meantime shares. So any number of
-        concurrent requests costs at most two passes, and each caller's report covers the
-        source as it was after the request. Cancelling a caller does not cancel a pass
-        others wait for; ``stop`` does, and its waiters get SyncCancelled.
+        A request is answered by the latest pass if that pass started less than
+        ``coalesce_within`` seconds ago (2 s; waiting for it if it still runs) and covers
+        what was asked (inventory). Otherwise, if a pass is running, the request waits for
+        the one follow-up pass, which starts when the running pass ends and which every
+        request arriving meanwhile shares; if none is running, a pass starts. So a burst
+        of requests costs about one pass per ``coalesce_within`` seconds however many
+        there are, and each answer comes from a pass that started at most that long
+        before the request. Cancelling a caller does not cancel a pass others wait for;
+        ``stop`` does, and its waiters get SyncCancelled.
         """
         task = self._request(inventory)
         try:
@@ -199,31 +205,45 @@ class SourceWorker:
         if self._queued is not None:
             self._queued_inventory |= inventory
             return self._queued
-        running = self._current
-        if running is None or running.done():
-            self._current = asyncio.create_task(
-                self._locked_pass(inventory), name=f"sync-pass:{self.name}"
-            )
-            return self._current
-        self._queued_inventory = inventory
-        self._queued = asyncio.create_task(
-            self._follow_up(running), name=f"sync-pass:{self.name}:next"
-        )
-        return self._queued
+        last = self._last
+        if last is not None and not (last.done() and (last.cancelled() or last.exception())):
+            recent = time.monotonic() - self._last_started < self.coalesce_within
+            if recent and (self._last_inventory or not inventory):
+                return last
+            if not last.done():
+                self._queued_inventory = inventory
+                self._queued = asyncio.create_task(
+                    self._follow_up(last), name=f"sync-pass:{self.name}:next"
+                )
+                return self._queued
+        task = asyncio.create_task(self._locked_pass(inventory), name=f"sync-pass:{self.name}")
+        self._began(task, inventory)
+        return task
+
+    def _began(self, task: asyncio.Task[SyncReport], inventory: bool) -> None:
+        self._last = task
+        self._last_started = time.monotonic()
+        self._last_inventory = inventory
 
     async def _follow_up(self, previous: asyncio.Task[SyncReport]) -> SyncReport:
         await asyncio.wait([previous])
-        self._current, self._queued = self._queued, None
-        return await self._locked_pass(self._queued_inventory)
+        me = self._queued
+        assert me is not None
+        self._queued = None
+        inventory = self._queued_inventory
+        self._began(me, inventory)
+        return await self._locked_pass(inventory)
 
     async def _locked_pass(self, inventory: bool) -> SyncReport:
         async with self._pass_lock:
             self.passes += 1
+            if self.on_pass is not None:
+                self.on_pass(self.name)
             return await self._pass(inventory=inventory)
 
     async def _pass(self, *, inventory: bool) -> SyncReport:
         started = time.monotonic()
-        report = SyncReport(self.name)
+        report = SyncReport(self.name, started_at=utcnow())
         try:
             if inventory:
                 jobs = await self._call(self._collect_jobs)

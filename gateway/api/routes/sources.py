@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from gateway.store.services import queries
 from gateway.store.tables import Job
 from gateway.store.tables import Source as SourceRow
+from gateway.sync.worker import SyncCancelled
 
 from ..convert import source_public
 from ..deps import Principal, SessionDep, require
@@ -45,7 +47,10 @@ def get_source(name: str, session: SessionDep, principal: Principal = Reader) ->
 async def sync_source(
     name: str, request: Request, session: SessionDep, principal: Principal = Reader
 ) -> dict[str, object]:
-    row = session.get(SourceRow, name)
+    """Sync the source now. Requests share passes: one that started less than 2 s before
+    the request answers it; otherwise the request waits for the next pass, which every
+    request arriving meanwhile shares (``started_at`` says when the pass began)."""
+    row = await run_in_threadpool(_source_released, session, name)
     if row is None or not principal.decide(row.domain, f"{name}/*", "apply-config").allowed:
         raise ApiError(
             404 if row is None else 403,
@@ -57,11 +62,25 @@ async def sync_source(
     manager = request.app.state.manager
     if manager is None:
         raise ApiError(409, "sync_disabled", "this gateway runs without sync workers")
-    report = await manager.sync_now(name)
+    try:
+        report = await manager.sync_now(name)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no source named {name!r}") from None
+    except SyncCancelled as exc:
+        raise ApiError(503, "sync_cancelled", str(exc), headers={"Retry-After": "5"}) from None
     return {
         "source": name,
         "inventory": report.inventory,
         "runs": report.runs,
         "error": report.error,
         "seconds": round(report.seconds, 3),
+        "started_at": report.started_at.isoformat() if report.started_at else None,
     }
+
+
+def _source_released(session: Session, name: str) -> SourceRow | None:
+    """The source row; the session then gives its connection back, so requests waiting
+    for a pass do not hold the pool the pass itself needs."""
+    row = session.get(SourceRow, name)
+    session.close()
+    return row
