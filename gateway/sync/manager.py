@@ -21,7 +21,7 @@ from gateway.store.engine import session_scope
 from gateway.store.services.ingest import RunChange
 from gateway.store.tables import Source as SourceRow
 
-from .worker import COALESCE_WITHIN, SourceWorker, SyncCancelled, SyncReport
+from .worker import SourceWorker, SyncCancelled, SyncReport
 
 __all__ = ["SyncManager", "build_adapter"]
 
@@ -67,13 +67,11 @@ class SyncManager:
         on_change: Callable[[str, list[RunChange]], None] | None = None,
         on_pass: Callable[[str], None] | None = None,
         compliance_every: float | None = 900.0,
-        coalesce_within: float = COALESCE_WITHIN,
     ) -> None:
         self.engine = engine
         self.registry = reg
         self.refresh_every = refresh_every
         self.compliance_every = compliance_every
-        self.coalesce_within = coalesce_within
         self.on_change = on_change
         self.on_pass = on_pass
         self.workers: dict[str, SourceWorker] = {}
@@ -131,7 +129,6 @@ class SyncManager:
             on_change=self.on_change,
             pass_lock=self._pass_locks.setdefault(row.name, asyncio.Lock()),
             on_pass=self.on_pass,
-            coalesce_within=self.coalesce_within,
         )
 
     def _mark_broken(self, name: str, message: str) -> None:
@@ -234,7 +231,9 @@ class SyncManager:
         worker.hint(hints)
         return True
 
-    async def sync_now(self, name: str, *, inventory: bool = True) -> SyncReport:
+    async def sync_now(
+        self, name: str, *, inventory: bool = True, max_age: float = 0.0
+    ) -> SyncReport:
         """Run one pass for a source, or share the one about to run (used by the API, the
         CLI, tests and targeted re-syncs); see ``SourceWorker.sync_once``.
 
@@ -244,7 +243,7 @@ class SyncManager:
             raise SyncCancelled(name)
         worker = self.workers.get(name)
         if worker is not None:
-            return await worker.sync_once(inventory=inventory)
+            return await worker.sync_once(inventory=inventory, max_age=max_age)
         if name not in self._oneoff:
             row = await asyncio.to_thread(self._row, name)
             if row is None:
@@ -253,13 +252,13 @@ class SyncManager:
                 raise SyncCancelled(name)
             worker = self.workers.get(name)
             if worker is not None:  # started while we read the row
-                return await worker.sync_once(inventory=inventory)
+                return await worker.sync_once(inventory=inventory, max_age=max_age)
             if name not in self._oneoff:
                 self._oneoff[name] = (self._worker(row, build_adapter(row, self.registry)), 0)
         temp, users = self._oneoff[name]
         self._oneoff[name] = (temp, users + 1)
         try:
-            return await temp.sync_once(inventory=inventory)
+            return await temp.sync_once(inventory=inventory, max_age=max_age)
         finally:
             temp, users = self._oneoff[name]
             if users > 1:

@@ -41,7 +41,7 @@ __all__ = ["SourceWorker", "SyncCancelled", "SyncReport", "health_of", "lag_seco
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_PAGES = 50
-COALESCE_WITHIN = 2.0  # seconds: a request shares a pass that started this recently
+COALESCE_WITHIN = 2.0  # seconds: how old a pass an on-demand request (the API's) accepts
 _REPOLL_BATCH = 100
 _REPOLL_MAX = 2000
 
@@ -85,7 +85,6 @@ class SourceWorker:
         on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
         pass_lock: asyncio.Lock | None = None,
         on_pass: Callable[[str], None] | None = None,
-        coalesce_within: float = COALESCE_WITHIN,
     ) -> None:
         self.engine = engine
         self.name = name
@@ -105,7 +104,6 @@ class SourceWorker:
         # One pass at a time (see sync_once). The lock is shared with any other worker of
         # the same source (a replacement after reconfiguration, a one-off for the API).
         self._pass_lock = pass_lock or asyncio.Lock()
-        self.coalesce_within = coalesce_within
         self._last: asyncio.Task[SyncReport] | None = None  # the latest pass started
         self._last_started = 0.0
         self._last_inventory = False
@@ -177,20 +175,21 @@ class SourceWorker:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def sync_once(self, *, inventory: bool = True) -> SyncReport:
+    async def sync_once(self, *, inventory: bool = True, max_age: float = 0.0) -> SyncReport:
         """Run one pass of this source, or share one: two passes never overlap.
 
         A request is answered by the latest pass if that pass started less than
-        ``coalesce_within`` seconds ago (2 s; waiting for it if it still runs) and covers
-        what was asked (inventory). Otherwise, if a pass is running, the request waits for
-        the one follow-up pass, which starts when the running pass ends and which every
-        request arriving meanwhile shares; if none is running, a pass starts. So a burst
-        of requests costs about one pass per ``coalesce_within`` seconds however many
-        there are, and each answer comes from a pass that started at most that long
-        before the request. Cancelling a caller does not cancel a pass others wait for;
-        ``stop`` does, and its waiters get SyncCancelled.
+        ``max_age`` seconds before it (waiting for it if it still runs) and covers what
+        was asked (inventory). Otherwise, if a pass is running, the request waits for the
+        one follow-up pass, which starts when the running pass ends and which every
+        request arriving meanwhile shares; if none is running, a pass starts. With the
+        default ``max_age`` of 0 the answer always comes from a pass that started after
+        the request; the API's on-demand syncs accept ``COALESCE_WITHIN`` (2 s), so a
+        burst of them costs about one pass per 2 s however many there are. Cancelling a
+        caller does not cancel a pass others wait for; ``stop`` does, and its waiters get
+        SyncCancelled.
         """
-        task = self._request(inventory)
+        task = self._request(inventory, max_age)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -199,7 +198,7 @@ class SourceWorker:
                 raise SyncCancelled(self.name) from None
             raise
 
-    def _request(self, inventory: bool) -> asyncio.Task[SyncReport]:
+    def _request(self, inventory: bool, max_age: float) -> asyncio.Task[SyncReport]:
         if self._stopped:
             raise SyncCancelled(self.name)
         if self._queued is not None:
@@ -207,7 +206,7 @@ class SourceWorker:
             return self._queued
         last = self._last
         if last is not None and not (last.done() and (last.cancelled() or last.exception())):
-            recent = time.monotonic() - self._last_started < self.coalesce_within
+            recent = time.monotonic() - self._last_started < max_age
             if recent and (self._last_inventory or not inventory):
                 return last
             if not last.done():

@@ -157,6 +157,21 @@ def _fire(gw: Gateway, source: str, n: int, results: list[object]) -> list[threa
 def test_sigterm_with_30_syncs_in_flight_exits_cleanly_within_10s(gateway: Gateway) -> None:
     started = _descendants(gateway.proc.pid)
     assert started, "the demo runs processes of its own (the demo cron's running export)"
+    stream_lines: list[str] = []
+    stream_ended = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream(
+                "GET", f"{gateway.url}/api/v1/events", headers=gateway.headers, timeout=60
+            ) as r:
+                for line in r.iter_lines():
+                    stream_lines.append(line)
+        except httpx.TransportError:
+            stream_lines.append("(connection lost)")
+        stream_ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
     before = gateway.passes("demo-airflow")
     results: list[object] = []
     threads = _fire(gateway, "demo-airflow", 30, results)
@@ -164,6 +179,7 @@ def test_sigterm_with_30_syncs_in_flight_exits_cleanly_within_10s(gateway: Gatew
     while gateway.passes("demo-airflow") == before and time.monotonic() < deadline:
         time.sleep(0.05)  # wait until the requests are being served: a pass has started
     assert gateway.passes("demo-airflow") > before
+    assert stream_lines and stream_lines[0] == ": connected", "an event stream is open"
     started.update(_descendants(gateway.proc.pid))
     gateway.proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
@@ -177,6 +193,12 @@ def test_sigterm_with_30_syncs_in_flight_exits_cleanly_within_10s(gateway: Gatew
         t.join(timeout=10)
     assert len(results) == 30, "every request got an answer or its connection closed"
     assert 500 not in results, results
+    assert stream_ended.wait(5) and "(connection lost)" not in stream_lines, (
+        "the event stream was ended by the gateway, not cut"
+    )
+    # Every request, the event stream included, ended by itself: none had to be cancelled
+    # at the end of the graceful period.
+    assert not any("timeout graceful shutdown exceeded" in x for x in gateway.output)
     # Nothing the gateway started outlives it (give orphans a moment to be noticed).
     time.sleep(0.5)
     assert _alive(started) == [], f"left behind: {_alive(started)}"

@@ -26,7 +26,7 @@ def _source_yaml(name: str, system: str) -> str:
     )
 
 
-def _worker(engine: Engine, *, coalesce_within: float) -> SourceWorker:
+def _worker(engine: Engine) -> SourceWorker:
     with Session(engine) as s:
         row = s.get(SourceRow, "a")
         assert row is not None
@@ -37,7 +37,6 @@ def _worker(engine: Engine, *, coalesce_within: float) -> SourceWorker:
             adapter=build_adapter(row),
             inventory_every=3600,
             runs_every=3600,
-            coalesce_within=coalesce_within,
         )
 
 
@@ -87,24 +86,24 @@ def slow(engine: Engine) -> Iterator[FakeSystem]:
 async def test_a_burst_of_requests_shares_the_running_pass(
     engine: Engine, slow: FakeSystem, probe: PassProbe
 ) -> None:
-    worker = _worker(engine, coalesce_within=2.0)
-    first = asyncio.create_task(worker.sync_once())
+    worker = _worker(engine)
+    first = asyncio.create_task(worker.sync_once(max_age=2))
     while probe.started["a"] == 0:
         await asyncio.sleep(0.005)
-    later = [asyncio.create_task(worker.sync_once()) for _ in range(60)]
+    later = [asyncio.create_task(worker.sync_once(max_age=2)) for _ in range(60)]
     reports = await asyncio.gather(first, *later)
     assert all(r.error is None for r in reports)
     assert probe.started["a"] == 1, "the pass that just started answers them all"
     assert len({id(r) for r in reports}) == 1
-    # Just after it ended, a request is still answered by it (it started < 2 s ago).
-    assert await worker.sync_once(inventory=False) is reports[0]
+    # Just after it ended, a request is still answered by it (it started < 2 s ago) ...
+    assert await worker.sync_once(inventory=False, max_age=2) is reports[0]
     assert probe.started["a"] == 1
-    # A request for more than a recent pass did (inventory after a runs-only pass) is not.
-    worker.coalesce_within = 0.0
+    # ... unless the caller needs a pass that starts after its request (the default).
     runs_only = await worker.sync_once(inventory=False)
-    worker.coalesce_within = 2.0
     assert runs_only.inventory is None and probe.started["a"] == 2
-    assert (await worker.sync_once()).inventory is not None and probe.started["a"] == 3
+    # A recent pass that did less than asked (runs only; inventory wanted) does not answer.
+    assert (await worker.sync_once(max_age=2)).inventory is not None
+    assert probe.started["a"] == 3
     assert slow.calls.count("list_jobs") == 2
 
 
@@ -112,8 +111,7 @@ async def test_a_burst_of_requests_shares_the_running_pass(
 async def test_requests_during_an_older_pass_share_one_follow_up(
     engine: Engine, slow: FakeSystem, probe: PassProbe
 ) -> None:
-    # With no coalescing window, a running pass is always "too old" to answer.
-    mgr = SyncManager(engine, compliance_every=None, coalesce_within=0.0)
+    mgr = SyncManager(engine, compliance_every=None)
     first = asyncio.create_task(mgr.sync_now("a"))
     while probe.started["a"] == 0:
         await asyncio.sleep(0.005)
@@ -133,7 +131,7 @@ async def test_requests_during_an_older_pass_share_one_follow_up(
 async def test_worker_schedule_and_on_demand_passes_never_overlap(
     engine: Engine, slow: FakeSystem, probe: PassProbe
 ) -> None:
-    mgr = SyncManager(engine, refresh_every=0.05, compliance_every=None, coalesce_within=0.0)
+    mgr = SyncManager(engine, refresh_every=0.05, compliance_every=None)
     await mgr.start()
     try:
         while "a" not in mgr.workers:
@@ -153,7 +151,7 @@ async def test_sources_without_a_worker_coalesce_too(
     engine: Engine, slow: FakeSystem, probe: PassProbe
 ) -> None:
     mgr = SyncManager(engine, compliance_every=None)  # not started: no worker runs
-    reports = await asyncio.gather(*(mgr.sync_now("a") for _ in range(40)))
+    reports = await asyncio.gather(*(mgr.sync_now("a", max_age=2) for _ in range(40)))
     assert all(r.error is None for r in reports)
     assert probe.started["a"] == 1 and probe.most["a"] == 1
     assert mgr._oneoff == {}, "the one-off worker is dropped once nobody waits for it"
@@ -185,7 +183,7 @@ async def test_stop_cancels_running_and_waiting_syncs_quickly(
 async def test_a_cancelled_caller_does_not_cancel_the_shared_pass(
     engine: Engine, slow: FakeSystem, probe: PassProbe
 ) -> None:
-    mgr = SyncManager(engine, compliance_every=None, coalesce_within=0.0)
+    mgr = SyncManager(engine, compliance_every=None)
     impatient = asyncio.create_task(mgr.sync_now("a"))
     while probe.started["a"] == 0:
         await asyncio.sleep(0.005)

@@ -8,7 +8,7 @@ from sqlmodel import Session, col
 from gateway.store.services import queries
 from gateway.store.tables import Job
 from gateway.store.tables import Source as SourceRow
-from gateway.sync.worker import SyncCancelled
+from gateway.sync.worker import COALESCE_WITHIN, SyncCancelled
 
 from ..convert import source_public
 from ..deps import Principal, SessionDep, require
@@ -63,7 +63,7 @@ async def sync_source(
     if manager is None:
         raise ApiError(409, "sync_disabled", "this gateway runs without sync workers")
     try:
-        report = await manager.sync_now(name)
+        report = await manager.sync_now(name, max_age=COALESCE_WITHIN)
     except KeyError:
         raise ApiError(404, "not_found", f"no source named {name!r}") from None
     except SyncCancelled as exc:

@@ -44,7 +44,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sync Source */
+        /**
+         * Sync Source
+         * @description Sync the source now. Requests share passes: one that started less than 2 s before
+         *     the request answers it; otherwise the request waits for the next pass, which every
+         *     request arriving meanwhile shares (``started_at`` says when the pass began).
+         */
         post: operations["sync_source_api_v1_sources__name__sync_post"];
         delete?: never;
         options?: never;
