@@ -1,7 +1,9 @@
 """Compliance rules (detective): CEL expressions every matching job must satisfy.
 
-Evaluated over all sources whenever the inventory or the rules change. A job that fails a
-rule gets a Violation with evidence; it stays open (``last_seen`` moves) until the job
+An inventory change re-evaluates the jobs it changed (``evaluate_jobs``); a change of the
+rules or of what they read (guardrails, SLAs, domains) and the periodic sweep evaluate
+every job, in pages (``evaluate_all``, ``sweep``). A job that fails a rule gets a
+Violation with evidence; it stays open (``last_seen`` moves) until the job
 passes (resolution ``fixed``), disappears (``job-gone``) or the rule is removed
 (``rule-removed``). The expression sees:
 
