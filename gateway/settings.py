@@ -17,6 +17,8 @@
   only files inside one of them (``<data dir>/secrets,/var/run/secrets/accord``). The
   gateway's own settings, its database, admin token and signing key are never readable
   through a reference, whatever these say (see ``gateway.secrets``).
+- ACCORD_SHUTDOWN_GRACE: seconds ``accord serve`` gives in-flight requests, and then sync
+  work, to end when it is told to stop (3; SIGTERM or Ctrl-C)
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     sync_enabled: bool = True
     log_level: str = "info"
+    shutdown_grace: float = Field(default=3.0, ge=0)
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
     # Where secret references of Source documents may point (gateway.secrets).

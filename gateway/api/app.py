@@ -48,7 +48,7 @@ from .routes import (
     violations,
 )
 
-__all__ = ["BodyLimit", "create_app", "ensure_admin_token"]
+__all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
 _log = logging.getLogger("accord")
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -127,6 +127,15 @@ def ensure_admin_token(engine: Engine, settings: Settings) -> str | None:
     return new.token
 
 
+def request_shutdown(app: FastAPI) -> None:
+    """Tell a running app that the server is stopping (safe from a signal handler or any
+    thread): event streams end and sync passes are cancelled before the server waits for
+    in-flight requests."""
+    loop: asyncio.AbstractEventLoop | None = app.state.loop
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(app.state.begin_shutdown)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -156,18 +165,30 @@ def create_app(
                 )
             )
 
+    def on_pass(source: str) -> None:
+        metrics.sync_passes.labels(source).inc()
+
     secret_policy = SecretPolicy.from_settings(settings)
     manager = (
-        SyncManager(engine, on_change=on_change, secrets=secret_policy.resolve)
+        SyncManager(engine, on_change=on_change, on_pass=on_pass, secrets=secret_policy.resolve)
         if run_sync
         else None
     )
     housekeeping = Housekeeping(engine)
 
+    def begin_shutdown() -> None:
+        # On the event loop: end event streams and cancel sync passes now, so in-flight
+        # requests answer at once instead of holding the server's graceful shutdown.
+        broadcaster.close()
+        if manager is not None:
+            manager.begin_stop()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade, engine)
-        broadcaster.bind(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        broadcaster.bind(loop)
+        app.state.loop = loop
         token = await asyncio.to_thread(ensure_admin_token, engine, settings)
         if token:
             app.state.first_admin_token = token
@@ -178,9 +199,10 @@ def create_app(
         try:
             yield
         finally:
+            begin_shutdown()
             await housekeeping.stop()
             if manager is not None:
-                await manager.stop()
+                await manager.stop(timeout=settings.shutdown_grace)
 
     app = FastAPI(
         title="Accord",
@@ -198,6 +220,8 @@ def create_app(
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None
+    app.state.loop = None
+    app.state.begin_shutdown = begin_shutdown
     install_error_handlers(app)
 
     @app.middleware("http")

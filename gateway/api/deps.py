@@ -106,6 +106,9 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:
         assert rec.id is not None
         touch_token(request.app.state.engine, token_id=rec.id, at=now)
+    # Ends the authentication's transaction either way, so the connection goes back to the
+    # pool before the route runs: a request must not hold one while it waits for a thread.
+    session.commit()
     request.state.subject = rec.subject
     return Principal(rec.subject, rec.id, _channel(request), policy, policy.grants(rec.subject))
 

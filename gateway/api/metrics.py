@@ -25,6 +25,12 @@ class Metrics:
         self.runs_ingested = Counter(
             "accord_run_changes", "Run state changes stored", ["source"], registry=self.registry
         )
+        self.sync_passes = Counter(
+            "accord_sync_passes",
+            "Sync passes run (concurrent requests for one source share a pass)",
+            ["source"],
+            registry=self.registry,
+        )
         self.source_up = Gauge(
             "accord_source_health",
             "1 when the source is ok",

@@ -3,10 +3,12 @@
 import getpass
 import json
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -19,6 +21,8 @@ from gateway.settings import Settings
 from ._help import install as _install_help
 
 _install_help()
+if TYPE_CHECKING:
+    from gateway.demo import DemoFederation
 
 app = typer.Typer(
     help="Accord: one control plane for the schedulers you already run.",
@@ -139,13 +143,20 @@ def serve(
         bool | None, typer.Option(help="run the sync workers (default: ACCORD_SYNC_ENABLED)")
     ] = None,
 ) -> None:
-    """Start the gateway (API, console, sync). Migrates the database first."""
+    """Start the gateway (API, console, sync). Migrates the database first.
+
+    SIGTERM or Ctrl-C stops it within about twice ACCORD_SHUTDOWN_GRACE seconds, exit
+    status 0, after stopping the demo's processes."""
     import logging
 
-    import uvicorn
-
     from gateway.api.app import create_app, ensure_admin_token
+    from gateway.api.server import serve as serve_app
 
+    # A stop request is a clean exit, whenever it comes (the demo's parts are stopped by
+    # the finally below); uvicorn handles the signals while it serves, then hands them
+    # back to this handler.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_requested)
     settings = Settings()
     if demo and not os.environ.get("ACCORD_DATABASE_URL"):
         settings.data_dir = settings.data_dir / "demo"
@@ -156,63 +167,78 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    engine = _engine(settings)
-    federation = None
-    if demo:
-        from gateway.demo import start_demo
-
-        federation = start_demo(settings.data_dir / "parts")
-        _apply_documents(engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)])
-        for p in federation.problems:
-            err.print(f"[yellow]warning:[/] {p}")
-    for f in file or []:
-        _apply_path(engine, f, prune=False, dry_run=False)
-    token = ensure_admin_token(engine, settings)
-    url = settings.public_url or f"http://{settings.host}:{settings.port}"
-    print(f"Accord gateway: {url}  (API docs: {url}/docs)")
-    if token is None and demo and settings.admin_token_file.exists():
-        token = settings.admin_token_file.read_text().strip()
-        print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
-    elif token is None and settings.admin_token_file.exists():
-        # Outside the demo the token is not printed again (logs keep what is printed).
-        print(f"Admin token: in {settings.admin_token_file}")
-    elif token is not None:
-        print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
-    else:
-        print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
-    if demo:
-        n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
-        db = _redact(settings.resolved_database_url())
-        print(f"Demo federation: {n} demo sources (database {db})")
-    sys.stdout.flush()
-    application = create_app(settings, engine=engine)
-    marker = settings.data_dir / "demo-activity-done"
-    if demo and not marker.exists():
-        # The first start of a demo takes a few real actions through the API, so the
-        # audit trail shows what it is for; later starts leave the history as it is.
-        import threading
-
-        def activity() -> None:
-            from gateway.demo import run_demo_activity
-
-            local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
-            report = run_demo_activity(f"{local}:{settings.port}", engine)
-            for line in report:
-                err.print(f"demo activity: {escape(line)}", highlight=False)
-            if any(" -> " in line for line in report):  # it got as far as acting
-                marker.touch()
-
-        threading.Thread(target=activity, name="demo-activity", daemon=True).start()
+    federation: DemoFederation | None = None
     try:
-        uvicorn.run(
+        engine = _engine(settings)
+        if demo:
+            from gateway.demo import start_demo
+
+            federation = start_demo(settings.data_dir / "parts")
+            _apply_documents(
+                engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)]
+            )
+            for p in federation.problems:
+                err.print(f"[yellow]warning:[/] {p}")
+        for f in file or []:
+            _apply_path(engine, f, prune=False, dry_run=False)
+        token = ensure_admin_token(engine, settings)
+        url = settings.public_url or f"http://{settings.host}:{settings.port}"
+        print(f"Accord gateway: {url}  (API docs: {url}/docs)")
+        if token is None and demo and settings.admin_token_file.exists():
+            token = settings.admin_token_file.read_text().strip()
+            print(f"Admin token: {token}  (kept in {settings.admin_token_file})")
+        elif token is None and settings.admin_token_file.exists():
+            # Outside the demo the token is not printed again (logs keep what is printed).
+            print(f"Admin token: in {settings.admin_token_file}")
+        elif token is not None:
+            print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
+        else:
+            print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
+        if demo:
+            n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
+            db = _redact(settings.resolved_database_url())
+            print(f"Demo federation: {n} demo sources (database {db})")
+        sys.stdout.flush()
+        application = create_app(settings, engine=engine)
+        marker = settings.data_dir / "demo-activity-done"
+        if demo and not marker.exists():
+            # The first start of a demo takes a few real actions through the API, so the
+            # audit trail shows what it is for; later starts leave the history as it is.
+            import threading
+
+            def activity() -> None:
+                from gateway.demo import run_demo_activity
+
+                local = (
+                    f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
+                )
+                report = run_demo_activity(f"{local}:{settings.port}", engine)
+                for line in report:
+                    err.print(f"demo activity: {escape(line)}", highlight=False)
+                if any(" -> " in line for line in report):  # it got as far as acting
+                    marker.touch()
+
+            threading.Thread(target=activity, name="demo-activity", daemon=True).start()
+        serve_app(
             application,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),
+            grace=settings.shutdown_grace,
         )
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
+        # A second stop request while the demo's parts stop ends the process at once.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         if federation is not None:
             federation.stop()
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")
@@ -847,8 +873,18 @@ def violations_list(
 ) -> None:
     """Jobs that fail compliance rules, with evidence."""
     if server:
-        params = {"status": status, **({"rule": rule} if rule else {})}
-        rows = _api(server, token, "GET", "/api/v1/violations", params=params)
+        params: dict[str, Any] = {
+            "status": status,
+            "limit": 1000,
+            **({"rule": rule} if rule else {}),
+        }
+        rows = []
+        while True:
+            page = _api(server, token, "GET", "/api/v1/violations", params=params)
+            rows.extend(page["items"])
+            if not page["next_cursor"]:
+                break
+            params["cursor"] = page["next_cursor"]
     else:
         from sqlmodel import col, select
 

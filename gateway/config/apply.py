@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select, update
 
 from gateway.audit import AuditEntry, append
-from gateway.governance.compliance import evaluate_all
+from gateway.governance.compliance import evaluate_all, resolve_source
 from gateway.model.resources import Source, parse_duration
 from gateway.store.engine import session_scope
 from gateway.store.services.meta import bump_policy_version
@@ -157,6 +157,7 @@ def apply_plan(
                     .where(col(Job.source) == ch.name, col(Job.tombstoned_at).is_(None))
                     .values(tombstoned_at=now)
                 )
+                resolve_source(session, source=ch.name, now=now)
             continue
         assert ch.document is not None
         row = session.get(AppliedResource, (ch.kind, ch.name))
@@ -184,6 +185,7 @@ def apply_plan(
     if touched_policy:
         bump_policy_version(session)
     if any(c.kind in _RULE_KINDS for c in the_plan.effective):
+        # Rules or what they read changed: every job again (paged, in this transaction).
         evaluate_all(session)
     summary = the_plan.summary()
     append(

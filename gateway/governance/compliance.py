@@ -1,7 +1,9 @@
 """Compliance rules (detective): CEL expressions every matching job must satisfy.
 
-Evaluated over all sources whenever the inventory or the rules change. A job that fails a
-rule gets a Violation with evidence; it stays open (``last_seen`` moves) until the job
+An inventory change re-evaluates the jobs it changed (``evaluate_jobs``); a change of the
+rules or of what they read (guardrails, SLAs, domains) and the periodic sweep evaluate
+every job, in pages (``evaluate_all``, ``sweep``). A job that fails a rule gets a
+Violation with evidence; it stays open (``last_seen`` moves) until the job
 passes (resolution ``fixed``), disappears (``job-gone``) or the rule is removed
 (``rule-removed``). The expression sees:
 
@@ -18,7 +20,7 @@ CEL is a small, safe, side-effect-free language: no ``eval``, no I/O.
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +29,7 @@ import celpy
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 from croniter import croniter
-from sqlalchemy import text
+from sqlalchemy import Engine, and_, bindparam, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -38,7 +40,15 @@ from gateway.store.tables import Source as SourceRow
 
 from .guardrails import selector_matches, window_active
 
-__all__ = ["EvaluationSummary", "compile_expression", "evaluate_all"]
+__all__ = [
+    "EvaluationSummary",
+    "RuleSyntaxError",
+    "compile_expression",
+    "evaluate_all",
+    "evaluate_jobs",
+    "resolve_source",
+    "sweep",
+]
 
 _log = logging.getLogger(__name__)
 _env = celpy.Environment()
@@ -123,158 +133,325 @@ def _job_view(
     }
 
 
-_lock = threading.Lock()
+_LOCK_KEY = 4242002
+_PAGE = 500
+_EVIDENCE_FIELDS = ("owners", "labels", "paused", "paused_days", "slas", "fires_in_freeze")
 
 
-def evaluate_all(session: Session, *, now: datetime | None = None) -> EvaluationSummary:
-    """Evaluate every rule over every live job and reconcile the Violation records.
+@dataclass
+class _Context:
+    """What every evaluation reads besides the jobs: the rules and the documents they see."""
 
-    Evaluations are serialized (one at a time per process, and across replicas on
-    PostgreSQL) so two sources changing at once never record the same violation twice.
-    """
-    with _lock:
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(4242002)"))
-        return _evaluate_all(session, now=now)
+    now: datetime
+    rules: list[ComplianceRule]
+    programs: dict[str, Any]
+    domains: dict[str, Domain]
+    slas: list[SLA]
+    freezes: list[Guardrail]
+    types: dict[str, str]
+
+    @property
+    def rule_names(self) -> set[str]:
+        return {r.metadata.name for r in self.rules}
 
 
-def _evaluate_all(session: Session, *, now: datetime | None = None) -> EvaluationSummary:
-    now = now or datetime.now(UTC)
+def _context(session: Session, now: datetime | None) -> _Context:
     rules = [ComplianceRule.model_validate(d) for d in _docs(session, "ComplianceRule")]
-    domains = {
-        d.metadata.name: d for d in (Domain.model_validate(x) for x in _docs(session, "Domain"))
-    }
-    slas = [SLA.model_validate(d) for d in _docs(session, "SLA")]
-    freezes = [
-        g
-        for g in (Guardrail.model_validate(d) for d in _docs(session, "Guardrail"))
-        if g.spec.type == "freeze"
-    ]
-    types = {s.name: s.type for s in session.exec(select(SourceRow)).all()}
-    jobs = session.exec(select(Job).where(col(Job.tombstoned_at).is_(None))).all()
-    summary = EvaluationSummary(rules=len(rules), jobs=len(jobs))
-    open_rows = {
-        (v.rule, v.job_uid): v
-        for v in session.exec(select(Violation).where(col(Violation.resolved_at).is_(None))).all()
-    }
-    all_rows = {(v.rule, v.job_uid): v for v in session.exec(select(Violation)).all()}
-    failing: set[tuple[str, str]] = set()
-    new_rows: list[dict[str, Any]] = []
-    live = {j.uid for j in jobs}
     programs = {}
     for rule in rules:
         try:
             programs[rule.metadata.name] = compile_expression(rule.spec.expression)
         except RuleSyntaxError as exc:
             _log.error("compliance rule %s: %s", rule.metadata.name, exc)
-    for job in jobs:
-        n_slas = sum(
-            1
-            for s in slas
-            if selector_matches(s.spec.selector, domain=job.domain, uid=job.uid, labels=job.labels)
-        )
-        view = _job_view(
-            job,
-            source_type=types.get(job.source, ""),
-            slas=n_slas,
-            in_freeze=_fires_in_freeze(job, freezes, now),
-            now=now,
-        )
-        dom = domains.get(job.domain)
-        activation = {
-            "job": json_to_cel(view),
-            "domain": json_to_cel(
-                {"name": job.domain, "production": bool(dom and dom.spec.production)}
-            ),
-            "now": json_to_cel(now.isoformat()),
+    return _Context(
+        now=now or datetime.now(UTC),
+        rules=rules,
+        programs=programs,
+        domains={
+            d.metadata.name: d for d in (Domain.model_validate(x) for x in _docs(session, "Domain"))
+        },
+        slas=[SLA.model_validate(d) for d in _docs(session, "SLA")],
+        freezes=[
+            g
+            for g in (Guardrail.model_validate(d) for d in _docs(session, "Guardrail"))
+            if g.spec.type == "freeze"
+        ],
+        types={
+            name: type_ for name, type_ in session.execute(select(SourceRow.name, SourceRow.type))
+        },
+    )
+
+
+def _lock(session: Session, *, exclusive: bool) -> None:
+    """On PostgreSQL: a full evaluation excludes every other evaluation until it commits;
+    incremental ones only exclude a full one (they touch the jobs of one source each, which
+    that source's single sync pass serializes). SQLite serializes writers by itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {fn}({_LOCK_KEY})"))
+
+
+def _failures(ctx: _Context, job: Job) -> dict[str, dict[str, Any]]:
+    """The rules ``job`` fails, each with the values of its Violation row."""
+    n_slas = sum(
+        1
+        for s in ctx.slas
+        if selector_matches(s.spec.selector, domain=job.domain, uid=job.uid, labels=job.labels)
+    )
+    view = _job_view(
+        job,
+        source_type=ctx.types.get(job.source, ""),
+        slas=n_slas,
+        in_freeze=_fires_in_freeze(job, ctx.freezes, ctx.now),
+        now=ctx.now,
+    )
+    dom = ctx.domains.get(job.domain)
+    activation = {
+        "job": json_to_cel(view),
+        "domain": json_to_cel(
+            {"name": job.domain, "production": bool(dom and dom.spec.production)}
+        ),
+        "now": json_to_cel(ctx.now.isoformat()),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for rule in ctx.rules:
+        name = rule.metadata.name
+        if name not in ctx.programs:
+            continue
+        if not selector_matches(
+            rule.spec.selector, domain=job.domain, uid=job.uid, labels=job.labels
+        ):
+            continue
+        error = None
+        try:
+            result = ctx.programs[name].evaluate(activation)
+            passed = bool(result) and not isinstance(result, CELEvalError)
+            if isinstance(result, CELEvalError):
+                error = str(result.args[0]) if result.args else "evaluation error"
+        except Exception as exc:  # a rule that cannot be evaluated is reported, not hidden
+            passed, error = False, str(exc)
+        if passed:
+            continue
+        evidence: dict[str, Any] = {
+            "expression": rule.spec.expression,
+            "job": {k: view[k] for k in (*_EVIDENCE_FIELDS, "source_type")},
         }
-        for rule in rules:
-            name = rule.metadata.name
-            if name not in programs:
-                continue
-            if not selector_matches(
-                rule.spec.selector, domain=job.domain, uid=job.uid, labels=job.labels
-            ):
-                continue
-            error = None
-            try:
-                result = programs[name].evaluate(activation)
-                passed = bool(result) and not isinstance(result, CELEvalError)
-                if isinstance(result, CELEvalError):
-                    error = str(result.args[0]) if result.args else "evaluation error"
-            except Exception as exc:  # a rule that cannot be evaluated is reported, not hidden
-                passed, error = False, str(exc)
-            if passed:
-                continue
-            key = (name, job.uid)
-            failing.add(key)
-            evidence = {
-                "expression": rule.spec.expression,
-                "job": {
-                    k: view[k]
-                    for k in (
-                        "owners",
-                        "labels",
-                        "paused",
-                        "paused_days",
-                        "slas",
-                        "fires_in_freeze",
-                        "source_type",
-                    )
-                },
-            }
-            if error:
-                evidence["error"] = error
-            message = rule.spec.description or f"{name} failed"
-            row = all_rows.get(key)
-            if row is None:
-                new_rows.append(
-                    {
-                        "rule": name,
-                        "severity": rule.spec.severity,
-                        "job_uid": job.uid,
-                        "domain": job.domain,
-                        "evidence": evidence,
-                        "message": message,
-                        "first_seen": now,
-                        "last_seen": now,
-                    }
-                )
-                summary.opened += 1
-                continue
-            elif row.resolved_at is not None:
-                row.resolved_at = None
-                row.resolution = None
-                row.first_seen = now
-                row.last_seen = now
-                summary.opened += 1
-            else:
-                row.last_seen = now
-                summary.still_open += 1
-            row.evidence = evidence
-            row.severity = rule.spec.severity
-            row.message = message
-            row.domain = job.domain
-            session.add(row)
-    if new_rows:
-        # Two evaluations racing (another replica, another source's sync) may both find
-        # a violation new: the second insert is simply skipped.
-        table = Violation.__table__  # type: ignore[attr-defined]
+        if error:
+            evidence["error"] = error
+        out[name] = {
+            "rule": name,
+            "severity": rule.spec.severity,
+            "job_uid": job.uid,
+            "domain": job.domain,
+            "evidence": evidence,
+            "message": rule.spec.description or f"{name} failed",
+        }
+    return out
+
+
+def _reconcile(
+    session: Session, ctx: _Context, jobs: Sequence[Job], summary: EvaluationSummary
+) -> None:
+    """Evaluate one page of live jobs and bring their open violations in line.
+
+    Reads only the open violations of these jobs; a resolved row is reopened in place by
+    the upsert (one row per rule and job), so history is never loaded.
+    """
+    if not jobs:
+        return
+    table = Violation.__table__  # type: ignore[attr-defined]
+    uids = [j.uid for j in jobs]
+    open_rows: dict[tuple[str, str], int] = {
+        (r.rule, r.job_uid): r.id
+        for r in session.execute(
+            select(table.c.id, table.c.rule, table.c.job_uid).where(
+                table.c.resolved_at.is_(None), table.c.job_uid.in_(uids)
+            )
+        )
+    }
+    failing: dict[tuple[str, str], dict[str, Any]] = {}
+    for job in jobs:
+        for name, values in _failures(ctx, job).items():
+            failing[(name, job.uid)] = values
+    summary.jobs += len(jobs)
+    now = ctx.now
+    still = [
+        {
+            "b_id": open_rows[key],
+            "b_severity": v["severity"],
+            "b_domain": v["domain"],
+            "b_evidence": v["evidence"],
+            "b_message": v["message"],
+        }
+        for key, v in failing.items()
+        if key in open_rows
+    ]
+    if still:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                severity=bindparam("b_severity"),
+                domain=bindparam("b_domain"),
+                evidence=bindparam("b_evidence"),
+                message=bindparam("b_message"),
+                last_seen=now,
+            ),
+            still,
+        )
+        summary.still_open += len(still)
+    new = [
+        {**v, "first_seen": now, "last_seen": now, "resolved_at": None, "resolution": None}
+        for key, v in failing.items()
+        if key not in open_rows
+    ]
+    if new:
         dialect = session.get_bind().dialect.name
         ins = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-        session.execute(ins.on_conflict_do_nothing(index_elements=["rule", "job_uid"]), new_rows)
-    rule_names = {r.metadata.name for r in rules}
-    for key, row in open_rows.items():
-        if key in failing:
-            continue
-        row.resolved_at = now
-        if key[0] not in rule_names:
-            row.resolution = "rule-removed"
-        elif key[1] not in live:
-            row.resolution = "job-gone"
-        else:
-            row.resolution = "fixed"
-        session.add(row)
-        summary.resolved += 1
-    session.flush()
+        # A resolved row of the same rule and job is reopened; a row another evaluation
+        # opened meanwhile is left as it is.
+        stmt = ins.on_conflict_do_update(
+            index_elements=["rule", "job_uid"],
+            set_={
+                c: ins.excluded[c]
+                for c in (
+                    "severity",
+                    "domain",
+                    "evidence",
+                    "message",
+                    "first_seen",
+                    "last_seen",
+                    "resolved_at",
+                    "resolution",
+                )
+            },
+            where=table.c.resolved_at.is_not(None),
+        )
+        session.execute(stmt, new)
+        summary.opened += len(new)
+    passed = [(key, row_id) for key, row_id in open_rows.items() if key not in failing]
+    names = ctx.rule_names
+    for resolution in ("fixed", "rule-removed"):
+        ids = [i for (rule, _u), i in passed if (rule in names) == (resolution == "fixed")]
+        summary.resolved += _resolve(session, table.c.id.in_(ids), resolution, now) if ids else 0
+
+
+def _resolve(session: Session, where: Any, resolution: str, now: datetime) -> int:
+    table = Violation.__table__  # type: ignore[attr-defined]
+    result = session.execute(
+        update(table)
+        .where(table.c.resolved_at.is_(None), where)
+        .values(resolved_at=now, resolution=resolution)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def evaluate_jobs(
+    session: Session, *, uids: Collection[str], now: datetime | None = None
+) -> EvaluationSummary:
+    """Evaluate the rules over these jobs only (the ones an inventory pass created,
+    changed, revived or tombstoned), in the caller's transaction.
+
+    A job that is tombstoned or unknown has its open violations resolved (``job-gone``).
+    The cost is that of the jobs named, whatever the size of the estate.
+    """
+    if not uids:
+        return EvaluationSummary()
+    _lock(session, exclusive=False)
+    ctx = _context(session, now)
+    summary = EvaluationSummary(rules=len(ctx.rules))
+    ordered = sorted(set(uids))
+    table = Violation.__table__  # type: ignore[attr-defined]
+    names = ctx.rule_names
+    for i in range(0, len(ordered), _PAGE):
+        chunk = ordered[i : i + _PAGE]
+        jobs = list(
+            session.exec(
+                select(Job).where(col(Job.uid).in_(chunk), col(Job.tombstoned_at).is_(None))
+            ).all()
+        )
+        _reconcile(session, ctx, jobs, summary)
+        gone = sorted(set(chunk) - {j.uid for j in jobs})
+        if gone:
+            in_gone = table.c.job_uid.in_(gone)
+            summary.resolved += _resolve(
+                session, and_(in_gone, table.c.rule.not_in(names)), "rule-removed", ctx.now
+            )
+            summary.resolved += _resolve(session, in_gone, "job-gone", ctx.now)
     return summary
+
+
+def evaluate_all(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    page_size: int = _PAGE,
+    commit_each_page: bool = False,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> EvaluationSummary:
+    """Evaluate every rule over every live job and reconcile the Violation records.
+
+    Jobs are read in pages by id and only their open violations are loaded, so memory
+    stays constant whatever the size of the estate; open violations of removed rules and
+    gone jobs are resolved with one statement each. By default everything happens in the
+    caller's transaction (``accord apply`` changes rules and their violations at once);
+    the periodic sweep passes ``commit_each_page`` so it never holds the database's write
+    lock for the whole estate. On PostgreSQL a transaction-scoped advisory lock keeps other
+    evaluations out while it runs.
+    """
+    _lock(session, exclusive=True)
+    ctx = _context(session, now)
+    summary = EvaluationSummary(rules=len(ctx.rules))
+    last_id = 0
+    while True:
+        jobs = list(
+            session.exec(
+                select(Job)
+                .where(col(Job.tombstoned_at).is_(None), col(Job.id) > last_id)
+                .order_by(col(Job.id))
+                .limit(page_size)
+            ).all()
+        )
+        if not jobs:
+            break
+        _reconcile(session, ctx, jobs, summary)
+        last_id = jobs[-1].id or last_id
+        if commit_each_page:
+            session.commit()
+            if cancelled():
+                return summary
+            _lock(session, exclusive=True)
+    table = Violation.__table__  # type: ignore[attr-defined]
+    job_t = Job.__table__  # type: ignore[attr-defined]
+    summary.resolved += _resolve(
+        session, table.c.rule.not_in(ctx.rule_names), "rule-removed", ctx.now
+    )
+    live = (
+        select(job_t.c.uid)
+        .where(job_t.c.uid == table.c.job_uid, job_t.c.tombstoned_at.is_(None))
+        .exists()
+    )
+    summary.resolved += _resolve(session, ~live, "job-gone", ctx.now)
+    return summary
+
+
+def sweep(engine: Engine, *, cancelled: Callable[[], bool] = lambda: False) -> EvaluationSummary:
+    """A full evaluation in its own transactions, one per page (the periodic re-evaluation
+    of facts that move with time); stops between pages once ``cancelled()`` is true."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            summary = evaluate_all(session, commit_each_page=True, cancelled=cancelled)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return summary
+
+
+def resolve_source(session: Session, *, source: str, now: datetime | None = None) -> int:
+    """Resolve (``job-gone``) the open violations of a removed source's jobs, in the
+    caller's transaction; returns how many."""
+    table = Violation.__table__  # type: ignore[attr-defined]
+    job_t = Job.__table__  # type: ignore[attr-defined]
+    of_source = table.c.job_uid.in_(select(job_t.c.uid).where(job_t.c.source == source))
+    return _resolve(session, of_source, "job-gone", now or datetime.now(UTC))

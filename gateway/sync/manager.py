@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 from sqlalchemy import Engine
 from sqlmodel import select
 
@@ -19,13 +21,14 @@ from adapters.base import (
     SecretResolver,
     registry,
 )
+from gateway.governance.compliance import sweep
 from gateway.model import Capability, SyncHint, parse_duration
 from gateway.secrets import resolve_secret
 from gateway.store.engine import session_scope
 from gateway.store.services.ingest import RunChange
 from gateway.store.tables import Source as SourceRow
 
-from .worker import SourceWorker, SyncReport
+from .worker import SourceWorker, SyncCancelled, SyncReport
 
 __all__ = ["SyncManager", "adapter_settings", "build_adapter"]
 
@@ -71,7 +74,12 @@ def _fingerprint(row: SourceRow) -> tuple[Any, ...]:
 
 
 class SyncManager:
-    """Owns the workers. ``refresh`` reconciles them with the Source table."""
+    """Owns the workers. ``refresh`` reconciles them with the Source table.
+
+    Every pass of a source, whoever asks for it (its worker's schedule, a webhook hint,
+    ``POST /sources/{name}/sync``), goes through that source's worker, which runs one pass
+    at a time and coalesces concurrent requests (``SourceWorker.sync_once``).
+    """
 
     def __init__(
         self,
@@ -81,17 +89,28 @@ class SyncManager:
         refresh_every: float = 5.0,
         on_change: Callable[[str, list[RunChange]], None] | None = None,
         secrets: SecretResolver = resolve_secret,
+        on_pass: Callable[[str], None] | None = None,
+        compliance_every: float | None = 900.0,
     ) -> None:
         self.engine = engine
         self.secrets = secrets
         self.registry = reg
         self.refresh_every = refresh_every
+        self.compliance_every = compliance_every
         self.on_change = on_change
+        self.on_pass = on_pass
         self.workers: dict[str, SourceWorker] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._prints: dict[str, tuple[Any, ...]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
+        self._sweep_stop = threading.Event()
         self._adapters: dict[str, Adapter] = {}
+        # Sources without a running worker (agent-only, disabled, not started yet) get a
+        # one-off worker while someone asks for a pass; concurrent callers share it.
+        self._oneoff: dict[str, tuple[SourceWorker, int]] = {}
+        self._pass_locks: dict[str, asyncio.Lock] = {}
+        self._closing = False
 
     def _rows(self) -> list[SourceRow]:
         with session_scope(self.engine) as session:
@@ -134,6 +153,8 @@ class SyncManager:
             runs_every=row.runs_every_s,
             timeout=_timeout(row),
             on_change=self.on_change,
+            pass_lock=self._pass_locks.setdefault(row.name, asyncio.Lock()),
+            on_pass=self.on_pass,
         )
 
     def _mark_broken(self, name: str, message: str) -> None:
@@ -155,6 +176,8 @@ class SyncManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if worker is not None:
+            await worker.wait_passes()
         adapter = worker.adapter if worker else self._adapters.pop(name, None)
         if adapter is not None:
             with contextlib.suppress(Exception):
@@ -168,16 +191,53 @@ class SyncManager:
                 _log.exception("refreshing the source list failed")
             await asyncio.sleep(self.refresh_every)
 
+    async def _sweep_loop(self, every: float) -> None:
+        """Re-evaluate every job now and then: rules may read facts that change without
+        an inventory change (days since the last run, days paused, a coming freeze)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: sweep(self.engine, cancelled=self._sweep_stop.is_set)
+                )
+            except Exception:  # the next sweep tries again
+                _log.exception("the periodic compliance evaluation failed")
+
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="sync:refresh")
+        if self.compliance_every:
+            self._sweep_task = asyncio.create_task(
+                self._sweep_loop(self.compliance_every), name="sync:compliance"
+            )
 
-    async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        for name in list(self.workers) + list(self._adapters):
-            await self._stop_worker(name)
+    def begin_stop(self) -> None:
+        """Stop at once without waiting: no new pass starts, running ones are cancelled
+        (their callers get SyncCancelled). ``stop`` then waits for them to end."""
+        self._closing = True
+        self._sweep_stop.set()
+        for task in (self._loop_task, self._sweep_task):
+            if task is not None:
+                task.cancel()
+        for worker in [*self.workers.values(), *(w for w, _n in self._oneoff.values())]:
+            worker.stop()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop every worker and close the adapters; with ``timeout``, give up waiting
+        after that many seconds (what is left is logged and abandoned)."""
+        self.begin_stop()
+        names = list(self.workers) + list(self._adapters)
+        jobs = [t for t in (self._loop_task, self._sweep_task) if t is not None]
+        jobs += [asyncio.create_task(self._stop_worker(n)) for n in names]
+        jobs += [asyncio.create_task(w.wait_passes()) for w, _n in self._oneoff.values()]
+        if not jobs:
+            return
+        _done, pending = await asyncio.wait(jobs, timeout=timeout)
+        if pending:
+            _log.warning(
+                "%d sync task(s) still ending after %.0fs; not waiting for them",
+                len(pending),
+                timeout or 0,
+            )
 
     # -- used by the API ----------------------------------------------------------------------
     def adapter_for(self, row: SourceRow) -> tuple[Adapter, bool]:
@@ -197,21 +257,48 @@ class SyncManager:
         worker.hint(hints)
         return True
 
-    async def sync_now(self, name: str, *, inventory: bool = True) -> SyncReport:
-        """Run one pass for a source (used by tests, the CLI and targeted re-syncs)."""
+    async def sync_now(
+        self, name: str, *, inventory: bool = True, max_age: float = 0.0
+    ) -> SyncReport:
+        """Run one pass for a source, or share the one about to run (used by the API, the
+        CLI, tests and targeted re-syncs); see ``SourceWorker.sync_once``.
+
+        Raises KeyError for an unknown source and SyncCancelled while the gateway stops.
+        """
+        if self._closing:
+            raise SyncCancelled(name)
         worker = self.workers.get(name)
         if worker is not None:
-            return await worker.sync_once(inventory=inventory)
-        rows = {r.name: r for r in await asyncio.to_thread(self._rows)}
-        row = rows.get(name)
-        if row is None:
-            raise KeyError(name)
-        adapter = build_adapter(row, self.registry, secrets=self.secrets)
-        temp = self._worker(row, adapter)
+            return await worker.sync_once(inventory=inventory, max_age=max_age)
+        if name not in self._oneoff:
+            row = await asyncio.to_thread(self._row, name)
+            if row is None:
+                raise KeyError(name)
+            if self._closing:
+                raise SyncCancelled(name)
+            worker = self.workers.get(name)
+            if worker is not None:  # started while we read the row
+                return await worker.sync_once(inventory=inventory, max_age=max_age)
+            if name not in self._oneoff:
+                self._oneoff[name] = (
+                    self._worker(row, build_adapter(row, self.registry, secrets=self.secrets)),
+                    0,
+                )
+        temp, users = self._oneoff[name]
+        self._oneoff[name] = (temp, users + 1)
         try:
-            return await temp.sync_once(inventory=inventory)
+            return await temp.sync_once(inventory=inventory, max_age=max_age)
         finally:
-            await adapter.aclose()
+            temp, users = self._oneoff[name]
+            if users > 1:
+                self._oneoff[name] = (temp, users - 1)
+            else:
+                del self._oneoff[name]
+                await temp.adapter.aclose()
+
+    def _row(self, name: str) -> SourceRow | None:
+        with session_scope(self.engine) as session:
+            return session.get(SourceRow, name)
 
 
 def _polls(adapter: Adapter) -> bool:

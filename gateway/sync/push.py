@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from adapters.base import registry
 from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
+from gateway.governance.compliance import evaluate_jobs
 from gateway.model import Capability, JobRecord, RunRecord, SourceHealth
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
@@ -70,9 +71,12 @@ def accept_push(
             )
         jobs = None
         if inventory is not None:
-            jobs = ingest.apply_inventory(
+            counts = ingest.apply_inventory(
                 session, source=name, domain=src.domain, records=inventory
-            ).as_dict()
+            )
+            if counts.touched or counts.gone:
+                evaluate_jobs(session, uids=[*counts.touched, *counts.gone])
+            jobs = counts.as_dict()
         result = ingest.upsert_runs(session, source=name, domain=src.domain, records=runs)
         now = utcnow()
         src.last_sync_at = now

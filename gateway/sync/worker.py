@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
-from gateway.governance.compliance import evaluate_all
+from gateway.governance.compliance import evaluate_jobs
 from gateway.model import (
     TERMINAL_STATES,
     AdapterAuthError,
@@ -40,14 +40,33 @@ from gateway.store.types import utcnow
 
 from .backoff import Backoff
 
-__all__ = ["SourceWorker", "SyncReport", "health_of", "lag_seconds", "merge_health"]
+__all__ = [
+    "SourceWorker",
+    "SyncCancelled",
+    "SyncReport",
+    "health_of",
+    "lag_seconds",
+    "merge_health",
+]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MAX_PAGES = 50
+COALESCE_WITHIN = 2.0  # seconds: how old a pass an on-demand request (the API's) accepts
 _REPOLL_BATCH = 100
 _REPOLL_MAX = 2000
 _CHECK_EVERY = 60.0  # seconds between health checks when nothing else happens
+
+
+class SyncCancelled(Exception):
+    """The pass a caller waited for was cancelled: the gateway is stopping, or the source
+    was reconfigured or removed."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(
+            f"the sync of {source!r} was cancelled: the gateway is stopping or the source changed"
+        )
+        self.source = source
 
 
 @dataclass
@@ -59,6 +78,7 @@ class SyncReport:
     repolled: int = 0
     error: str | None = None
     seconds: float = 0.0
+    started_at: datetime | None = None
 
 
 class SourceWorker:
@@ -76,6 +96,8 @@ class SourceWorker:
         timeout: float = 30.0,
         on_change: Callable[[str, list[ingest.RunChange]], None] | None = None,
         check_every: float = _CHECK_EVERY,
+        pass_lock: asyncio.Lock | None = None,
+        on_pass: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.name = name
@@ -96,6 +118,16 @@ class SourceWorker:
         self._sync_health: tuple[HealthStatus, str] = (HealthStatus.OK, "")
         self._stopped = False
         self.last_report: SyncReport | None = None
+        # One pass at a time (see sync_once). The lock is shared with any other worker of
+        # the same source (a replacement after reconfiguration, a one-off for the API).
+        self._pass_lock = pass_lock or asyncio.Lock()
+        self._last: asyncio.Task[SyncReport] | None = None  # the latest pass started
+        self._last_started = 0.0
+        self._last_inventory = False
+        self._queued: asyncio.Task[SyncReport] | None = None  # the follow-up pass
+        self._queued_inventory = False
+        self.passes = 0  # passes run (coalesced requests share one)
+        self.on_pass = on_pass
 
     # -- control ---------------------------------------------------------------------------
     def hint(self, hints: list[SyncHint]) -> None:
@@ -105,16 +137,31 @@ class SourceWorker:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop the loop and cancel the running and the queued pass (their waiters get
+        SyncCancelled)."""
         self._stopped = True
         self._wake.set()
+        for task in (self._queued, self._last):
+            if task is not None:
+                task.cancel()
+
+    async def wait_passes(self) -> None:
+        """Wait until the cancelled passes have ended (a database call in a worker thread
+        finishes its statement first)."""
+        tasks = [t for t in (self._queued, self._last) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks)
 
     async def run(self) -> None:
         while not self._stopped:
             now = time.monotonic()
             if now >= min(self._next_inventory, self._next_runs) or self._pending_inventory:
-                report = await self.sync_once(
-                    inventory=self._pending_inventory or now >= self._next_inventory
-                )
+                try:
+                    report = await self.sync_once(
+                        inventory=self._pending_inventory or now >= self._next_inventory
+                    )
+                except SyncCancelled:  # only stop() cancels a pass
+                    break
                 now = time.monotonic()
                 if report.error is None:
                     if report.inventory is not None:
@@ -150,24 +197,81 @@ class SourceWorker:
 
         return await anyio.to_thread.run_sync(work)
 
-    async def sync_once(self, *, inventory: bool = True) -> SyncReport:
+    async def sync_once(self, *, inventory: bool = True, max_age: float = 0.0) -> SyncReport:
+        """Run one pass of this source, or share one: two passes never overlap.
+
+        A request is answered by the latest pass if that pass started less than
+        ``max_age`` seconds before it (waiting for it if it still runs) and covers what
+        was asked (inventory). Otherwise, if a pass is running, the request waits for the
+        one follow-up pass, which starts when the running pass ends and which every
+        request arriving meanwhile shares; if none is running, a pass starts. With the
+        default ``max_age`` of 0 the answer always comes from a pass that started after
+        the request; the API's on-demand syncs accept ``COALESCE_WITHIN`` (2 s), so a
+        burst of them costs about one pass per 2 s however many there are. Cancelling a
+        caller does not cancel a pass others wait for; ``stop`` does, and its waiters get
+        SyncCancelled.
+        """
+        task = self._request(inventory, max_age)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                raise SyncCancelled(self.name) from None
+            raise
+
+    def _request(self, inventory: bool, max_age: float) -> asyncio.Task[SyncReport]:
+        if self._stopped:
+            raise SyncCancelled(self.name)
+        if self._queued is not None:
+            self._queued_inventory |= inventory
+            return self._queued
+        last = self._last
+        if last is not None and not (last.done() and (last.cancelled() or last.exception())):
+            recent = time.monotonic() - self._last_started < max_age
+            if recent and (self._last_inventory or not inventory):
+                return last
+            if not last.done():
+                self._queued_inventory = inventory
+                self._queued = asyncio.create_task(
+                    self._follow_up(last), name=f"sync-pass:{self.name}:next"
+                )
+                return self._queued
+        task = asyncio.create_task(self._locked_pass(inventory), name=f"sync-pass:{self.name}")
+        self._began(task, inventory)
+        return task
+
+    def _began(self, task: asyncio.Task[SyncReport], inventory: bool) -> None:
+        self._last = task
+        self._last_started = time.monotonic()
+        self._last_inventory = inventory
+
+    async def _follow_up(self, previous: asyncio.Task[SyncReport]) -> SyncReport:
+        await asyncio.wait([previous])
+        me = self._queued
+        assert me is not None
+        self._queued = None
+        inventory = self._queued_inventory
+        self._began(me, inventory)
+        return await self._locked_pass(inventory)
+
+    async def _locked_pass(self, inventory: bool) -> SyncReport:
+        async with self._pass_lock:
+            self.passes += 1
+            if self.on_pass is not None:
+                self.on_pass(self.name)
+            return await self._pass(inventory=inventory)
+
+    async def _pass(self, *, inventory: bool) -> SyncReport:
         started = time.monotonic()
-        report = SyncReport(self.name)
+        report = SyncReport(self.name, started_at=utcnow())
         try:
             if inventory:
                 jobs = await self._call(self._collect_jobs)
                 edges: list[EdgeRecord] = []
                 for job in jobs:
                     edges.extend(await self._call(lambda j=job: self.adapter.lineage(j)))  # type: ignore[misc]
-                report.inventory = await self._db(
-                    lambda s: ingest.apply_inventory(
-                        s, source=self.name, domain=self.domain, records=jobs
-                    ).as_dict()
-                )
-                inv = report.inventory
-                if inv["created"] or inv["updated"] or inv["tombstoned"] or inv["revived"]:
-                    # Detective rules run on every inventory change.
-                    await self._db(lambda s: evaluate_all(s))
+                report.inventory = await self._db(lambda s: self._store_inventory(s, jobs))
                 report.edges += await self._db(
                     lambda s: ingest.record_edges(s, source=self.name, edges=edges)
                 )
@@ -197,6 +301,14 @@ class SourceWorker:
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
+
+    def _store_inventory(self, session: Session, jobs: list[JobRecord]) -> dict[str, int]:
+        counts = ingest.apply_inventory(session, source=self.name, domain=self.domain, records=jobs)
+        if counts.touched or counts.gone:
+            # Detective rules look again at the jobs this pass changed, in the same
+            # transaction; the rest of the estate is not read.
+            evaluate_jobs(session, uids=[*counts.touched, *counts.gone])
+        return counts.as_dict()
 
     async def _collect_jobs(self) -> list[JobRecord]:
         out: list[JobRecord] = []

@@ -78,7 +78,7 @@ LISTS = [
     ("/api/v1/sources", lambda b: [i["domain"] for i in b]),
     ("/api/v1/stats/runs?since=2000-01-01T00:00:00Z", lambda b: [i["domain"] for i in b]),
     ("/api/v1/audit", lambda b: [i["domain"] for i in b["items"]]),
-    ("/api/v1/violations?status=all", lambda b: [i["domain"] for i in b]),
+    ("/api/v1/violations?status=all", lambda b: [i["domain"] for i in b["items"]]),
     ("/api/v1/approvals", lambda b: [i["domain"] for i in b]),
 ]
 

@@ -17,7 +17,7 @@ STARTER = Path(__file__).resolve().parents[2] / "policies" / "rules"
 
 
 def _open(api: Api, who: str = "admin", **params: str) -> set[tuple[str, str]]:
-    rows = api.get(who, "/api/v1/violations", params=params).json()
+    rows = api.get(who, "/api/v1/violations", params=params).json()["items"]
     return {(v["rule"], v["job_uid"]) for v in rows}
 
 
@@ -29,7 +29,7 @@ def test_starter_pack_finds_violations_and_resolves_them(api: Api) -> None:
     assert ("prod-job-has-sla-or-alerting", "fake-data/etl_orders") in found
     row = next(
         v
-        for v in api.get("admin", "/api/v1/violations").json()
+        for v in api.get("admin", "/api/v1/violations").json()["items"]
         if v["job_uid"] == "fake-ops/db-backup"
     )
     assert row["evidence"]["job"]["owners"] == [] and row["severity"] == "medium"
@@ -44,7 +44,7 @@ spec: {selector: {jobs: ["fake-data/etl_orders"]}, maxDuration: 1h}
 """,
     )
     assert ("prod-job-has-sla-or-alerting", "fake-data/etl_orders") not in _open(api)
-    resolved = api.get("admin", "/api/v1/violations", params={"status": "resolved"}).json()
+    resolved = api.get("admin", "/api/v1/violations", params={"status": "resolved"}).json()["items"]
     assert [(v["job_uid"], v["resolution"]) for v in resolved] == [
         ("fake-data/etl_orders", "fixed")
     ]
@@ -110,7 +110,7 @@ spec:
     assert found == {"fake-data/finance_report", "fake-data/nightly-vacuum"}
     v = next(
         x
-        for x in api.get("admin", "/api/v1/violations").json()
+        for x in api.get("admin", "/api/v1/violations").json()["items"]
         if x["job_uid"] == "fake-data/finance_report"
     )
     assert "error" in v["evidence"]
@@ -123,7 +123,7 @@ spec:
         s.delete(row)
         s.flush()
         evaluate_all(s)
-    resolved = api.get("admin", "/api/v1/violations", params={"status": "resolved"}).json()
+    resolved = api.get("admin", "/api/v1/violations", params={"status": "resolved"}).json()["items"]
     assert {v["resolution"] for v in resolved} == {"rule-removed"}
 
 

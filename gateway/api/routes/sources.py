@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, Request
 
 from gateway.store.services import queries
 from gateway.store.tables import Source as SourceRow
+from gateway.sync.worker import COALESCE_WITHIN, SyncCancelled
 
 from ..convert import source_public
 from ..deps import Principal, SessionDep, in_thread, require
@@ -34,6 +35,9 @@ def get_source(name: str, session: SessionDep, principal: Principal = Reader) ->
 async def sync_source(
     name: str, request: Request, principal: Principal = Reader
 ) -> dict[str, object]:
+    """Sync the source now. Requests share passes: one that started less than 2 s before
+    the request answers it; otherwise the request waits for the next pass, which every
+    request arriving meanwhile shares (``started_at`` says when the pass began)."""
     row = await in_thread(request, lambda s: s.get(SourceRow, name))
     if row is None or not principal.decide(row.domain, f"{name}/*", "apply-config").allowed:
         raise ApiError(
@@ -46,11 +50,17 @@ async def sync_source(
     manager = request.app.state.manager
     if manager is None:
         raise ApiError(409, "sync_disabled", "this gateway runs without sync workers")
-    report = await manager.sync_now(name)
+    try:
+        report = await manager.sync_now(name, max_age=COALESCE_WITHIN)
+    except KeyError:
+        raise ApiError(404, "not_found", f"no source named {name!r}") from None
+    except SyncCancelled as exc:
+        raise ApiError(503, "sync_cancelled", str(exc), headers={"Retry-After": "5"}) from None
     return {
         "source": name,
         "inventory": report.inventory,
         "runs": report.runs,
         "error": report.error,
         "seconds": round(report.seconds, 3),
+        "started_at": report.started_at.isoformat() if report.started_at else None,
     }

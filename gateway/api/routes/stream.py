@@ -32,6 +32,8 @@ async def events(
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if ev is None:  # the gateway is stopping
+                    return
                 # Events name the job they concern; one that does not is shown only to
                 # subjects who may read everything.
                 if not principal.decide(ev.domain or "*", ev.job_uid or "*", "read").allowed:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlmodel import col, select
 
-from gateway.store.tables import Violation
+from gateway.store.services import violations as service
 
 from ..deps import Principal, SessionDep, require
+from ..schemas import Paged
 
 router = APIRouter(prefix="/api/v1/violations", tags=["compliance"])
 
@@ -30,28 +30,25 @@ class ViolationPublic(BaseModel):
     resolution: str | None
 
 
-@router.get("", response_model=list[ViolationPublic])
+@router.get("", response_model=Paged[ViolationPublic])
 def list_violations(
     session: SessionDep,
     status: Literal["open", "resolved", "all"] = "open",
     rule: str | None = None,
     severity: Literal["low", "medium", "high", "critical"] | None = None,
     domain: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+    total: bool = False,
     principal: Principal = Depends(require("read")),
-) -> list[ViolationPublic]:
-    stmt = select(Violation).where(
-        principal.visible()(col(Violation.domain), col(Violation.job_uid))
+) -> Paged[ViolationPublic]:
+    """Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    filt = service.ViolationFilter(status=status, rule=rule, severity=severity, domain=domain)
+    visible = principal.visible()
+    page = service.list_violations(session, visible=visible, filt=filt, limit=limit, cursor=cursor)
+    count = service.count_violations(session, visible=visible, filt=filt) if total else None
+    return Paged[ViolationPublic](
+        items=[ViolationPublic.model_validate(r, from_attributes=True) for r in page.items],
+        next_cursor=page.next_cursor,
+        total=count,
     )
-    if status == "open":
-        stmt = stmt.where(col(Violation.resolved_at).is_(None))
-    elif status == "resolved":
-        stmt = stmt.where(col(Violation.resolved_at).is_not(None))
-    for column, value in (
-        (Violation.rule, rule),
-        (Violation.severity, severity),
-        (Violation.domain, domain),
-    ):
-        if value:
-            stmt = stmt.where(col(column) == value)
-    rows = session.exec(stmt.order_by(col(Violation.id)).limit(5000)).all()
-    return [ViolationPublic.model_validate(r, from_attributes=True) for r in rows]

@@ -145,9 +145,19 @@ class IngestCounts:
     unchanged: int = 0
     tombstoned: int = 0
     revived: int = 0
+    # Uids of the jobs created, changed or revived, and of those tombstoned: what an
+    # incremental compliance evaluation has to look at.
+    touched: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "tombstoned": self.tombstoned,
+            "revived": self.revived,
+        }
 
 
 def _job_values(rec: JobRecord, *, source: str, domain: str, now: datetime) -> dict[str, Any]:
@@ -201,6 +211,8 @@ def apply_inventory(
         unchanged=len(diff.unchanged),
         tombstoned=len(diff.gone),
         revived=len(diff.revived),
+        touched=[job_uid(source, r.native_id) for r in (*diff.new, *diff.changed, *diff.revived)],
+        gone=[job_uid(source, nid) for nid in diff.gone],
     )
     table = Job.__table__  # type: ignore[attr-defined]
     if diff.new:

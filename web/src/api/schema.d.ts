@@ -44,7 +44,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sync Source */
+        /**
+         * Sync Source
+         * @description Sync the source now. Requests share passes: one that started less than 2 s before
+         *     the request answers it; otherwise the request waits for the next pass, which every
+         *     request arriving meanwhile shares (``started_at`` says when the pass began).
+         */
         post: operations["sync_source_api_v1_sources__name__sync_post"];
         delete?: never;
         options?: never;
@@ -593,7 +598,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Violations */
+        /**
+         * List Violations
+         * @description Oldest first; pass ``next_cursor`` back as ``cursor`` for the next page.
+         */
         get: operations["list_violations_api_v1_violations_get"];
         put?: never;
         post?: never;
@@ -1091,6 +1099,15 @@ export interface components {
         Paged_RunPublic_: {
             /** Items */
             items: components["schemas"]["RunPublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+            /** Total */
+            total?: number | null;
+        };
+        /** Paged[ViolationPublic] */
+        Paged_ViolationPublic_: {
+            /** Items */
+            items: components["schemas"]["ViolationPublic"][];
             /** Next Cursor */
             next_cursor: string | null;
             /** Total */
@@ -2485,6 +2502,9 @@ export interface operations {
                 rule?: string | null;
                 severity?: ("low" | "medium" | "high" | "critical") | null;
                 domain?: string | null;
+                limit?: number;
+                cursor?: string | null;
+                total?: boolean;
             };
             header?: never;
             path?: never;
@@ -2498,7 +2518,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ViolationPublic"][];
+                    "application/json": components["schemas"]["Paged_ViolationPublic_"];
                 };
             };
             /** @description Validation Error */

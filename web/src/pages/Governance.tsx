@@ -1,4 +1,4 @@
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, ApiError, type Approval, type PolicyView, unwrap } from "../api/client";
 import { useAuth } from "../auth";
@@ -6,6 +6,8 @@ import { Card, ConfirmDialog, Empty, Q } from "../components/ui";
 import { fmtAgo, fmtTime } from "../format";
 import { useGuardrails } from "../queries";
 import { jobHref } from "../router";
+
+const VIOLATIONS_PAGE = 200;
 
 function selectorText(sel: Record<string, unknown>): string {
   const parts: string[] = [];
@@ -34,9 +36,18 @@ export function Governance() {
     queryFn: () => unwrap(api.GET("/api/v1/policy")),
     enabled: seesPolicy,
   });
-  const violations = useQuery({
+  const violations = useInfiniteQuery({
     queryKey: ["violations"],
-    queryFn: () => unwrap(api.GET("/api/v1/violations", { params: { query: { status: "open" } } })),
+    initialPageParam: undefined as string | undefined,
+    queryFn: ({ pageParam }) =>
+      unwrap(
+        api.GET("/api/v1/violations", {
+          params: {
+            query: { status: "open", limit: VIOLATIONS_PAGE, cursor: pageParam, total: pageParam === undefined },
+          },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
   return (
     <>
@@ -103,36 +114,52 @@ export function Governance() {
         </Card>
         <Card title="Open compliance violations" className="span-2">
           <Q q={violations} what="violations">
-            {(vs) =>
-              vs.length === 0 ? (
+            {(data) => {
+              const vs = data.pages.flatMap((p) => p.items);
+              const total = data.pages[0]?.total ?? vs.length;
+              return vs.length === 0 ? (
                 <Empty>No open violation among the jobs you can see.</Empty>
               ) : (
-                <table className="table compact" data-testid="violations">
-                  <thead>
-                    <tr>
-                      <th>rule</th>
-                      <th>severity</th>
-                      <th>job</th>
-                      <th>since</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {vs.map((v) => (
-                      <tr key={v.id}>
-                        <td title={v.message}>{v.rule}</td>
-                        <td>
-                          <span className={`sev sev-${v.severity}`}>{v.severity}</span>
-                        </td>
-                        <td>
-                          <a href={jobHref(v.job_uid)}>{v.job_uid}</a>
-                        </td>
-                        <td>{fmtAgo(v.first_seen)}</td>
+                <>
+                  <table className="table compact" data-testid="violations">
+                    <thead>
+                      <tr>
+                        <th>rule</th>
+                        <th>severity</th>
+                        <th>job</th>
+                        <th>since</th>
                       </tr>
-                    ))}
-                  </tbody>
-                </table>
-              )
-            }
+                    </thead>
+                    <tbody>
+                      {vs.map((v) => (
+                        <tr key={v.id}>
+                          <td title={v.message}>{v.rule}</td>
+                          <td>
+                            <span className={`sev sev-${v.severity}`}>{v.severity}</span>
+                          </td>
+                          <td>
+                            <a href={jobHref(v.job_uid)}>{v.job_uid}</a>
+                          </td>
+                          <td>{fmtAgo(v.first_seen)}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                  {violations.hasNextPage && (
+                    <p className="muted small">
+                      Showing {vs.length} of {total}.{" "}
+                      <button
+                        type="button"
+                        disabled={violations.isFetchingNextPage}
+                        onClick={() => void violations.fetchNextPage()}
+                      >
+                        {violations.isFetchingNextPage ? "Loading…" : "Show more"}
+                      </button>
+                    </p>
+                  )}
+                </>
+              );
+            }}
           </Q>
         </Card>
         <Card title="Roles and bindings">

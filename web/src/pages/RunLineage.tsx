@@ -27,6 +27,7 @@ export function RunLineagePage({ route }: { route: Route }) {
       q.data
         ? {
             root: q.data.root,
+            truncated: false,
             nodes: q.data.runs.map((r) => ({
               uid: r.uid,
               kind: "run",
