@@ -190,8 +190,15 @@ def serve(
         elif token is None and settings.admin_token_file.exists():
             # Outside the demo the token is not printed again (logs keep what is printed).
             print(f"Admin token: in {settings.admin_token_file}")
-        elif token is not None:
+        elif token is not None and demo:
             print(f"Admin token: {token}  (created now; kept in {settings.admin_token_file})")
+        elif token is not None:
+            # Never print a real installation's token: stdout ends up in service and pod
+            # logs. It is in a file only its owner can read.
+            print(
+                f"Admin token: created now, written to {settings.admin_token_file} "
+                "(mode 0600; not printed)"
+            )
         else:
             print("Admin token: create one with 'accord tokens create --subject NAME --role admin'")
         if demo:

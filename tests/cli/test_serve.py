@@ -109,3 +109,55 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_a_real_installation_never_prints_its_first_admin_token(tmp_path: Path) -> None:
+    """Service and pod logs keep stdout: the first token goes to a 0600 file only."""
+    port = _free_port()
+    env = {**os.environ, "ACCORD_DATA_DIR": str(tmp_path), "ACCORD_LOG_LEVEL": "info"}
+    env.pop("ACCORD_DATABASE_URL", None)
+    accord = Path(sys.executable).parent / "accord"
+    proc = subprocess.Popen(
+        [str(accord), "serve", "--no-sync", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    out: list[str] = []
+    queue: Queue[str] = Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            queue.put(line)
+
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                out.append(queue.get(timeout=1))
+            except Empty:
+                continue
+            if "Uvicorn running" in out[-1] or "Application startup complete" in out[-1]:
+                break
+        token_file = tmp_path / "admin-token"
+        assert any(f"written to {token_file}" in line for line in out), out
+        token = token_file.read_text().strip()
+        assert token.startswith("acd_")
+        assert (token_file.stat().st_mode & 0o777) == 0o600
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/me", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert r.status_code == 200 and r.json()["subject"] == "admin"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        pumping.join(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    while not queue.empty():
+        out.append(queue.get())
+    assert not any(token in line for line in out), "the token never reaches the output"
