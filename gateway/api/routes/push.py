@@ -42,7 +42,7 @@ def push(
                 "run.changed",
                 stored.domain,
                 ch.job_uid,
-                {"uid": ch.uid, "from": ch.from_state, "to": ch.to_state},
+                {"uid": ch.uid, "job_uid": ch.job_uid, "from": ch.from_state, "to": ch.to_state},
             )
         )
     return PushResult(jobs=stored.jobs, runs=stored.runs)

@@ -137,8 +137,12 @@ describe("runs timeline", () => {
 
 describe("live updates", () => {
   it("maps events to the queries they make stale", () => {
-    expect(keysFor({ event: "run.changed", data: "{}" })).toContain("overview");
-    expect(keysFor({ event: "action", data: "{}" })).toContain("audit");
+    expect(keysFor({ event: "run.changed", data: "{}" })).toContainEqual(["overview"]);
+    const targeted = keysFor({ event: "run.changed", data: '{"uid":"a/1","job_uid":"a/j"}' });
+    expect(targeted).toContainEqual(["run", "a/1"]);
+    expect(targeted).toContainEqual(["job", "a/j"]);
+    expect(targeted).not.toContainEqual(["run"]); // not every open run page
+    expect(keysFor({ event: "action", data: "{}" })).toContainEqual(["audit"]);
     expect(keysFor({ event: "other", data: "{}" })).toEqual([]);
   });
   it("batches a burst of events into one invalidation per key", () => {
@@ -146,10 +150,27 @@ describe("live updates", () => {
     const qc = new QueryClient();
     const spy = vi.spyOn(qc, "invalidateQueries").mockResolvedValue();
     const inv = makeInvalidator(qc, 500);
-    for (let i = 0; i < 50; i++) inv.add(["runs", "overview"]);
+    for (let i = 0; i < 50; i++) inv.add([["runs"], ["overview"]]);
     expect(spy).not.toHaveBeenCalled();
     vi.advanceTimersByTime(600);
     expect(spy.mock.calls.map((c) => c[0]?.queryKey)).toEqual([["runs"], ["overview"]]);
+    vi.useRealTimers();
+  });
+  it("refreshes the heavy lists at most once per interval during a long burst", () => {
+    vi.useFakeTimers();
+    const qc = new QueryClient();
+    const spy = vi.spyOn(qc, "invalidateQueries").mockResolvedValue();
+    const inv = makeInvalidator(qc, 500, 10000);
+    // a run changes every 200 ms for 30 s
+    for (let t = 0; t < 30000; t += 200) {
+      inv.add(keysFor({ event: "run.changed", data: `{"uid":"a/${t}","job_uid":"a/j"}` }));
+      vi.advanceTimersByTime(200);
+    }
+    vi.advanceTimersByTime(11000);
+    const runsRefetches = spy.mock.calls.filter((c) => JSON.stringify(c[0]?.queryKey) === '["runs"]');
+    expect(runsRefetches.length).toBeGreaterThanOrEqual(3);
+    expect(runsRefetches.length).toBeLessThanOrEqual(5); // not 60 (one per batch)
+    inv.stop();
     vi.useRealTimers();
   });
 });
