@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+import respx
 from kubernetes.client.exceptions import ApiException
 
+from adapters.cron.agent import Agent, AgentOptions, PushError
 from adapters.cron.agent import _retry_after as agent_retry_after
+from adapters.cron.config import CronConfig
 from adapters.jenkins.client import _retry_after as jenkins_retry_after
 from adapters.kubernetes.client import _retry_after as kube_retry_after
 from gateway.model import parse_retry_after
@@ -43,3 +47,32 @@ def test_seconds_and_http_dates_are_read_alike(name: str, read: object) -> None:
     assert got is not None and 110 <= got <= 121, (name, got)
     assert read(_date_in(-60)) == 0.0, name  # type: ignore[operator]  # past dates: no wait
     assert read("soon") is None, name  # type: ignore[operator]
+
+
+@respx.mock
+def test_the_cron_agent_waits_as_long_as_the_gateway_asks(tmp_path: Path) -> None:
+    """The agent's own httpx client, against a gateway answering 503 with an HTTP date."""
+    respx.post("https://gw.example/api/v1/sources/host-a/push").mock(
+        return_value=httpx.Response(
+            503,
+            headers={"Retry-After": _date_in(300)},
+            json={"error": {"code": "unavailable", "message": "maintenance"}},
+        )
+    )
+    agent = Agent(
+        AgentOptions(
+            server="https://gw.example",
+            source="host-a",
+            token="acd_test",
+            config=CronConfig(mode="agent", root=str(tmp_path)),
+            state_path=tmp_path / "state.json",
+        ),
+        client=httpx.Client(),
+    )
+    try:
+        with pytest.raises(PushError) as caught:
+            agent._post({"runs": []})
+    finally:
+        agent.close()
+    assert caught.value.status == 503
+    assert caught.value.retry_after is not None and 290 <= caught.value.retry_after <= 301
