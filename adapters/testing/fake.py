@@ -36,8 +36,8 @@ from gateway.model import (
     RunState,
     Schedule,
     SecretRef,
-    StepRecord,
     SourceHealth,
+    StepRecord,
     SyncHint,
     Trigger,
 )

@@ -32,9 +32,7 @@ async def call(session: ClientSession, tool: str, args: dict[str, Any]) -> tuple
 
 async def scenario(gw: Gateway, open_session: Opener) -> None:
     x, y = gw.runs["x"], gw.runs["y"]
-    async with open_session(
-        gw.url, gw.tokens[AGENT], on_behalf_of="ops-lead@example.com"
-    ) as mcp:
+    async with open_session(gw.url, gw.tokens[AGENT], on_behalf_of="ops-lead@example.com") as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
         assert set(tools) == {
             "search_jobs",
@@ -98,7 +96,9 @@ async def scenario(gw: Gateway, open_session: Opener) -> None:
         assert err
         assert "unknown argument(s) 'qurey'" in bad["error"]
         assert "Accepted arguments: on_behalf_of, query" in bad["error"]
-        err, bad = await call(mcp, "trigger_job", {"job": "fake-data/etl_orders", "emergency": True})
+        err, bad = await call(
+            mcp, "trigger_job", {"job": "fake-data/etl_orders", "emergency": True}
+        )
         assert err and "unknown argument(s) 'emergency'" in bad["error"]
 
         # -- an allowed action, for a named person -------------------------------------
@@ -182,9 +182,7 @@ async def scenario(gw: Gateway, open_session: Opener) -> None:
     assert all(r["decision"] == "deny" for r in rejected)
 
     acts = [r for r in records if r["action"] != "tool-call"]
-    summary = [
-        (r["action"], r["outcome"], r["details"].get("tool"), r["policy"]) for r in acts
-    ]
+    summary = [(r["action"], r["outcome"], r["details"].get("tool"), r["policy"]) for r in acts]
     assert summary[:2] == [
         ("trigger", "started", "trigger_job", "p, operator, *, *, trigger, allow"),
         ("trigger", "ok", "trigger_job", "p, operator, *, *, trigger, allow"),
