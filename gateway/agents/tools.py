@@ -688,8 +688,9 @@ TOOLS: dict[str, ToolSpec] = {
             "approve (in the console or with 'accord approvals approve'); when approved it "
             "runs as you, through the same checks. Use it when an action is consequential, "
             "or when you are unsure it is wanted. Returns the approval request id. A reason "
-            'is required. Example: {"action": "cancel", "target": '
-            '"kube-prod/ns/report-123", "reason": "it blocks the finance close"}. ' + _ACTION_NOTE,
+            'is required. Example: {"action": "trigger", "target": '
+            '"airflow-prod/finance_close", "reason": "the ledger load finished late"}. '
+            + _ACTION_NOTE,
             ApprovalArgs,
             _request_approval,
             read_only=False,
@@ -774,7 +775,7 @@ async def _record(
         "target": target,
         "message": message[:2000] if message else None,
         "arguments": [a for a in arguments if len(a) <= 100][:50],
-        "on_behalf_of": on_behalf_of or client.on_behalf_of,
+        "on_behalf_of": (on_behalf_of or client.on_behalf_of or "")[:200] or None,
     }
     answer = await client.call(
         "POST",

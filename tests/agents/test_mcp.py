@@ -100,6 +100,12 @@ async def scenario(gw: Gateway, open_session: Opener) -> None:
             mcp, "trigger_job", {"job": "fake-data/etl_orders", "emergency": True}
         )
         assert err and "unknown argument(s) 'emergency'" in bad["error"]
+        err, bad = await call(mcp, "drop_tables", {})
+        assert err and bad["error"].startswith("unknown tool 'drop_tables'; the tools are: ")
+        err, bad = await call(mcp, "search_runs", {"states": ["exploded"], "limit": 1000})
+        assert err
+        assert "states.0: Input should be 'queued'" in bad["error"]
+        assert "limit: Input should be less than or equal to 100" in bad["error"]
 
         # -- an allowed action, for a named person -------------------------------------
         before = len(gw.data.runs)
@@ -170,14 +176,19 @@ async def scenario(gw: Gateway, open_session: Opener) -> None:
     records = gw.audit()
     assert records and all(r["channel"] == "agent" for r in records)
     reads = [r for r in records if r["action"] == "tool-call"]
-    by_tool = {r["details"]["tool"]: r for r in reads}
+    by_tool = {r["details"]["tool"]: r for r in reads if r["outcome"] == "ok"}
     for tool in ("search_runs", "explain_run", "impact", "sources_health", "get_job"):
         assert by_tool[tool]["outcome"] == "ok", tool
         assert by_tool[tool]["details"]["on_behalf_of"] == "ops-lead@example.com"
     assert by_tool["explain_run"]["target"] == y
     assert by_tool["explain_run"]["domain"] == "data"
     rejected = [r for r in reads if r["outcome"] == "rejected"]
-    assert [r["details"]["tool"] for r in rejected] == ["search_jobs", "trigger_job"]
+    assert [r["details"]["tool"] for r in rejected] == [
+        "search_jobs",
+        "trigger_job",
+        "drop_tables",
+        "search_runs",
+    ]
     assert rejected[0]["details"]["arguments"] == ["qurey"]
     assert all(r["decision"] == "deny" for r in rejected)
 
