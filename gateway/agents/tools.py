@@ -303,7 +303,7 @@ async def _get_job(c: GatewayClient, a: JobArgs, tool: str) -> Answer:
 
 def _summary(run: dict[str, Any], failed_steps: list[str], upstream: list[dict[str, Any]]) -> str:
     parts = [
-        f"Run {run['uid']} of job {run['job_uid']} (source {run['source']}) is "
+        f"Run {run['uid']} of job {run['job_uid']} (source {run['source']}): "
         f"{run['state']}"
         + (f" (the tool says {run['native_state']!r})" if run.get("native_state") else "")
         + "."
