@@ -32,6 +32,7 @@ from gateway.model import (
     RunState,
     SyncHint,
 )
+from gateway.model.resources import Guardrail
 from gateway.store.engine import session_scope
 from gateway.store.services import ingest
 from gateway.store.services.jobs import set_paused
@@ -44,6 +45,17 @@ __all__ = ["JOB_ACTIONS", "RUN_ACTIONS", "ActionOutcome", "perform", "permission
 _log = logging.getLogger(__name__)
 JOB_ACTIONS = ("trigger", "pause", "resume")
 RUN_ACTIONS = ("cancel", "retry", "apply", "discard")
+
+# The approval an actor asks for itself (``hold``) where no guardrail requires one: one
+# other person with the approve permission, within a day.
+ON_REQUEST = Guardrail.model_validate(
+    {
+        "apiVersion": "accord.dev/v1",
+        "kind": "Guardrail",
+        "metadata": {"name": "on-request"},
+        "spec": {"type": "approval", "approvers": 1, "expiresAfter": "24h"},
+    }
+)
 
 
 def permission(action: str, params: dict[str, Any] | None = None) -> str:
@@ -92,6 +104,10 @@ class _Call:
     emergency: bool
     request_id: str | None
     approved: ApprovalRequest | None
+    hold: bool = False
+    # What the caller says about the call (an agent's tool, the person it acts for): in
+    # every record's details, never used to decide.
+    context: dict[str, str] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -117,7 +133,7 @@ class _Call:
             policy=policy,
             reason=reason,
             request_id=self.request_id,
-            details=details,
+            details={**self.context, **details},
         )
 
 
@@ -185,10 +201,11 @@ def _prepare(engine: Engine, call: _Call, decision: Decision) -> _Prepared:
                 ),
             )
             return _Prepared(ActionOutcome("blocked", verdict.reason, rec.seq))
-        if verdict.approval is not None and call.approved is None:
+        if (verdict.approval is not None or call.hold) and call.approved is None:
+            guardrail = verdict.approval or ON_REQUEST
             req = create_request(
                 s,
-                guardrail=verdict.approval,
+                guardrail=guardrail,
                 action=call.action,
                 job=call.job,
                 run=call.run,
@@ -202,15 +219,16 @@ def _prepare(engine: Engine, call: _Call, decision: Decision) -> _Prepared:
                 call.entry(
                     decision="allow",
                     outcome="pending",
-                    policy=f"guardrail:{verdict.guardrail}",
+                    policy=f"guardrail:{guardrail.metadata.name}",
                     reason=f"held for approval (request {req.id})",
                     details={"approval_id": req.id},
                 ),
             )
+            why = verdict.reason if verdict.approval is not None else "approval requested"
             return _Prepared(
                 ActionOutcome(
                     "pending",
-                    f"{verdict.reason}: request {req.id} is waiting for approval",
+                    f"{why}: request {req.id} is waiting for approval",
                     rec.seq,
                     approval_id=req.id,
                 )
@@ -361,13 +379,30 @@ async def perform(
     emergency: bool = False,
     request_id: str | None = None,
     approved: ApprovalRequest | None = None,
+    hold: bool = False,
+    context: dict[str, str] | None = None,
 ) -> ActionOutcome:
     """Take one action. Database work runs in worker threads, never on the event loop.
+
+    ``hold`` asks for approval even where no guardrail requires it (the request waits for
+    one other person with the approve permission). ``context`` (an agent's tool and the
+    person it acts for) goes into every audit record's details; it never decides anything.
 
     When the intent cannot be recorded the error propagates and the tool is not called.
     """
     call = _Call(
-        subject, channel, action, job, run, params, reason, emergency, request_id, approved
+        subject,
+        channel,
+        action,
+        job,
+        run,
+        params,
+        reason,
+        emergency,
+        request_id,
+        approved,
+        hold,
+        dict(context or {}),
     )
     decision = decide(job.domain, job.uid, permission(action, params))
     prep = await anyio.to_thread.run_sync(_prepare, engine, call, decision)

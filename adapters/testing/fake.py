@@ -37,6 +37,7 @@ from gateway.model import (
     Schedule,
     SecretRef,
     SourceHealth,
+    StepRecord,
     SyncHint,
     Trigger,
 )
@@ -54,6 +55,10 @@ class _Run:
     seq: int = 0
     trigger: Trigger = Trigger.SCHEDULE
     upstream: str | None = None
+    # what a real tool reports beside the state (None: nothing)
+    message: str | None = None
+    url: str | None = None
+    steps: tuple[tuple[str, RunState], ...] | None = None
 
 
 @dataclass
@@ -184,6 +189,11 @@ class FakeAdapter(BaseAdapter):
             trigger=r.trigger,
             started_at=r.started,
             ended_at=r.ended,
+            message=r.message,
+            url=r.url,
+            steps=None
+            if r.steps is None
+            else tuple(StepRecord(name=n, state=st, native_state=st.upper()) for n, st in r.steps),
         )
 
     async def list_runs(self, cursor: str | None) -> RunPage:

@@ -15,8 +15,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.agents import McpEndpoint
 from gateway.authz import PolicyCache
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
@@ -31,6 +33,7 @@ from .errors import install_error_handlers
 from .events import Broadcaster, Event
 from .metrics import Metrics
 from .routes import (
+    agents,
     approvals,
     audit,
     config,
@@ -197,7 +200,8 @@ def create_app(
             await manager.start()
         housekeeping.start()
         try:
-            yield
+            async with app.state.mcp.run():
+                yield
         finally:
             begin_shutdown()
             await housekeeping.stop()
@@ -234,7 +238,12 @@ def create_app(
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 
+    # MCP for AI agents (streamable HTTP), before the console's catch-all mount.
+    app.state.mcp = McpEndpoint(app, engine)
+    app.router.routes.append(Route("/mcp", endpoint=app.state.mcp, include_in_schema=False))
+
     for r in (
+        agents,
         sources,
         jobs,
         runs,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -65,6 +65,10 @@ class Principal:
     channel: str
     policy: PolicySet
     grants: Grants
+    kind: str = "person"  # the token's kind: person or agent
+    # For agent tokens: the MCP tool that made the call and the person the agent says it
+    # acts for. Recorded in the audit trail, never used to authorize.
+    context: dict[str, str] = field(default_factory=dict)
 
     def decide(self, domain: str, obj: str, action: str) -> Decision:
         return self.policy.decide(self.subject, domain, obj, action)
@@ -76,6 +80,20 @@ class Principal:
             return grants.predicate(action, domain_col, uid_col)
 
         return build
+
+
+_CONTEXT_HEADERS = {"tool": "x-accord-tool", "on_behalf_of": "x-accord-on-behalf-of"}
+
+
+def _agent_context(request: Request) -> dict[str, str]:
+    """What an agent says about a call (its tool, the person it acts for): kept for the
+    record, printable and bounded, never trusted for authorization."""
+    out: dict[str, str] = {}
+    for key, header in _CONTEXT_HEADERS.items():
+        value = request.headers.get(header, "").strip()
+        if value and value.isprintable():
+            out[key] = value[:200]
+    return out
 
 
 def _channel(request: Request) -> str:
@@ -110,6 +128,17 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     # pool before the route runs: a request must not hold one while it waits for a thread.
     session.commit()
     request.state.subject = rec.subject
+    if rec.kind == "agent":
+        # An agent's calls are on the agent channel whatever it claims.
+        return Principal(
+            rec.subject,
+            rec.id,
+            Channel.AGENT.value,
+            policy,
+            policy.grants(rec.subject),
+            kind="agent",
+            context=_agent_context(request),
+        )
     return Principal(rec.subject, rec.id, _channel(request), policy, policy.grants(rec.subject))
 
 

@@ -214,6 +214,10 @@ class ActionRequest(BaseModel):
     emergency: bool = Field(
         default=False, description="override a change freeze (needs a reason; audited)"
     )
+    hold: bool = Field(
+        default=False,
+        description="hold the action for approval even when no guardrail requires one",
+    )
 
 
 class ActionResult(BaseModel):
@@ -275,6 +279,7 @@ class Me(BaseModel):
     subject: str
     roles: list[dict[str, str]]
     can: dict[str, bool]
+    kind: str = Field(default="person", description="the token's kind: person or agent")
 
 
 class StatsRow(BaseModel):

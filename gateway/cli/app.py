@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -540,14 +541,19 @@ def tokens_create(
     domain: Annotated[str, typer.Option(help="domain the role applies in ('*' = all)")] = "*",
     expires_in: Annotated[str | None, typer.Option(help="e.g. 30d")] = None,
     description: str = "",
+    kind: Annotated[
+        str, typer.Option(help="person, or agent (an AI agent; the only kind MCP accepts)")
+    ] = "person",
 ) -> None:
     """Create an API token. It is printed once and stored only as a hash."""
     from gateway.audit import AuditEntry, append
     from gateway.authz.loader import load_policy
     from gateway.model import parse_duration
     from gateway.store import session_scope
-    from gateway.store.services.tokens import create_token
+    from gateway.store.services.tokens import TOKEN_KINDS, create_token
 
+    if kind not in TOKEN_KINDS:
+        _fail(f"unknown token kind {kind!r}; known kinds: {', '.join(TOKEN_KINDS)}")
     engine = _engine()
     expires = None
     if expires_in:
@@ -566,6 +572,7 @@ def tokens_create(
             domain=domain,
             description=description,
             expires_at=expires,
+            kind=kind,
         )
         append(
             s,
@@ -577,10 +584,11 @@ def tokens_create(
                 domain=domain,
                 decision="allow",
                 outcome="ok",
-                details={"subject": subject, "role": role},
+                details={"subject": subject, "role": role, "kind": kind},
             ),
         )
-    out.print(f"token {new.record.id} for {subject} ({role} in {domain}):")
+    what = "agent token" if kind == "agent" else "token"
+    out.print(f"{what} {new.record.id} for {subject} ({role} in {domain}):")
     print(new.token)
     err.print("store it now: it is not shown again.")
 
@@ -600,6 +608,7 @@ def tokens_list(
                 "id": t.id,
                 "prefix": t.prefix + "…",
                 "subject": t.subject,
+                "kind": t.kind,
                 "role": t.role,
                 "domain": t.domain,
                 "created_at": t.created_at,
@@ -611,7 +620,17 @@ def tokens_list(
         ]
     _table(
         rows,
-        ["id", "prefix", "subject", "role", "domain", "expires_at", "revoked_at", "last_used_at"],
+        [
+            "id",
+            "prefix",
+            "subject",
+            "kind",
+            "role",
+            "domain",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ],
         output,
     )
 
@@ -986,6 +1005,46 @@ def sync(source: Annotated[str, typer.Argument(help="source name")]) -> None:
     )
     if report.error:
         raise typer.Exit(1)
+
+
+@app.command("mcp")
+def mcp_stdio(
+    server: ServerOpt = None,
+    token: TokenOpt = None,
+    on_behalf_of: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ACCORD_ON_BEHALF_OF",
+            help="the person this agent acts for (recorded with every call, grants nothing)",
+        ),
+    ] = None,
+) -> None:
+    """Serve MCP over stdio for a local AI agent, through a gateway (needs an agent token)."""
+    import anyio
+
+    from gateway.agents.stdio import serve_stdio
+
+    if not server:
+        _fail("accord mcp talks to a gateway: pass --server URL (or set ACCORD_SERVER)")
+    url = server
+    if not token:
+        _fail("accord mcp needs an agent token: pass --token or set ACCORD_TOKEN")
+    # Nothing but MCP may reach stdout: the checks below report on stderr only.
+    with httpx.Client(
+        base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as c:
+        try:
+            resp = c.get("/api/v1/me")
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {url}: {exc}")
+    if resp.status_code != 200:
+        _fail(f"the gateway refused the token ({resp.status_code}): {resp.text[:300]}")
+    if resp.json().get("kind") != "agent":
+        _fail(
+            "accord mcp needs an agent token (create one with 'accord tokens create --kind "
+            "agent'): an agent's calls are governed and recorded as the agent's"
+        )
+    anyio.run(partial(serve_stdio, url, token, on_behalf_of=on_behalf_of))
 
 
 @app.command(

@@ -214,6 +214,9 @@ class ApiToken(SQLModel, table=True):
     subject: str = Field(index=True)
     role: str
     domain: str = "*"
+    # "person" or "agent" (an AI agent: its calls are recorded on the agent channel and it
+    # is the only kind the MCP door accepts)
+    kind: str = Field(default="person", sa_column_kwargs={"server_default": "person"})
     description: str = ""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime | None = _dt()

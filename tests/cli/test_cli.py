@@ -173,6 +173,31 @@ def test_tokens_lifecycle(cli: CliRunner) -> None:
     assert code != 0 and "no token with id 999" in out
 
 
+def test_agent_tokens_have_their_kind(cli: CliRunner) -> None:
+    code, out = run(
+        cli,
+        "tokens",
+        "create",
+        "--subject",
+        "agent:copilot",
+        "--role",
+        "operator",
+        "--kind",
+        "agent",
+    )
+    assert code == 0 and "agent token 1 for agent:copilot" in out
+    run(cli, "tokens", "create", "--subject", "alice", "--role", "viewer")
+    code, out = run(cli, "tokens", "list", "--output", "json")
+    assert {r["subject"]: r["kind"] for r in json.loads(out)} == {
+        "agent:copilot": "agent",
+        "alice": "person",
+    }
+    code, out = run(cli, "tokens", "create", "--subject", "x", "--role", "viewer", "--kind", "bot")
+    assert code != 0 and "unknown token kind 'bot'; known kinds: person, agent" in out
+    code, out = run(cli, "tokens", "list", "--output", "json")
+    assert len(json.loads(out)) == 2  # nothing created
+
+
 def test_audit_verify_detects_tampering(cli: CliRunner, tmp_path: Path) -> None:
     import sqlite3
 

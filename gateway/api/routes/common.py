@@ -159,6 +159,8 @@ async def take_action(
         reason=body.reason,
         emergency=body.emergency,
         request_id=request.state.request_id,
+        hold=body.hold,
+        context=principal.context,
     )
     target = run.uid if run is not None else job.uid
     return await in_thread(

@@ -17,6 +17,7 @@ def me(principal: PrincipalDep) -> Me:
         subject=principal.subject,
         roles=[{"role": r, "domain": d} for r, d in principal.policy.roles_of(principal.subject)],
         can={a: principal.grants.can_anywhere(a) for a in ACTIONS if a != "*"},
+        kind=principal.kind,
     )
 
 

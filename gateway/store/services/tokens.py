@@ -16,6 +16,7 @@ from ..types import to_db, utcnow
 from .meta import bump_policy_version
 
 __all__ = [
+    "TOKEN_KINDS",
     "TOKEN_PREFIX",
     "AuthFailure",
     "authenticate",
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 TOKEN_PREFIX = "acd_"
+# A person's token, or an AI agent's: an agent token's calls are always recorded on the
+# ``agent`` channel, and only agent tokens open the MCP door (see docs/agents.md).
+TOKEN_KINDS = ("person", "agent")
 
 
 class AuthFailure(Exception):
@@ -51,7 +55,10 @@ def create_token(
     domain: str = "*",
     description: str = "",
     expires_at: datetime | None = None,
+    kind: str = "person",
 ) -> NewToken:
+    if kind not in TOKEN_KINDS:
+        raise ValueError(f"unknown token kind {kind!r}; known kinds: {', '.join(TOKEN_KINDS)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     rec = ApiToken(
         token_hash=hash_token(token),
@@ -59,6 +66,7 @@ def create_token(
         subject=subject,
         role=role,
         domain=domain,
+        kind=kind,
         description=description,
         expires_at=expires_at,
     )

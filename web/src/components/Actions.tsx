@@ -23,7 +23,7 @@ export async function performAction(
   action: string,
   body: { reason?: string; emergency?: boolean },
 ): Promise<ActionResult> {
-  const payload = { params: {}, reason: body.reason || null, emergency: !!body.emergency };
+  const payload = { params: {}, reason: body.reason || null, emergency: !!body.emergency, hold: false };
   return target === "job"
     ? unwrap(api.POST("/api/v1/jobs/{uid}/{action}", { params: { path: { uid, action } }, body: payload }))
     : unwrap(api.POST("/api/v1/runs/{uid}/{action}", { params: { path: { uid, action } }, body: payload }));

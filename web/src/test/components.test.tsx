@@ -3,6 +3,7 @@ import { fireEvent, render, screen, waitFor } from "@testing-library/react";
 import type { ReactNode } from "react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ActionButtons } from "../components/Actions";
+import { McpPanel } from "../components/McpPanel";
 import { Overview } from "../pages/Overview";
 
 function wrap(ui: ReactNode) {
@@ -137,5 +138,22 @@ describe("job actions", () => {
     wrap(<ActionButtons target="job" uid="x/y" name="y" actions={[]} />);
     expect(screen.getByText(/may not take any action/)).toBeTruthy();
     expect(screen.queryByRole("button")).toBeNull();
+  });
+});
+
+describe("MCP endpoint panel", () => {
+  it("shows the gateway's MCP URL and copies it", async () => {
+    const writeText = vi.fn(async () => undefined);
+    vi.stubGlobal("navigator", { ...navigator, clipboard: { writeText } });
+    render(<McpPanel origin="https://accord.example.com/" />);
+    expect(screen.getByTestId("mcp-url").textContent).toBe("https://accord.example.com/mcp");
+    fireEvent.click(screen.getByRole("button", { name: "Copy" }));
+    await waitFor(() => expect(screen.getByRole("button", { name: "Copied" })).toBeTruthy());
+    expect(writeText).toHaveBeenCalledWith("https://accord.example.com/mcp");
+  });
+
+  it("defaults to this gateway's own address", () => {
+    render(<McpPanel />);
+    expect(screen.getByTestId("mcp-url").textContent).toBe(`${window.location.origin}/mcp`);
   });
 });
