@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
+from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
@@ -33,6 +34,7 @@ from .routes import (
     approvals,
     audit,
     config,
+    forecast,
     health,
     hooks,
     jobs,
@@ -138,8 +140,16 @@ def create_app(
     broadcaster = Broadcaster()
     metrics = Metrics(engine)
 
+    secret_policy = SecretPolicy.from_settings(settings)
+    evaluator = Evaluator(
+        engine,
+        secrets=secret_policy.resolve,
+        publish=lambda kind, domain, job, data: broadcaster.publish(Event(kind, domain, job, data)),
+    )
+
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
+        evaluator.observe(changes)
         for ch in changes:
             broadcaster.publish(
                 Event(
@@ -155,7 +165,6 @@ def create_app(
                 )
             )
 
-    secret_policy = SecretPolicy.from_settings(settings)
     manager = (
         SyncManager(engine, on_change=on_change, secrets=secret_policy.resolve)
         if run_sync
@@ -174,9 +183,11 @@ def create_app(
         if manager is not None:
             await manager.start()
         housekeeping.start()
+        evaluator.start()
         try:
             yield
         finally:
+            await evaluator.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop()
@@ -191,6 +202,7 @@ def create_app(
     app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
+    app.state.evaluator = evaluator
     app.state.policy = PolicyCache(engine)
     app.state.events = broadcaster
     app.state.metrics = metrics
@@ -223,6 +235,7 @@ def create_app(
         approvals,
         violations,
         policy,
+        forecast,
     ):
         app.include_router(r.router)
 
