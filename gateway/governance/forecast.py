@@ -17,6 +17,9 @@ Refresh does blocking database work: call it in a worker thread.
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import itertools
 import math
 import statistics
 import threading
@@ -29,7 +32,7 @@ from sqlalchemy import Engine, and_, func, select
 from sqlmodel import Session, col
 
 from adapters.base import UnknownAdapterType, registry
-from gateway.model.calendar import Calendar
+from gateway.model.calendar import Calendar, from_minute, to_minute
 from gateway.store.engine import session_scope
 from gateway.store.tables import AppliedResource, Job, Run, Source
 from gateway.store.types import to_db, utcnow
@@ -45,8 +48,8 @@ __all__ = [
 ]
 
 _SAMPLES = 20
-_PAST = timedelta(hours=36)  # expected starts kept behind now (SLAs judge the local day)
-_SLACK = timedelta(hours=6)  # compute this far past the horizon, so extensions are rare
+_PAST = timedelta(hours=26)  # expected starts kept behind now (SLAs judge the local day)
+_SLACK = timedelta(hours=2)  # computed past the horizon, so extensions are rare
 _MAX_PER_JOB = 2_000
 _DEPENDENCY_DEPTH = 10
 
@@ -98,11 +101,13 @@ class RefreshStats:
 
 @dataclass
 class _Entry:
+    """Expected starts of one job as epoch minutes in (start, end] (shared, never mutated)."""
+
     key: tuple[Any, ...]
     calendar: Calendar | None
-    start: datetime
-    end: datetime
-    times: list[datetime] = field(default_factory=list)
+    start: int
+    end: int
+    times: list[int] = field(default_factory=list)
 
 
 def durations_of(samples: Sequence[float]) -> Durations:
@@ -277,8 +282,10 @@ class Forecaster:
         t0 = time.perf_counter()
         now = now or utcnow()
         stats = RefreshStats(jobs=len(jobs))
-        need_to = now + self.horizon
-        memo: dict[tuple[Calendar, datetime, datetime], list[datetime]] = {}
+        need_to = to_minute(now + self.horizon)
+        past = to_minute(now - _PAST)
+        slack = int(_SLACK.total_seconds() // 60)
+        memo: dict[tuple[Calendar, int, int], list[int]] = {}
         with self._lock:
             seen = set()
             for job in jobs:
@@ -294,19 +301,16 @@ class Forecaster:
                 entry = self._entries.get(job.uid)
                 if entry is None or entry.key != key:
                     cal = calendar_for(job)
-                    start, end = now - _PAST, need_to + _SLACK
-                    entry = _Entry(key, cal, start, end, self._compute(job, cal, start, end, memo))
+                    end = need_to + slack
+                    entry = _Entry(key, cal, past, end, self._compute(job, cal, past, end, memo))
                     self._entries[job.uid] = entry
                     stats.recomputed += 1
                 elif entry.end < need_to:
-                    extra = self._compute(job, entry.calendar, entry.end, need_to + _SLACK, memo)
-                    entry.times.extend(extra)
-                    entry.end = need_to + _SLACK
+                    end = need_to + slack
+                    extra = self._compute(job, entry.calendar, entry.end, end, memo)
+                    entry.times = [t for t in entry.times if t > past] + extra
+                    entry.start, entry.end = past, end
                     stats.recomputed += 1
-                if entry.times and entry.times[0] < now - _PAST:
-                    cut = now - _PAST
-                    entry.times = [t for t in entry.times if t >= cut]
-                    entry.start = cut
                 self._jobs[job.uid] = job
             for gone in set(self._entries) - seen:
                 self._entries.pop(gone, None)
@@ -329,20 +333,22 @@ class Forecaster:
     def _compute(
         job: JobInfo,
         cal: Calendar | None,
-        start: datetime,
-        end: datetime,
-        memo: dict[tuple[Calendar, datetime, datetime], list[datetime]],
-    ) -> list[datetime]:
+        start: int,
+        end: int,
+        memo: dict[tuple[Calendar, int, int], list[int]],
+    ) -> list[int]:
         if job.paused:
             return []
         if cal is None:
-            return expected_starts(job, None, start, end)
+            if job.next_run_at is not None and start < to_minute(job.next_run_at) <= end:
+                return [to_minute(job.next_run_at)]
+            return []
         k = (cal, start, end)
         got = memo.get(k)
         if got is None:
-            got = cal.between(start, end, limit=_MAX_PER_JOB)
+            got = cal.minutes(start, end, limit=_MAX_PER_JOB)
             memo[k] = got
-        return list(got)
+        return got
 
     def _derive(self, now: datetime) -> dict[str, list[Expected]]:
         """Jobs with no schedule of their own, started by a Dependency: from upstream ends."""
@@ -387,7 +393,7 @@ class Forecaster:
         if entry is None:
             return []
         med = self._durations.get(uid, Durations()).median_s or 0.0
-        return [(t + timedelta(seconds=med), uid) for t in entry.times]
+        return [(from_minute(t) + timedelta(seconds=med), uid) for t in entry.times]
 
     # -- reading ----------------------------------------------------------------------------
     def durations(self, uid: str) -> Durations:
@@ -407,28 +413,94 @@ class Forecaster:
         if uid in self._derived:
             return [e for e in self._derived[uid] if start <= e.at < end]
         entry = self._entries.get(uid)
-        job = self._jobs.get(uid)
-        if entry is None or job is None:
+        if entry is None:
             return []
         med = self._durations.get(uid, Durations()).median_s
         basis = "schedule" if entry.calendar is not None else "reported"
-        return [
-            Expected(uid, t, t + timedelta(seconds=med) if med is not None else None, basis)
-            for t in entry.times
-            if start <= t < end
-        ]
+        times = entry.times
+        lo = bisect.bisect_left(times, _ceil_minute(start))
+        hi = bisect.bisect_left(times, _ceil_minute(end))
+        span = timedelta(seconds=med) if med is not None else None
+        out = []
+        for m in times[lo:hi]:
+            t = from_minute(m)
+            out.append(Expected(uid, t, t + span if span is not None else None, basis))
+        return out
 
     def window(
-        self, start: datetime, end: datetime, uids: Iterable[str] | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        uids: Iterable[str] | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[Expected]:
-        """Every expected run starting in ``[start, end)`` (of ``uids`` when given), by time."""
+        """Expected runs starting in ``[start, end)`` (of ``uids`` when given), by time,
+        the first ``limit`` of them (all when None)."""
+        return self.window_page(start, end, uids, limit=limit)[1]
+
+    def window_page(
+        self,
+        start: datetime,
+        end: datetime,
+        uids: Iterable[str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> tuple[int, list[Expected]]:
+        """How many expected runs start in ``[start, end)``, and the first ``limit``."""
+        lo_m, hi_m = _ceil_minute(start), _ceil_minute(end)
         with self._lock:
             pick = list(uids) if uids is not None else list(self._jobs)
-            out: list[Expected] = []
+            streams: list[Iterable[tuple[int, str]]] = []
+            total = 0
+            derived: list[Expected] = []
             for uid in pick:
-                out.extend(self.expected(uid, start, end))
-        out.sort(key=lambda e: (e.at, e.job_uid))
-        return out
+                if uid in self._derived:
+                    derived.extend(e for e in self._derived[uid] if start <= e.at < end)
+                    continue
+                entry = self._entries.get(uid)
+                if entry is None or not entry.times:
+                    continue
+                times = entry.times
+                a = bisect.bisect_left(times, lo_m)
+                b = bisect.bisect_left(times, hi_m)
+                if b > a:
+                    total += b - a
+                    streams.append(zip(times[a:b], itertools.repeat(uid), strict=False))
+            derived.sort(key=lambda e: (e.at, e.job_uid))
+            total += len(derived)
+            merged = heapq.merge(
+                *streams,
+                ((to_minute(e.at), e.job_uid) for e in derived),
+            )
+            want = total if limit is None else min(limit, total)
+            out: list[Expected] = []
+            durations = self._durations
+            derived_by = {(to_minute(e.at), e.job_uid): e for e in derived}
+            for m, uid in itertools.islice(merged, want):
+                if (m, uid) in derived_by:
+                    out.append(derived_by[(m, uid)])
+                    continue
+                entry = self._entries[uid]
+                med = durations.get(uid, _NO_DURATIONS).median_s
+                t = from_minute(m)
+                out.append(
+                    Expected(
+                        uid,
+                        t,
+                        t + timedelta(seconds=med) if med is not None else None,
+                        "schedule" if entry.calendar is not None else "reported",
+                    )
+                )
+        return total, out
+
+
+_NO_DURATIONS = Durations()
+
+
+def _ceil_minute(t: datetime) -> int:
+    m = to_minute(t)
+    return m if from_minute(m) == t else m + 1
 
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)

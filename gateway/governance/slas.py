@@ -234,7 +234,7 @@ class _Evaluator:
         if run is not None:  # queued
             return _Prediction(now + med, now, (), f"{uid} queued")
         # Not running: the next expected start, after unfinished upstreams.
-        expected = self.f.expected(uid, period_start, now + timedelta(hours=36))
+        expected = self.f.expected(uid, period_start, now + timedelta(hours=30))
         pending = [e.at for e in expected if not self._started_near(uid, e.at)]
         own_start = min(pending) if pending else None
         if own_start is not None and own_start < now:
@@ -405,7 +405,8 @@ def _judge(
                 out.append(
                     res(
                         "breached",
-                        f"{cur.uid} running for {_fmt_dur(elapsed)}, over the maximum {_fmt_dur(limit)}",
+                        f"{cur.uid} running for {_fmt_dur(elapsed)}, over the maximum "
+                        f"{_fmt_dur(limit)}",
                         "maxDuration",
                     )
                 )
@@ -413,7 +414,8 @@ def _judge(
                 out.append(
                     res(
                         "at_risk",
-                        f"{cur.uid} running; its p90 ({_fmt_dur(d.p90_s)}) is over the maximum {_fmt_dur(limit)}",
+                        f"{cur.uid} running; its p90 ({_fmt_dur(d.p90_s)}) is over the "
+                        f"maximum {_fmt_dur(limit)}",
                         "maxDuration",
                         predicted=cur.started_at + timedelta(seconds=d.p90_s),
                     )
@@ -449,7 +451,8 @@ def _judge(
                 out.append(
                     res(
                         "breached",
-                        f"last success {_fmt_dur(age)} ago (maximum {_fmt_dur(spec.max_age.total_seconds())})",
+                        f"last success {_fmt_dur(age)} ago "
+                        f"(maximum {_fmt_dur(spec.max_age.total_seconds())})",
                         "maxAge",
                         expires,
                     )
@@ -484,9 +487,21 @@ def evaluate(
     """One result per SLA instance (the worst objective of each SLA and job)."""
     ev = _Evaluator(forecaster, facts, now)
     jobs = forecaster.jobs()
+    by_label: dict[tuple[str, str], list[JobInfo]] = {}
+    by_domain: dict[str, list[JobInfo]] = {}
+    for j in jobs:
+        by_domain.setdefault(j.domain, []).append(j)
+        for kv in j.labels.items():
+            by_label.setdefault(kv, []).append(j)
     out: list[SlaResult] = []
     for name, _domain, spec in slas:
-        for job in jobs:
+        sel = spec.selector
+        candidates: list[JobInfo] = jobs
+        if sel.labels:  # the rarest label narrows first; selects() checks the rest
+            candidates = min((by_label.get(kv, []) for kv in sel.labels.items()), key=len)
+        elif sel.domains:
+            candidates = [j for d in sel.domains for j in by_domain.get(d, [])]
+        for job in candidates:
             if not selects(spec, job):
                 continue
             parts = _judge(ev, name, spec, job, now)

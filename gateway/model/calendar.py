@@ -21,7 +21,14 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["Calendar", "CalendarLine", "calendar_from_cron", "zone"]
+__all__ = [
+    "Calendar",
+    "CalendarLine",
+    "calendar_from_cron",
+    "from_minute",
+    "to_minute",
+    "zone",
+]
 
 # Stop looking for a line that can never fire (``0 0 30 2 *``) after this many days.
 _MAX_EMPTY_DAYS = 366 * 29
@@ -56,6 +63,18 @@ class CalendarLine:
         return (dom or dow) if self.day_or else (dom and dow)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_minute(t: datetime) -> int:
+    """Minutes since the epoch (UTC) of an aware datetime, rounded down."""
+    return int((t - _EPOCH).total_seconds() // 60)
+
+
+def from_minute(m: int) -> datetime:
+    return _EPOCH + timedelta(minutes=m)
+
+
 @dataclass(frozen=True)
 class Calendar:
     """The start times of a schedule: any line fires, on the wall clock of ``tz``.
@@ -67,40 +86,69 @@ class Calendar:
     tz: str = "UTC"
     shift: timedelta = timedelta(0)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.lines, self.tz, self.shift)))
+        mods = sorted({h * 60 + m for line in self.lines for h in line.hours for m in line.minutes})
+        object.__setattr__(
+            self,
+            "_same_times",
+            all(
+                line.hours == self.lines[0].hours and line.minutes == self.lines[0].minutes
+                for line in self.lines
+            ),
+        )
+        object.__setattr__(self, "_mods", tuple(mods))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined,no-any-return]
+
     def between(self, after: datetime, until: datetime, limit: int = 10_000) -> list[datetime]:
         """Start times in ``(after, until]``, in UTC, oldest first, at most ``limit``."""
         if after.tzinfo is None or until.tzinfo is None:
             raise ValueError("after and until must be timezone-aware")
+        # Starts are whole minutes: minute m is in (after, until] iff after's minute < m
+        # and m <= until's minute.
+        return [from_minute(m) for m in self.minutes(to_minute(after), to_minute(until), limit)]
+
+    def minutes(self, after: int, until: int, limit: int = 10_000) -> list[int]:
+        """Start times as epoch minutes in ``(after, until]``, oldest first."""
         if until <= after or not self.lines:
             return []
         z = zone(self.tz)
-        lo = (after - self.shift).astimezone(z)
-        hi = (until - self.shift).astimezone(z)
-        out: set[datetime] = set()
-        day = lo.date()
-        last = hi.date()
-        utc_zone = self.tz == "UTC"
-        while day <= last:
-            for line in self.lines:
-                if not line.day_matches(day):
-                    continue
-                y, m, d = day.year, day.month, day.day
-                for hour in line.hours:
-                    for minute in line.minutes:
-                        if utc_zone:
-                            t = datetime(y, m, d, hour, minute, tzinfo=UTC)
-                        else:
-                            wall = datetime(y, m, d, hour, minute)
-                            t = wall.replace(tzinfo=z).astimezone(UTC)
-                            if t.astimezone(z).replace(tzinfo=None) != wall:
-                                continue  # skipped by a DST change
-                        t += self.shift
-                        if after < t <= until:
-                            out.add(t)
-            if len(out) >= limit:
-                break
-            day += timedelta(days=1)
-        return sorted(out)[:limit]
+        shift = int(self.shift.total_seconds() // 60)
+        lo_dt = from_minute(after - shift).astimezone(z)
+        hi_dt = from_minute(until - shift).astimezone(z)
+        day = lo_dt.date() - timedelta(days=1)
+        last = hi_dt.date() + timedelta(days=1)
+        out: list[int] = []
+        one_day = timedelta(days=1)
+        while day <= last and len(out) < limit:
+            lines = [line for line in self.lines if line.day_matches(day)]
+            if lines:
+                mods = (
+                    self._mods  # type: ignore[attr-defined]
+                    if len(lines) == len(self.lines) or self._same_times  # type: ignore[attr-defined]
+                    else sorted({h * 60 + m for ln in lines for h in ln.hours for m in ln.minutes})
+                )
+                midnight = datetime(day.year, day.month, day.day)
+                start_off = z.utcoffset(midnight)
+                end_off = z.utcoffset(midnight + one_day)
+                base = to_minute(midnight.replace(tzinfo=UTC)) + shift
+                if start_off == end_off and start_off is not None:
+                    b = base - int(start_off.total_seconds() // 60)
+                    out.extend(b + x for x in mods if after < b + x <= until)
+                else:  # a DST change today: convert each wall time
+                    for x in mods:
+                        wall = midnight + timedelta(minutes=x)
+                        t = wall.replace(tzinfo=z).astimezone(UTC)
+                        if t.astimezone(z).replace(tzinfo=None) != wall:
+                            continue  # skipped by the change
+                        m = to_minute(t) + shift
+                        if after < m <= until:
+                            out.append(m)
+            day += one_day
+        out.sort()
+        return out[:limit]
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first start time strictly after ``after`` (None if it never fires)."""

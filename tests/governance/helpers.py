@@ -20,7 +20,11 @@ def source(engine: Engine, name: str, type_: str, domain: str = "data") -> None:
 
 
 def jobs(
-    engine: Engine, src: str, records: Sequence[JobRecord], domain: str = "data", now: datetime | None = None
+    engine: Engine,
+    src: str,
+    records: Sequence[JobRecord],
+    domain: str = "data",
+    now: datetime | None = None,
 ) -> None:
     with session_scope(engine) as s:
         apply_inventory(s, source=src, domain=domain, records=records, now=now)

@@ -43,7 +43,9 @@ def test_cron_calendar_agrees_with_the_cron_adapter_schedule() -> None:
     for expr in ("*/7 * * * *", "0 9-17/2 * * mon-fri", "15 3 1,15 * 5", "@hourly", "0 0 29 2 *"):
         cal = _cal(CronAdapter, expr, "Europe/Berlin")
         ours = cal.between(T0, T0 + timedelta(days=2))  # type: ignore[attr-defined]
-        theirs = parse_schedule(expr).between(T0.astimezone(zone), (T0 + timedelta(days=2)).astimezone(zone))
+        theirs = parse_schedule(expr).between(
+            T0.astimezone(zone), (T0 + timedelta(days=2)).astimezone(zone)
+        )
         assert ours == [t.astimezone(UTC) for t in theirs], expr
 
 
@@ -71,7 +73,10 @@ def test_kubernetes_time_zone_and_every() -> None:
     cal = _cal(KubernetesAdapter, "0 9 * * 1-5", "Asia/Tokyo")
     got = cal.between(T0, T0 + timedelta(days=4))  # type: ignore[attr-defined]
     # Saturday 7 March: next weekday 09:00 JST is Monday 9 March 00:00Z.
-    assert got[:2] == [datetime(2026, 3, 9, 0, 0, tzinfo=UTC), datetime(2026, 3, 10, 0, 0, tzinfo=UTC)]
+    assert got[:2] == [
+        datetime(2026, 3, 9, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 10, 0, 0, tzinfo=UTC),
+    ]
     none = KubernetesAdapter.schedule_calendar(
         job_id="x", expression="@every 5m", timezone="UTC", next_run_at=None
     )
@@ -81,7 +86,10 @@ def test_kubernetes_time_zone_and_every() -> None:
 def test_vixie_day_or_rule() -> None:
     # Both day fields restricted: the 13th OR a Friday.
     cal = calendar_from_cron("0 0 13 * 5")
-    days = {t.day for t in cal.between(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 28, tzinfo=UTC))}
+    days = {
+        t.day
+        for t in cal.between(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 28, tzinfo=UTC))
+    }
     assert days == {6, 13, 20, 27}
 
 
@@ -97,13 +105,29 @@ def test_forecaster_from_stored_jobs_is_incremental(engine: Engine) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     source(engine, "cron-a", "cron")
     source(engine, "k8s-a", "kubernetes")
-    jobs(engine, "cron-a", [job("h1:/etc/crontab:3", "0 * * * *", "UTC"), job("paused", "0 * * * *", "UTC", paused=True)])
+    jobs(
+        engine,
+        "cron-a",
+        [
+            job("h1:/etc/crontab:3", "0 * * * *", "UTC"),
+            job("paused", "0 * * * *", "UTC", paused=True),
+        ],
+    )
     jobs(engine, "k8s-a", [job("ns/report@abc", "30 * * * *", "UTC")])
     base = now - timedelta(days=1)
     runs(
         engine,
         "k8s-a",
-        [run(f"r{i}", "ns/report@abc", RunState.SUCCESS, base + timedelta(hours=i), base + timedelta(hours=i, minutes=10 + i % 2)) for i in range(8)],
+        [
+            run(
+                f"r{i}",
+                "ns/report@abc",
+                RunState.SUCCESS,
+                base + timedelta(hours=i),
+                base + timedelta(hours=i, minutes=10 + i % 2),
+            )
+            for i in range(8)
+        ],
     )
     f = Forecaster(engine)
     first = f.refresh(now)
@@ -115,10 +139,28 @@ def test_forecaster_from_stored_jobs_is_incremental(engine: Engine) -> None:
     assert len(by_job["cron-a/h1:/etc/crontab:3"]) == 24
     assert "cron-a/paused" not in by_job  # a paused job has no expected runs
     report = [e for e in window if e.job_uid == "k8s-a/ns/report@abc"]
-    assert report[0].end is not None and report[0].end - report[0].at == timedelta(minutes=10, seconds=30)
+    assert report[0].end is not None and report[0].end - report[0].at == timedelta(
+        minutes=10, seconds=30
+    )
     second = f.refresh(now + timedelta(minutes=5))
     assert second.recomputed == 0  # nothing changed, the window still covers the horizon
-    jobs(engine, "cron-a", [job("h1:/etc/crontab:3", "0 */2 * * *", "UTC"), job("paused", "0 * * * *", "UTC", paused=True)])
+    jobs(
+        engine,
+        "cron-a",
+        [
+            job("h1:/etc/crontab:3", "0 */2 * * *", "UTC"),
+            job("paused", "0 * * * *", "UTC", paused=True),
+        ],
+    )
     third = f.refresh(now + timedelta(minutes=6))
     assert third.recomputed == 1
-    assert len([e for e in f.window(now, now + timedelta(hours=24)) if e.job_uid.startswith("cron-a/h1")]) == 12
+    assert (
+        len(
+            [
+                e
+                for e in f.window(now, now + timedelta(hours=24))
+                if e.job_uid.startswith("cron-a/h1")
+            ]
+        )
+        == 12
+    )

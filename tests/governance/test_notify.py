@@ -46,7 +46,7 @@ class Receiver:
         outer = self
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 outer.bodies.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 code = 500 if len(outer.bodies) <= outer.fail_first else 200
@@ -144,14 +144,28 @@ spec:
     hooks = receivers["webhook"].bodies
     assert len(hooks) == 3  # 500, 200 (event 2), 200 (event 1 retried)
     for headers, body in hooks:
-        mac = hmac.new(SECRET.encode(), headers["x-accord-timestamp"].encode() + b"." + body, hashlib.sha256)
+        mac = hmac.new(
+            SECRET.encode(), headers["x-accord-timestamp"].encode() + b"." + body, hashlib.sha256
+        )
         assert headers["x-accord-signature"] == "sha256=" + mac.hexdigest()
         payload = json.loads(body)
         assert payload["kind"] == "notification" and payload["type"] == "run.failed"
         assert payload["notifier"] == "hook" and payload["incident"].startswith("run.failed:")
     with session_scope(engine, write=False) as s:
-        rows = s.execute(select(Notification).where(col(Notification.notifier) == "hook").order_by(col(Notification.id))).scalars().all()
-        audit = s.execute(select(AuditRecord).where(col(AuditRecord.action) == "notify")).scalars().all()
+        rows = (
+            s.execute(
+                select(Notification)
+                .where(col(Notification.notifier) == "hook")
+                .order_by(col(Notification.id))
+            )
+            .scalars()
+            .all()
+        )
+        audit = (
+            s.execute(select(AuditRecord).where(col(AuditRecord.action) == "notify"))
+            .scalars()
+            .all()
+        )
     first = rows[0]
     assert first.status == "sent" and [d["ok"] for d in first.deliveries] == [False, True]
     assert "HTTP 500" in first.deliveries[0]["detail"]
@@ -159,7 +173,9 @@ spec:
     assert SECRET not in json.dumps([a.details for a in audit])
 
 
-def test_teams_card_and_rate_limit_digest(engine: Engine, receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_teams_card_and_rate_limit_digest(
+    engine: Engine, receivers: dict[str, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = _resolver(monkeypatch)
     apply_yaml(
         engine,
@@ -167,14 +183,18 @@ def test_teams_card_and_rate_limit_digest(engine: Engine, receivers: dict[str, R
 apiVersion: accord.dev/v1
 kind: Notifier
 metadata: {{name: msteams, domain: data}}
-spec: {{type: teams, url: {receivers["teams"].url}, ratePerHour: 2, route: {{events: [run.failed]}}}}
+spec:
+  type: teams
+  url: {receivers["teams"].url}
+  ratePerHour: 2
+  route: {{events: [run.failed]}}
 """,
     )
     for i in range(5):
         notify(engine, _event(i))
     res = anyio.run(lambda: deliver_due(engine, secrets=secrets))
     assert res.sent == 5 and res.digests == 1  # 5 due, 2 allowed: one digest message
-    (headers, body), = receivers["teams"].bodies
+    ((_headers, body),) = receivers["teams"].bodies
     card = json.loads(body)
     assert card["type"] == "message"
     att = card["attachments"][0]
@@ -196,13 +216,22 @@ def _cert(tmp: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     c, k = tmp / "cert.pem", tmp / "key.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return c, k
 
 
@@ -210,12 +239,14 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 
 
-def test_email_over_smtp_with_starttls(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_over_smtp_with_starttls(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secrets = _resolver(monkeypatch)
     cert, key = _cert(tmp_path)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -235,14 +266,19 @@ kind: Notifier
 metadata: {{name: oncall-mail, domain: data}}
 spec:
   type: email
-  smtp: {{host: 127.0.0.1, port: {port}, from: accord@example.org, to: [oncall@example.org], caFile: {cert}}}
+  smtp:
+    host: 127.0.0.1
+    port: {port}
+    from: accord@example.org
+    to: [oncall@example.org]
+    caFile: {cert}
   route: {{events: [run.failed, run.missed]}}
 """,
         )
         notify(engine, _event(7))
         res = anyio.run(lambda: deliver_due(engine, secrets=secrets))
         assert res.sent == 1, res
-        (sender, rcpts, content), = inbox.messages
+        ((sender, rcpts, content),) = inbox.messages
         assert sender == "accord@example.org" and rcpts == ["oncall@example.org"]
         assert b"Subject: Run failed: fake/etl #7" in content
         assert b"exit 1" in content

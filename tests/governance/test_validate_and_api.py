@@ -59,7 +59,11 @@ def test_forecast_and_sla_api_filtered_by_authorization(api: Api) -> None:
     r = api.get("admin", "/api/v1/forecast", params={"source": "fake-data", "q": "etl"})
     assert {i["job_uid"] for i in r.json()["items"]} == {"fake-data/etl_orders"}
     now = datetime.now(UTC)
-    r = api.get("admin", "/api/v1/forecast", params={"from": (now + timedelta(days=2)).isoformat(), "to": now.isoformat()})
+    r = api.get(
+        "admin",
+        "/api/v1/forecast",
+        params={"from": (now + timedelta(days=2)).isoformat(), "to": now.isoformat()},
+    )
     assert r.status_code == 422
     apply_yaml(
         api.engine,
@@ -72,6 +76,8 @@ spec: {selector: {jobs: ["fake-data/etl_*"]}, maxAge: 1h}
     )
     anyio.run(api.client.app.state.evaluator.run_once)  # type: ignore[attr-defined]
     slas = api.get("admin", "/api/v1/slas").json()
-    assert [(s["sla"], s["job_uid"], s["state"]) for s in slas] == [("fresh-orders", "fake-data/etl_orders", "breached")]
+    assert [(s["sla"], s["job_uid"], s["state"]) for s in slas] == [
+        ("fresh-orders", "fake-data/etl_orders", "breached")
+    ]
     assert slas[0]["reason"] == "no successful run recorded"
     assert api.get("viewer-ops", "/api/v1/slas").json() == []

@@ -19,7 +19,7 @@ from ..errors import ApiError
 
 router = APIRouter(prefix="/api/v1", tags=["forecast"])
 Reader = Depends(require("read"))
-_MAX_WINDOW = timedelta(days=7)
+_AHEAD = timedelta(hours=48)  # the forecaster keeps 48 h ahead (and 26 h behind)
 
 
 class ForecastRun(BaseModel):
@@ -40,6 +40,7 @@ class ForecastPublic(BaseModel):
     start: datetime
     end: datetime
     computed_at: datetime | None
+    total: int
     items: list[ForecastRun]
     truncated: bool
 
@@ -69,17 +70,17 @@ async def forecast(
     hi = _utc(end) if end else lo + timedelta(hours=24)
     if hi <= lo:
         raise ApiError(422, "invalid_window", "'to' must be after 'from'")
-    if hi - lo > _MAX_WINDOW:
-        raise ApiError(422, "invalid_window", "the window is at most 7 days")
+    if hi > datetime.now(UTC) + _AHEAD:
+        raise ApiError(422, "invalid_window", "the forecast reaches 48 hours ahead")
     evaluator: Evaluator = request.app.state.evaluator
     fc = evaluator.forecaster
     if fc.refreshed_at is None:
         await in_thread(request, lambda _s: fc.refresh())
     filt = queries.JobFilter(source=source, domain=domain, label=label, q=q)
     uids = await in_thread(request, lambda s: _visible_uids(s, principal, filt))
-    rows = fc.window(lo, hi, uids)
+    total, rows = fc.window_page(lo, hi, uids, limit=limit)
     items = []
-    for e in rows[:limit]:
+    for e in rows:
         job = fc.job(e.job_uid)
         if job is None:
             continue
@@ -100,7 +101,12 @@ async def forecast(
             )
         )
     return ForecastPublic(
-        start=lo, end=hi, computed_at=fc.refreshed_at, items=items, truncated=len(rows) > limit
+        start=lo,
+        end=hi,
+        total=total,
+        computed_at=fc.refreshed_at,
+        items=items,
+        truncated=total > len(rows),
     )
 
 

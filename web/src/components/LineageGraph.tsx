@@ -19,6 +19,7 @@ export function LineageGraph({
   impact,
   onSelect,
   onOpen,
+  critical,
   height = 520,
 }: {
   data: Lineage;
@@ -26,6 +27,8 @@ export function LineageGraph({
   impact: boolean;
   onSelect: (uid: string | null) => void;
   onOpen?: (uid: string) => void;
+  /** Job uids on an SLA's critical path: drawn highlighted whatever the selection. */
+  critical?: string[];
   height?: number;
 }) {
   const pos = useMemo(() => layout(data.nodes, data.edges), [data]);
@@ -52,7 +55,7 @@ export function LineageGraph({
           "lnode",
           `lnode-${n.kind}`,
           n.last_run_state ? `lstate-${n.last_run_state}` : "",
-          `hl-${hl.get(n.uid) ?? "none"}`,
+          critical?.includes(n.uid) ? "hl-critical" : `hl-${hl.get(n.uid) ?? "none"}`,
           n.uid === data.root ? "lnode-root" : "",
           n.tombstoned ? "lnode-gone" : "",
         ].join(" "),
@@ -62,7 +65,7 @@ export function LineageGraph({
         height: NODE_H,
         style: { width: NODE_W, height: NODE_H },
       })),
-    [data, pos, hl],
+    [data, pos, hl, critical],
   );
   const edges: Edge[] = useMemo(
     () =>
