@@ -164,3 +164,23 @@ def test_forecaster_from_stored_jobs_is_incremental(engine: Engine) -> None:
         )
         == 12
     )
+
+
+def test_airflow_cron_timetable_aligned_with_the_reported_next_run() -> None:
+    from adapters.airflow.adapter import AirflowAdapter
+
+    # A DAG at 02:00 Europe/Paris (CET, UTC+1): Airflow reports 01:00Z as its next run.
+    reported = datetime(2026, 1, 10, 1, 0, tzinfo=UTC)
+    cal = AirflowAdapter.schedule_calendar(
+        job_id="etl", expression="0 2 * * *", timezone=None, next_run_at=reported
+    )
+    assert cal is not None
+    got = cal.between(reported - timedelta(minutes=1), reported + timedelta(days=2))
+    assert got == [reported, reported + timedelta(days=1), reported + timedelta(days=2)]
+    for summary in ("Asset", "None", "@once"):
+        assert (
+            AirflowAdapter.schedule_calendar(
+                job_id="etl", expression=summary, timezone=None, next_run_at=reported
+            )
+            is None
+        )
