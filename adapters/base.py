@@ -40,6 +40,13 @@ Contract (checked for every registered adapter by ``adapters.testing.contract``)
   the source's own worker threads, at most ``ctx.concurrency`` at once — never in AnyIO's
   default thread pool, which the API shares: a slow source must not starve the API.
 * ``aclose`` releases connections (and, in :class:`BaseAdapter`, the source's threads).
+* Optional, for forecasts and missed runs: the classmethod ``schedule_calendar(job_id=,
+  expression=, timezone=, next_run_at=)`` turns a stored job schedule (what ``list_jobs``
+  reported as ``schedule`` and ``next_run_at``) into a :class:`~gateway.model.calendar.
+  Calendar`, or None when the dialect has no calendar (an asset-triggered DAG, ``@every``).
+  The gateway never parses a tool's dialect itself. ``reports_missed_runs = True`` says the
+  adapter records missed runs itself (cron, Kubernetes); for the others the gateway does,
+  from the calendar.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -73,6 +81,7 @@ from gateway.model import (
     SourceHealth,
     SyncHint,
 )
+from gateway.model.calendar import Calendar
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -251,6 +260,7 @@ class BaseAdapter:
 
     info: ClassVar[AdapterInfo]
     config_model: ClassVar[type[BaseModel]]
+    reports_missed_runs: ClassVar[bool] = False
 
     def __init__(self, ctx: AdapterContext, config: BaseModel) -> None:
         self.ctx = ctx
@@ -261,6 +271,18 @@ class BaseAdapter:
     def capabilities_for(cls, config: BaseModel) -> frozenset[Capability]:
         """What a source of this type with these settings can do (default: ``info``)."""
         return cls.info.capabilities
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """The calendar of a stored schedule (default: the tool has no calendar dialect)."""
+        return None
 
     @property
     def capabilities(self) -> frozenset[Capability]:

@@ -209,6 +209,25 @@ def governance_documents() -> list[dict[str, Any]]:
             "orders-fresh",
             {"selector": {"jobs": ["demo-etl/ingest_orders"]}, "maxDuration": "30m"},
         ),
+        # At risk most of the day: the daily report's data must never be older than 23 h,
+        # and the next run (06:00, ~20 min) is predicted to end after the data expires.
+        _doc(
+            "SLA",
+            "finance-report-fresh",
+            {"selector": {"jobs": ["demo-etl/finance_report"]}, "maxAge": "23h"},
+            domain="data",
+        ),
+        # The nightly vacuum waits for the revenue mart (a depends_on edge across sources).
+        _doc(
+            "SLA",
+            "vacuum-by-four",
+            {
+                "selector": {"jobs": ["demo-platform/warehouse-vacuum"]},
+                "finishBy": "04:00",
+                "timezone": "UTC",
+            },
+            domain="platform",
+        ),
         *rules,
     ]
 

@@ -49,6 +49,7 @@ from gateway.model import (
     SourceHealth,
     Trigger,
 )
+from gateway.model.calendar import Calendar, calendar_from_cron
 
 from . import actions
 from . import spool as _spool
@@ -56,6 +57,7 @@ from .config import CronConfig
 from .missed import missed_runs
 from .observe import HostReader, JobIndex, syslog_record
 from .parser import CronLine, Discovery
+from .schedule import ScheduleError, parse_schedule
 from .spool_read import iter_runs, read_run
 from .syslog import FileCursor, Pairing
 
@@ -129,6 +131,30 @@ class CronAdapter(BaseAdapter):
         description="Unix cron: crontab lines, runs from accord exec and cron's log, missed runs",
     )
     config_model: ClassVar[type[BaseModel]] = CronConfig
+    reports_missed_runs: ClassVar[bool] = True  # adapters/cron/missed.py
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """Vixie cron: five fields or an ``@special`` (``@reboot`` has no calendar), on the
+        wall clock of the line's ``CRON_TZ`` (else the daemon's zone)."""
+        try:
+            schedule = parse_schedule(expression)
+        except ScheduleError:
+            return None
+        if schedule.fields is None:
+            return None
+        try:
+            return calendar_from_cron(schedule.fields, timezone or "UTC")
+        except (ValueError, KeyError):
+            return None
+
     # The gateway polls local-mode sources (and also accepts pushes from accord exec).
     polls: ClassVar[bool] = True
 

@@ -35,6 +35,7 @@ from gateway.model import (
     SourceHealth,
     Trigger,
 )
+from gateway.model.calendar import Calendar, calendar_from_cron
 
 __all__ = ["DemoAdapter", "DemoConfig", "DemoJob"]
 
@@ -96,6 +97,21 @@ class DemoAdapter(BaseAdapter):
         description="Synthetic jobs and runs for the demo federation.",
     )
     config_model: ClassVar[type[BaseModel]] = DemoConfig
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """Schedules are five-field cron expressions in UTC (or the zone reported)."""
+        try:
+            return calendar_from_cron(expression, timezone or "UTC")
+        except (ValueError, KeyError):
+            return None
 
     def __init__(self, ctx: AdapterContext, config: BaseModel) -> None:
         super().__init__(ctx, config)

@@ -61,6 +61,7 @@ from gateway.model import (
     StepRecord,
     Trigger,
 )
+from gateway.model.calendar import Calendar, CalendarLine
 
 from .client import (
     JenkinsAuthFailed,
@@ -220,6 +221,35 @@ class JenkinsAdapter(BaseAdapter):
         ),
     )
     config_model: ClassVar[type[BaseModel]] = JenkinsConfig
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """Jenkins timer specs: ``H`` resolved with Jenkins' own hash of the job's full name
+        (the job id), every line, all five fields must match (no day OR)."""
+        try:
+            spec = parse_spec(expression, job_id)
+        except SpecError:
+            return None
+        lines = tuple(
+            CalendarLine(
+                minutes=tuple(sorted(line.minutes)),
+                hours=tuple(sorted(line.hours)),
+                days=line.days,
+                months=line.months,
+                weekdays=line.weekdays,
+                day_or=False,
+            )
+            for line in spec.lines
+        )
+        return Calendar(lines, spec.timezone or timezone or "UTC") if lines else None
+
     config: JenkinsConfig
 
     def __init__(

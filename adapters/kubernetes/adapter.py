@@ -50,6 +50,7 @@ from gateway.model import (
     RunRecord,
     SourceHealth,
 )
+from gateway.model.calendar import Calendar, calendar_from_cron
 
 from ._cache import (
     AFTER_ANNOTATION,
@@ -124,6 +125,26 @@ class KubernetesAdapter(BaseAdapter):
         ),
     )
     config_model: ClassVar[type[BaseModel]] = KubernetesConfig
+    reports_missed_runs: ClassVar[bool] = True  # the cache records Missed / Skipped runs
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """A CronJob's ``schedule`` in its ``timeZone`` (else the controller's zone, as the
+        source reported it); ``@every`` intervals have no calendar."""
+        if expression.startswith("@every"):
+            return None
+        try:
+            return calendar_from_cron(expression, timezone or "UTC")
+        except (ValueError, KeyError):
+            return None
+
     config: KubernetesConfig
 
     def __init__(

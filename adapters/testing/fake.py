@@ -41,6 +41,7 @@ from gateway.model import (
     SyncHint,
     Trigger,
 )
+from gateway.model.calendar import Calendar, calendar_from_cron
 
 __all__ = ["FakeAdapter", "FakeConfig", "FakeSystem", "systems"]
 
@@ -135,6 +136,21 @@ class FakeAdapter(BaseAdapter):
         simulator=True,
     )
     config_model: ClassVar[type[BaseModel]] = FakeConfig
+
+    @classmethod
+    def schedule_calendar(
+        cls,
+        *,
+        job_id: str,
+        expression: str,
+        timezone: str | None,
+        next_run_at: datetime | None,
+    ) -> Calendar | None:
+        """Schedules are five-field cron expressions in UTC (or the zone reported)."""
+        try:
+            return calendar_from_cron(expression, timezone or "UTC")
+        except (ValueError, KeyError):
+            return None
 
     def __init__(self, ctx: AdapterContext, config: BaseModel) -> None:
         super().__init__(ctx, config)

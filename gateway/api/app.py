@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.agents import McpEndpoint
 from gateway.authz import PolicyCache
+from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
@@ -37,6 +38,7 @@ from .routes import (
     approvals,
     audit,
     config,
+    forecast,
     health,
     hooks,
     jobs,
@@ -139,6 +141,22 @@ def request_shutdown(app: FastAPI) -> None:
         loop.call_soon_threadsafe(app.state.begin_shutdown)
 
 
+def _build_routes(app: FastAPI) -> None:
+    """Build every route's parameter and response models now, in this thread.
+
+    FastAPI builds them on a route's first request. The route objects of the module-level
+    routers are shared by every app in the process, and pydantic's schema building is not
+    thread-safe, so two apps (or a first burst of requests) building at once can fail.
+    ``effective_candidates`` is FastAPI's own lazy step; without it (other FastAPI
+    versions build eagerly) there is nothing to do."""
+    pending: list[Any] = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        build = getattr(route, "effective_candidates", None)
+        if callable(build):
+            pending.extend(build())
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -151,8 +169,16 @@ def create_app(
     broadcaster = Broadcaster()
     metrics = Metrics(engine)
 
+    secret_policy = SecretPolicy.from_settings(settings)
+    evaluator = Evaluator(
+        engine,
+        secrets=secret_policy.resolve,
+        publish=lambda kind, domain, job, data: broadcaster.publish(Event(kind, domain, job, data)),
+    )
+
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
+        evaluator.observe(changes)
         for ch in changes:
             broadcaster.publish(
                 Event(
@@ -199,11 +225,13 @@ def create_app(
         if manager is not None:
             await manager.start()
         housekeeping.start()
+        evaluator.start()
         try:
             async with app.state.mcp.run():
                 yield
         finally:
             begin_shutdown()
+            await evaluator.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
@@ -220,6 +248,7 @@ def create_app(
     app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
+    app.state.evaluator = evaluator
     app.state.policy = PolicyCache(engine)
     app.state.events = broadcaster
     app.state.metrics = metrics
@@ -259,6 +288,7 @@ def create_app(
         approvals,
         violations,
         policy,
+        forecast,
     ):
         app.include_router(r.router)
     install_docs(app, title="Accord")
@@ -279,5 +309,6 @@ def create_app(
     def api_root() -> JSONResponse:
         return JSONResponse({"name": "accord", "version": "0.1.0", "openapi": "/openapi.json"})
 
+    _build_routes(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

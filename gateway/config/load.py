@@ -18,7 +18,14 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from adapters.base import AdapterConfigError, UnknownAdapterType, registry
 from gateway.governance.compliance import RuleSyntaxError, compile_expression
 from gateway.governance.guardrails import check_supported
-from gateway.model.resources import API_VERSION, KINDS, ComplianceRule, Guardrail, Source
+from gateway.model.resources import (
+    API_VERSION,
+    KINDS,
+    ComplianceRule,
+    Guardrail,
+    Notifier,
+    Source,
+)
 from gateway.secrets import SecretPolicy, find_refs
 from gateway.settings import Settings
 
@@ -174,6 +181,11 @@ def load_documents(
                 compile_expression(resource.spec.expression)
             except RuleSyntaxError as exc:
                 result.errors.append(ConfigError(fname, idx, "spec.expression", str(exc), label))
+        if isinstance(resource, Notifier) and policy is not None:
+            for path, ref in find_refs(resource.spec):
+                refused = policy.refusal(ref)
+                if refused is not None:
+                    result.errors.append(ConfigError(fname, idx, path, refused, label))
         if isinstance(resource, Guardrail):
             problem = check_supported(resource)
             if problem:

@@ -25,7 +25,9 @@ from .enums import RunState
 
 __all__ = [
     "API_VERSION",
+    "EVENT_TYPES",
     "KINDS",
+    "SEVERITIES",
     "SLA",
     "ComplianceRule",
     "Dependency",
@@ -292,11 +294,69 @@ class Dependency(_Doc):
     spec: DependencySpec
 
 
+_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+SEVERITIES = ("info", "warning", "critical")
+EVENT_TYPES = (
+    "run.failed",
+    "run.missed",
+    "sla.at_risk",
+    "sla.breached",
+    "sla.ok",
+    "violation.opened",
+    "approval.requested",
+    "dependency.held",
+)
+
+
+def _check_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin' or 'UTC')"
+        ) from None
+    return value
+
+
+def _check_time_of_day(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HHMM.match(value.strip()):
+        raise ValueError(f"not a time of day: {value!r} (use HH:MM, 24-hour, e.g. '06:30')")
+    hh, mm = value.strip().split(":")
+    return f"{int(hh):02d}:{mm}"
+
+
 class SLASpec(_Strict):
+    """Objectives for every job the selector matches (one SLA instance per job).
+
+    ``startBy``/``finishBy``: a run must start / succeed by this time of day (HH:MM in
+    ``timezone``) on every local day the job is expected to run. ``maxDuration``: no run
+    may take longer. ``maxAge``: the last success may never be older (freshness)."""
+
     selector: JobSelector
-    max_duration: Duration | None = Field(default=None, alias="maxDuration")
-    deadline: str | None = Field(default=None, description="HH:MM by which a run must succeed")
+    start_by: str | None = Field(default=None, alias="startBy", description="HH:MM")
+    finish_by: str | None = Field(default=None, alias="finishBy", description="HH:MM")
+    deadline: str | None = Field(default=None, description="HH:MM; the same as finishBy")
     timezone: str = "UTC"
+    max_duration: Duration | None = Field(default=None, alias="maxDuration")
+    max_age: Duration | None = Field(default=None, alias="maxAge")
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    _times = field_validator("start_by", "finish_by", "deadline")(_check_time_of_day)
+    _zone = field_validator("timezone")(_check_zone)
+
+    @model_validator(mode="after")
+    def _objective(self) -> SLASpec:
+        if self.deadline is not None and self.finish_by is None:
+            self.finish_by = self.deadline
+        if not (self.start_by or self.finish_by or self.max_duration or self.max_age):
+            raise ValueError(
+                "an SLA needs at least one objective: startBy, finishBy, maxDuration or maxAge"
+            )
+        return self
 
 
 class SLA(_Doc):
@@ -304,11 +364,71 @@ class SLA(_Doc):
     spec: SLASpec
 
 
+class SmtpSpec(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = Field(default=True, description="upgrade with STARTTLS")
+    username: str | None = None
+    password_from: SecretRef | None = Field(default=None, alias="passwordFrom")
+    sender: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = Field(default=timedelta(seconds=20))
+    ca_file: str | None = Field(
+        default=None, alias="caFile", description="CA bundle to verify the server (PEM)"
+    )
+
+
+class RouteSpec(_Strict):
+    """Which events go to a notifier (empty lists match everything)."""
+
+    events: list[str] = Field(default_factory=lambda: ["run.failed", "run.missed"])
+    domains: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    min_severity: Literal["info", "warning", "critical"] = Field(
+        default="info", alias="minSeverity"
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [e for e in v if e not in EVENT_TYPES and e != "*"]
+        if bad:
+            raise ValueError(f"unknown event type(s) {bad}; known: {', '.join(EVENT_TYPES)}")
+        return v
+
+
 class NotifierSpec(_Strict):
-    type: Literal["webhook", "slack", "email"]
+    """``webhook`` (JSON, signed with HMAC-SHA256 when ``secretFrom`` is set), ``slack`` and
+    ``teams`` (incoming webhooks), ``email`` (SMTP with STARTTLS)."""
+
+    type: Literal["webhook", "slack", "teams", "email"]
     url: str | None = None
     url_from: SecretRef | None = Field(default=None, alias="urlFrom")
-    events: list[str] = Field(default_factory=lambda: ["run.failed"])
+    secret_from: SecretRef | None = Field(default=None, alias="secretFrom")
+    smtp: SmtpSpec | None = None
+    events: list[str] | None = Field(
+        default=None, description="shorthand for route.events (kept for older documents)"
+    )
+    route: RouteSpec = Field(default_factory=RouteSpec)
+    rate_per_hour: int = Field(default=60, alias="ratePerHour", ge=1, le=10_000)
+    digest: Duration | None = Field(
+        default=None, description="collect messages and send one digest per this period"
+    )
+    max_attempts: int = Field(default=6, alias="maxAttempts", ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotifierSpec:
+        if self.events is not None:
+            checked = RouteSpec(events=self.events).events
+            self.route = self.route.model_copy(update={"events": checked})
+        if self.type == "email":
+            if self.smtp is None:
+                raise ValueError("an email notifier needs 'smtp' (host, from, to)")
+        elif (self.url is None) == (self.url_from is None):
+            raise ValueError(f"a {self.type} notifier needs exactly one of 'url' or 'urlFrom'")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be http(s), got {self.url!r}")
+        return self
 
 
 class Notifier(_Doc):

@@ -19,8 +19,11 @@ __all__ = [
     "Edge",
     "Job",
     "Meta",
+    "Notification",
     "Run",
     "RunEvent",
+    "ScheduleWatch",
+    "SlaState",
     "Source",
     "Step",
     "Violation",
@@ -271,3 +274,60 @@ class Violation(SQLModel, table=True):
     last_seen: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     resolved_at: datetime | None = _dt()
     resolution: str | None = None  # fixed | rule-removed | job-gone
+
+
+class SlaState(SQLModel, table=True):
+    """The current state of one SLA instance (an SLA document applied to one job)."""
+
+    __tablename__ = "sla_state"
+    __table_args__ = (UniqueConstraint("sla", "job_uid", name="uq_sla_state"),)
+    id: int | None = Field(default=None, primary_key=True)
+    sla: str = Field(index=True)
+    job_uid: str = Field(index=True)
+    domain: str = Field(index=True)
+    state: str  # ok | at_risk | breached
+    reason: str = Field(default="", sa_type=Text)
+    deadline: datetime | None = _dt()
+    predicted_end: datetime | None = _dt()
+    details: dict[str, Any] = _json(dict)  # objective, critical path, figures
+    since: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    evaluated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Notification(SQLModel, table=True):
+    """One message for one incident to one notifier: the outbox and its delivery record.
+
+    ``incident`` is the deduplication key (the same incident seen on every poll is one row);
+    ``deliveries`` lists every attempt with its outcome."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("notifier", "incident", name="uq_notification_incident"),
+        Index("ix_notification_due", "status", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    notifier: str
+    incident: str
+    event_type: str
+    severity: str
+    domain: str = Field(index=True)
+    job_uid: str | None = None
+    title: str = Field(sa_type=Text)
+    text: str = Field(default="", sa_type=Text)
+    data: dict[str, Any] = _json(dict)
+    status: str = "pending"  # pending | sent | failed | suppressed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    deliveries: list[dict[str, Any]] = _json(list)
+    digest_id: int | None = None  # sent as part of the digest message of this row
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = _dt()
+
+
+class ScheduleWatch(SQLModel, table=True):
+    """Missed-run detection: expected starts of a job up to ``judged_until`` were judged."""
+
+    __tablename__ = "schedule_watch"
+    job_uid: str = Field(primary_key=True)
+    judged_until: datetime = Field(sa_type=UTCDateTime)

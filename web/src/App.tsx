@@ -16,6 +16,8 @@ const LineagePage = lazy(() => import("./pages/LineageModes").then((m) => ({ def
 const RunDetail = lazy(() => import("./pages/RunDetail").then((m) => ({ default: m.RunDetail })));
 const Runs = lazy(() => import("./pages/Runs").then((m) => ({ default: m.Runs })));
 const Sources = lazy(() => import("./pages/Sources").then((m) => ({ default: m.Sources })));
+const Forecast = lazy(() => import("./pages/Forecast").then((m) => ({ default: m.Forecast })));
+const Slas = lazy(() => import("./pages/Slas").then((m) => ({ default: m.Slas })));
 
 
 
@@ -42,6 +44,10 @@ function Page({ route }: { route: Route }) {
       return <Audit route={route} />;
     case "sources":
       return <Sources />;
+    case "forecast":
+      return <Forecast />;
+    case "slas":
+      return <Slas route={route} />;
     default:
       return (
         <Empty>

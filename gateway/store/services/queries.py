@@ -169,6 +169,12 @@ def list_jobs(
     return Page(rows[:limit], nxt)
 
 
+def job_uids(session: Session, *, visible: Visible, filt: JobFilter) -> set[str]:
+    """The uids of every job the filter and the subject's grants select."""
+    conds = _job_conds(filt, visible)
+    return set(session.execute(select(col(Job.uid)).where(and_(*conds))).scalars())
+
+
 def count_jobs(session: Session, *, visible: Visible, filt: JobFilter) -> int:
     conds = _job_conds(filt, visible)
     return int(

@@ -648,6 +648,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Forecast
+         * @description Expected runs starting in ``[from, to)`` (default: the next 24 hours).
+         */
+        get: operations["forecast_api_v1_forecast_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/slas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Slas
+         * @description SLA instances: at risk first, then breached, then ok.
+         */
+        get: operations["list_slas_api_v1_slas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -863,6 +903,55 @@ export interface components {
         DecisionRequest: {
             /** Reason */
             reason?: string | null;
+        };
+        /** ForecastPublic */
+        ForecastPublic: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Computed At */
+            computed_at: string | null;
+            /** Total */
+            total: number;
+            /** Items */
+            items: components["schemas"]["ForecastRun"][];
+            /** Truncated */
+            truncated: boolean;
+        };
+        /** ForecastRun */
+        ForecastRun: {
+            /** Job Uid */
+            job_uid: string;
+            /** Job Name */
+            job_name: string;
+            /** Source */
+            source: string;
+            /** Source Type */
+            source_type: string;
+            /** Domain */
+            domain: string;
+            /**
+             * Expected At
+             * Format: date-time
+             */
+            expected_at: string;
+            /** Predicted End */
+            predicted_end: string | null;
+            /** Duration Median S */
+            duration_median_s: number | null;
+            /** Duration P90 S */
+            duration_p90_s: number | null;
+            /** Samples */
+            samples: number;
+            /** Basis */
+            basis: string;
         };
         /** GuardrailPublic */
         GuardrailPublic: {
@@ -1412,6 +1501,37 @@ export interface components {
             timezone: string | null;
             /** Text */
             text: string | null;
+        };
+        /** SlaPublic */
+        SlaPublic: {
+            /** Sla */
+            sla: string;
+            /** Job Uid */
+            job_uid: string;
+            /** Domain */
+            domain: string;
+            /** State */
+            state: string;
+            /** Reason */
+            reason: string;
+            /** Objective */
+            objective: string;
+            /** Deadline */
+            deadline: string | null;
+            /** Predicted End */
+            predicted_end: string | null;
+            /** Critical Path */
+            critical_path: string[];
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Evaluated At
+             * Format: date-time
+             */
+            evaluated_at: string;
         };
         /**
          * SourceHealth
@@ -2642,6 +2762,77 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PolicyView"];
+                };
+            };
+        };
+    };
+    forecast_api_v1_forecast_get: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                source?: string | null;
+                domain?: string | null;
+                label?: string | null;
+                q?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_slas_api_v1_slas_get: {
+        parameters: {
+            query?: {
+                state?: string | null;
+                sla?: string | null;
+                /** @description job uid */
+                job?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SlaPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -9,6 +9,8 @@ const NAV: { path: string; label: string; key: string }[] = [
   { path: "/jobs", label: "Jobs", key: "j" },
   { path: "/runs", label: "Runs", key: "r" },
   { path: "/lineage", label: "Lineage", key: "l" },
+  { path: "/forecast", label: "Forecast", key: "f" },
+  { path: "/slas", label: "SLAs", key: "e" },
   { path: "/governance", label: "Governance", key: "g" },
   { path: "/audit", label: "Audit", key: "a" },
   { path: "/sources", label: "Sources", key: "s" },

@@ -20,6 +20,7 @@ export function LineageGraph({
   impact,
   onSelect,
   onOpen,
+  critical,
   height = 520,
 }: {
   data: Lineage;
@@ -27,6 +28,8 @@ export function LineageGraph({
   impact: boolean;
   onSelect: (uid: string | null) => void;
   onOpen?: (uid: string) => void;
+  /** Job uids on an SLA's critical path: drawn highlighted whatever the selection. */
+  critical?: string[];
   height?: number;
 }) {
   const pos = useMemo(() => layout(data.nodes, data.edges), [data]);
@@ -61,7 +64,7 @@ export function LineageGraph({
           "lnode",
           `lnode-${n.kind}`,
           n.last_run_state ? `lstate-${n.last_run_state}` : "",
-          `hl-${hl.get(n.uid) ?? "none"}`,
+          critical?.includes(n.uid) ? "hl-critical" : `hl-${hl.get(n.uid) ?? "none"}`,
           n.uid === data.root ? "lnode-root" : "",
           n.tombstoned ? "lnode-gone" : "",
         ].join(" "),
@@ -71,7 +74,7 @@ export function LineageGraph({
         height: NODE_H,
         style: { width: NODE_W, height: NODE_H },
       })),
-    [data, pos, hl],
+    [data, pos, hl, critical],
   );
   const edges: Edge[] = useMemo(
     () =>

@@ -1,0 +1,197 @@
+"""The gateway's own periodic work for forecasts, missed runs, SLAs and notifications.
+
+``run_once`` (every ``every`` seconds from the app lifespan): refresh the forecast
+(incremental), record missed runs for tools that do not, evaluate every SLA instance and
+persist the changes (each change audited, notified and published on the event stream),
+enqueue notifications for failed runs the sync observed, and deliver what is due. All
+database work runs in worker threads; several replicas may run it at once (writes are
+idempotent by key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import httpx
+from pydantic import SecretStr
+from sqlalchemy import Engine, select
+from sqlmodel import col
+
+from gateway.model.resources import SecretRef
+from gateway.store.engine import session_scope
+from gateway.store.services.ingest import RunChange
+from gateway.store.tables import Job, Run
+from gateway.store.types import utcnow
+
+from .forecast import Forecaster
+from .missed import detect_missed
+from .notify import DeliveryResult, NotificationEvent, deliver_due, enqueue
+from .slas import SlaChange, evaluate, load_facts, persist, sla_documents
+
+__all__ = ["CycleReport", "Evaluator"]
+
+_log = logging.getLogger(__name__)
+Publish = Callable[[str, str, str | None, dict[str, Any]], None]
+
+
+@dataclass
+class CycleReport:
+    forecast: dict[str, Any] = field(default_factory=dict)
+    missed: int = 0
+    withdrawn: int = 0
+    slas: int = 0
+    sla_changes: list[SlaChange] = field(default_factory=list)
+    notified: int = 0
+    delivery: DeliveryResult | None = None
+
+
+class Evaluator:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        secrets: Callable[[SecretRef], SecretStr],
+        publish: Publish | None = None,
+        every: float = 15.0,
+        missed_grace: timedelta = timedelta(minutes=10),
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.secrets = secrets
+        self.publish = publish
+        self.every = every
+        self.missed_grace = missed_grace
+        self.client = client
+        self.clock = clock
+        self.forecaster = Forecaster(engine)
+        self._failed: list[RunChange] = []
+        self._failed_lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def observe(self, changes: Sequence[RunChange]) -> None:
+        """Run changes from the sync (any thread): failed runs become notifications."""
+        failed = [c for c in changes if c.to_state == "failed"]
+        if failed:
+            with self._failed_lock:
+                self._failed.extend(failed[:10_000])
+
+    def _cycle(self, now: datetime) -> CycleReport:
+        report = CycleReport()
+        report.forecast = self.forecaster.refresh(now).as_dict()
+        missed = detect_missed(self.engine, self.forecaster, grace=self.missed_grace, now=now)
+        withdrawn = set(missed.withdrawn)
+        recorded = [c for c in missed.recorded if c.uid not in withdrawn]
+        report.missed, report.withdrawn = len(recorded), len(withdrawn)
+        with self._failed_lock:
+            failed, self._failed = self._failed, []
+        with session_scope(self.engine) as session:
+            slas = sla_documents(session)
+        results = []
+        if slas:
+            with session_scope(self.engine, write=False) as session:
+                targets = (
+                    [j.uid for j in self.forecaster.jobs()]
+                    if any(s.max_age for _, _, s in slas)
+                    else []
+                )
+                facts = load_facts(session, now=now, job_uids=targets)
+            results = evaluate(slas, self.forecaster, facts, now=now)
+        report.slas = len(results)
+        with session_scope(self.engine) as session:
+            report.sla_changes = persist(
+                session, results, now=now, evaluated=[name for name, _, _ in slas]
+            )
+            for ch in [*recorded, *failed]:
+                report.notified += self._run_event(session, ch)
+        for ch in recorded:
+            self._publish(
+                "run.changed",
+                ch.domain,
+                ch.job_uid,
+                {
+                    "uid": ch.uid,
+                    "job_uid": ch.job_uid,
+                    "from": None,
+                    "to": ch.to_state,
+                    "missed": True,
+                },
+            )
+        for sc in report.sla_changes:
+            r = sc.result
+            self._publish(
+                "sla.changed",
+                r.domain,
+                r.job_uid,
+                {
+                    "sla": r.sla,
+                    "job_uid": r.job_uid,
+                    "from": sc.previous,
+                    "to": r.state,
+                    "reason": r.reason,
+                },
+            )
+        return report
+
+    def _run_event(self, session: Any, ch: RunChange) -> int:
+        row = session.execute(
+            select(col(Run.message), col(Run.native_state), col(Run.actor)).where(
+                col(Run.uid) == ch.uid
+            )
+        ).first()
+        job = session.execute(
+            select(col(Job.labels), col(Job.name)).where(col(Job.uid) == ch.job_uid)
+        ).first()
+        missed = row is not None and (row[1] or "").lower() == "missed"
+        kind = "run.missed" if missed else "run.failed"
+        return enqueue(
+            session,
+            NotificationEvent(
+                type=kind,
+                severity="warning",
+                domain=ch.domain,
+                title=f"{'Missed run' if missed else 'Run failed'}: {ch.job_uid}",
+                text=(row[0] or "") if row else "",
+                incident=f"{kind}:{ch.uid}",
+                job_uid=ch.job_uid,
+                labels=dict(job[0]) if job else {},
+                data={"run": ch.uid, "actor": row[2] if row else None},
+            ),
+        )
+
+    def _publish(self, kind: str, domain: str, job: str | None, data: dict[str, Any]) -> None:
+        if self.publish is not None:
+            self.publish(kind, domain, job, data)
+
+    async def run_once(self) -> CycleReport:
+        now = self.clock()
+        report = await anyio.to_thread.run_sync(self._cycle, now)
+        report.delivery = await deliver_due(
+            self.engine, secrets=self.secrets, client=self.client, now=self.clock()
+        )
+        return report
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the store may be briefly unavailable; try again next cycle
+                _log.exception("forecast / SLA / notification cycle failed")
+            await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="slas-and-notifications")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
