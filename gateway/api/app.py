@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
+from gateway.automation import Dispatcher
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
@@ -32,6 +33,7 @@ from .metrics import Metrics
 from .routes import (
     approvals,
     audit,
+    automation,
     config,
     health,
     hooks,
@@ -50,6 +52,7 @@ from .routes import (
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token"]
 
 _log = logging.getLogger("accord")
+_TERMINAL = {"success", "failed", "cancelled", "skipped"}
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
@@ -140,6 +143,8 @@ def create_app(
 
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
+        if any(ch.to_state in _TERMINAL for ch in changes):
+            dispatcher.poke()  # a firing may be owed: do not wait for the next poll
         for ch in changes:
             broadcaster.publish(
                 Event(
@@ -162,6 +167,8 @@ def create_app(
         else None
     )
     housekeeping = Housekeeping(engine)
+    policy_cache = PolicyCache(engine)
+    dispatcher = Dispatcher(engine, manager=manager, policy=policy_cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -174,9 +181,12 @@ def create_app(
         if manager is not None:
             await manager.start()
         housekeeping.start()
+        if settings.automation_dispatch:
+            dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop()
@@ -191,7 +201,8 @@ def create_app(
     app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
-    app.state.policy = PolicyCache(engine)
+    app.state.policy = policy_cache
+    app.state.dispatcher = dispatcher
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None
@@ -223,6 +234,7 @@ def create_app(
         approvals,
         violations,
         policy,
+        automation,
     ):
         app.include_router(r.router)
 

@@ -14,9 +14,18 @@ from pydantic import BaseModel, ValidationError
 from adapters.base import AdapterConfigError, UnknownAdapterType, registry
 from gateway.governance.compliance import RuleSyntaxError, compile_expression
 from gateway.governance.guardrails import check_supported
-from gateway.model.resources import API_VERSION, KINDS, ComplianceRule, Guardrail, Source
+from gateway.model.resources import (
+    API_VERSION,
+    KINDS,
+    ComplianceRule,
+    Dependency,
+    Guardrail,
+    Source,
+)
 from gateway.secrets import SecretPolicy, find_refs
 from gateway.settings import Settings
+
+from .dependencies import dependency_graph, describe_cycle, find_cycle
 
 __all__ = ["ConfigError", "Document", "LoadResult", "load_documents", "load_path"]
 
@@ -179,7 +188,27 @@ def load_documents(
             continue
         seen[document.key] = where
         result.documents.append(document)
+    result.errors.extend(_dependency_cycles(result.documents))
     return result
+
+
+def _dependency_cycles(documents: list[Document]) -> list[ConfigError]:
+    """A cycle among the Dependency documents of one set (apply checks the stored too)."""
+    deps = [(d, d.resource) for d in documents if isinstance(d.resource, Dependency)]
+    graph, names = dependency_graph([r for _d, r in deps])
+    cycle = find_cycle(graph)
+    if not cycle:
+        return []
+    first = next(d for d, r in deps if r.metadata.name == names[(cycle[0], cycle[1])])
+    return [
+        ConfigError(
+            first.file,
+            first.index,
+            "spec.downstream",
+            describe_cycle(cycle, names),
+            f"Dependency/{first.name}",
+        )
+    ]
 
 
 def _check_source(doc: Document, source: Source, policy: SecretPolicy | None) -> list[ConfigError]:
