@@ -115,16 +115,14 @@ def recover_stale(engine: Engine, *, lease: timedelta, now: datetime | None = No
     """Settle claims whose dispatcher stopped answering (see the module docstring)."""
     now = to_db(now or utcnow()) or utcnow()
     n = 0
+    stale_q = select(Firing).where(
+        col(Firing.status) == "dispatching", col(Firing.claimed_at) < now - lease
+    )
+    with session_scope(engine, write=False) as s:
+        if s.execute(stale_q.limit(1)).first() is None:
+            return 0  # the common case: no write transaction at all
     with session_scope(engine) as s:
-        stale = (
-            s.execute(
-                select(Firing).where(
-                    col(Firing.status) == "dispatching", col(Firing.claimed_at) < now - lease
-                )
-            )
-            .scalars()
-            .all()
-        )
+        stale = s.execute(stale_q).scalars().all()
         for row in stale:
             since = to_db(row.claimed_at) or now
             records = (
@@ -282,8 +280,12 @@ def settle_waiting(engine: Engine) -> int:
     """Firings held for approval: settled once the request is decided."""
     n = 0
     now = utcnow()
+    waiting_q = select(Firing).where(col(Firing.status) == "waiting")
+    with session_scope(engine, write=False) as s:
+        if s.execute(waiting_q.limit(1)).first() is None:
+            return 0
     with session_scope(engine) as s:
-        for row in s.execute(select(Firing).where(col(Firing.status) == "waiting")).scalars():
+        for row in s.execute(waiting_q).scalars().all():
             req = s.get(ApprovalRequest, row.approval_id) if row.approval_id else None
             if req is None or req.status == "pending":
                 continue
@@ -358,7 +360,7 @@ class Dispatcher:
         *,
         manager: SyncManager | None,
         policy: PolicyCache,
-        every: float = 0.25,
+        every: float = 0.5,
         lease: timedelta = timedelta(minutes=2),
         on_fired: Callable[[Firing], None] | None = None,
     ) -> None:

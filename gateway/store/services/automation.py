@@ -361,6 +361,7 @@ def _retry_rows(
     states = {s.value for s in spec.match.states}
     pattern = re.compile(spec.match.message) if spec.match.message else None
     out: list[dict[str, Any]] = []
+    batch: dict[str, int] = {}  # firings offered in this transaction, per target job
     for run in runs:
         job = jobs.get(run.job_uid)
         if job is None or run.state not in states or _ended(run) < rule.applied_at:
@@ -403,8 +404,10 @@ def _retry_rows(
                     col(Firing.created_at) >= now - timedelta(hours=1),
                 )
             ).scalar_one()
-            if int(recent) >= spec.max_per_hour:
+            if int(recent) + batch.get(target_uid, 0) >= spec.max_per_hour:
                 status, message = "skipped", f"hourly limit reached ({spec.max_per_hour}/h)"
+            else:
+                batch[target_uid] = batch.get(target_uid, 0) + 1
         delay = spec.backoff * (2 ** max(0, attempt - 1))
         values = firing_values(rule=name, key=key, run=run, runs=[run], job=job)
         out.append(
