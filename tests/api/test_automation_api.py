@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import anyio
-
 from adapters.testing.fake import systems
-from gateway.automation import Dispatcher
 from gateway.model import RunState
+from tests.conftest import wait_until
 
 from .conftest import Api, apply_yaml
 
@@ -59,8 +57,10 @@ def test_dependencies_list_shows_firings_to_those_who_may_read_them(api: Api) ->
     [rid] = [r.id for r in data.runs.values() if r.job == "finance_report"]
     data.finish(rid, RunState.SUCCESS)
     api.sync("fake-data")
-    policy = api.client.app.state.policy  # type: ignore[attr-defined]
-    anyio.run(Dispatcher(api.engine, manager=None, policy=policy).run_once)
+    # The app's own dispatcher (started with the app) fires it.
+    assert wait_until(
+        lambda: api.get("admin", "/api/v1/firings").json()[0]["status"] == "fired"
+    )
     [dep] = api.get("admin", "/api/v1/dependencies").json()
     assert dep["name"] == "orders-to-backup" and dep["downstream"] == "fake-ops/db-backup"
     [firing] = dep["firings"]

@@ -170,8 +170,10 @@ def test_jenkins_build_triggers_terraform_run_exactly_once_across_sigkill(
     gw.start(dispatch=False)
     try:
         _wait(
-            lambda: {j["uid"] for j in gw.get("/api/v1/jobs")["items"]}
-            >= {"ci/build-warehouse", f"infra/{ws_id}"},
+            lambda: (
+                {j["uid"] for j in gw.get("/api/v1/jobs")["items"]}
+                >= {"ci/build-warehouse", f"infra/{ws_id}"}
+            ),
             what="both inventories",
         )
         upstream = _finish_build(jenkins)

@@ -179,7 +179,8 @@ def test_condition_failed_does_not_fire_on_success(world: World) -> None:
 
 
 def test_fan_in_fires_once_when_all_upstreams_are_done(world: World) -> None:
-    apply(world.engine, dependency("all-three", ["up/extract", "up/load", "up/audit"], "down/report"))
+    ups = ["up/extract", "up/load", "up/audit"]
+    apply(world.engine, dependency("all-three", ups, "down/report"))
     world.finish(world.up, "extract")
     world.finish(world.up, "load")
     world.sync("up")
@@ -246,13 +247,17 @@ spec:
     assert status == {"held": "held", "dropped": "dropped"}
     assert world.down.runs == {}
     # The freeze ends (here: the window is moved into the past): the held firing fires.
-    apply(world.engine, freeze.replace("hours=1", "hours=5").replace(
-        (now - timedelta(hours=1)).isoformat(), (now - timedelta(hours=5)).isoformat()
-    ))
+    apply(
+        world.engine,
+        freeze.replace("hours=1", "hours=5").replace(
+            (now - timedelta(hours=1)).isoformat(), (now - timedelta(hours=5)).isoformat()
+        ),
+    )
     world.dispatch()
     status = {f.rule: f.status for f in world.firings()}
     assert status == {"held": "fired", "dropped": "dropped"}
-    assert len(world.triggers()) == 1 and not [r for r in world.down.runs.values() if r.job == "cleanup"]
+    assert len(world.triggers()) == 1
+    assert not [r for r in world.down.runs.values() if r.job == "cleanup"]
 
 
 def test_approval_makes_the_firing_wait(world: World) -> None:
