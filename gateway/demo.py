@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.base import DemoPart, registry
 
-__all__ = ["DemoFederation", "builtin_documents", "start_demo"]
+__all__ = ["DemoFederation", "builtin_documents", "chain_documents", "start_demo"]
 
 _log = logging.getLogger(__name__)
 _LABELS = {"accord.dev/demo": "true"}
@@ -248,4 +248,33 @@ def start_demo(workdir: Path) -> DemoFederation:
             if part.simulated:
                 labels["accord.dev/simulator"] = "true"
         fed.documents.extend(part.documents)
+    fed.documents.extend(chain_documents(fed.documents))
     return fed
+
+
+def chain_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A chain across tools when the demo Jenkins runs: each successful build of the demo
+    revenue mart (demo scheduler) triggers the shop build in the Jenkins simulator."""
+    sources = {d["metadata"]["name"] for d in documents if d.get("kind") == "Source"}
+    if "demo-jenkins" not in sources:
+        return []
+    name = "revenue-mart-to-shop-build"
+    return [
+        _doc(
+            "Dependency",
+            name,
+            {
+                "upstream": "demo-etl/build_revenue_mart",
+                "downstream": "demo-jenkins/platform/app/build",
+                "when": ["success"],
+                "trigger": True,
+                "params": {"BRANCH": "main"},
+            },
+            domain="platform",
+        ),
+        _doc(
+            "RoleBinding",
+            "demo-automation",
+            {"role": "operator", "subjects": [f"dependency:{name}"], "domains": ["*"]},
+        ),
+    ]

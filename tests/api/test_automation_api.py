@@ -58,9 +58,7 @@ def test_dependencies_list_shows_firings_to_those_who_may_read_them(api: Api) ->
     data.finish(rid, RunState.SUCCESS)
     api.sync("fake-data")
     # The app's own dispatcher (started with the app) fires it.
-    assert wait_until(
-        lambda: api.get("admin", "/api/v1/firings").json()[0]["status"] == "fired"
-    )
+    assert wait_until(lambda: api.get("admin", "/api/v1/firings").json()[0]["status"] == "fired")
     [dep] = api.get("admin", "/api/v1/dependencies").json()
     assert dep["name"] == "orders-to-backup" and dep["downstream"] == "fake-ops/db-backup"
     [firing] = dep["firings"]

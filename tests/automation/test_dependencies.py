@@ -467,3 +467,16 @@ def test_apply_refuses_unknown_jobs_and_cycles_with_what_is_stored(world: World)
     with session_scope(world.engine, write=False) as s:
         names = [r.rule for r in s.execute(select(Firing)).scalars()]
     assert names == []
+
+
+def test_demo_federation_declares_a_chain_across_tools() -> None:
+    from gateway.demo import builtin_documents, chain_documents
+
+    jenkins = {"kind": "Source", "metadata": {"name": "demo-jenkins"}}
+    chain = chain_documents([*builtin_documents(), jenkins])
+    res = load_documents([("demo", i, d) for i, d in enumerate(chain, 1)], check_secrets=False)
+    assert res.ok, [str(e) for e in res.errors]
+    [dep] = [d.resource for d in res.documents if d.kind == "Dependency"]
+    assert dep.spec.upstreams == ["demo-etl/build_revenue_mart"]  # type: ignore[attr-defined]
+    assert dep.spec.downstream.startswith("demo-jenkins/")  # type: ignore[attr-defined]
+    assert chain_documents(builtin_documents()) == []
