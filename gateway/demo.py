@@ -19,6 +19,7 @@ from adapters.base import DemoPart, registry
 __all__ = [
     "DemoFederation",
     "builtin_documents",
+    "chain_documents",
     "demo_steps",
     "run_demo_activity",
     "start_demo",
@@ -273,6 +274,7 @@ def start_demo(workdir: Path) -> DemoFederation:
             if part.simulated:
                 labels["accord.dev/simulator"] = "true"
         fed.documents.extend(part.documents)
+    fed.documents.extend(chain_documents(fed.documents))
     return fed
 
 
@@ -417,3 +419,31 @@ def _take(call: Any, step: DemoStep, report: list[str]) -> int | None:
     report.append(f"{step.who}: {step.method} {step.path} -> {res.status_code} {outcome}{mark}")
     approval = body.get("approval_id")
     return int(approval) if approval is not None else None
+
+
+def chain_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A chain across tools when the demo Jenkins runs: each successful build of the demo
+    revenue mart (demo scheduler) triggers the shop build in the Jenkins simulator."""
+    sources = {d["metadata"]["name"] for d in documents if d.get("kind") == "Source"}
+    if "demo-jenkins" not in sources:
+        return []
+    name = "revenue-mart-to-shop-build"
+    return [
+        _doc(
+            "Dependency",
+            name,
+            {
+                "upstream": "demo-etl/build_revenue_mart",
+                "downstream": "demo-jenkins/platform/app/build",
+                "when": ["success"],
+                "trigger": True,
+                "params": {"BRANCH": "main"},
+            },
+            domain="platform",
+        ),
+        _doc(
+            "RoleBinding",
+            "demo-automation",
+            {"role": "operator", "subjects": [f"dependency:{name}"], "domains": ["*"]},
+        ),
+    ]

@@ -8,6 +8,9 @@
 - ACCORD_MAX_BODY_BYTES: larger request bodies get 413 (10 MiB)
 - ACCORD_SYNC_ENABLED: run the per-source sync workers in ``serve`` (true)
 - ACCORD_LOG_LEVEL: info
+- ACCORD_AUTOMATION_DISPATCH: fire what Dependency and RetryPolicy documents owe in this
+  process (true); firings are still recorded (durably) when false, and fire once a
+  process that dispatches runs
 - ACCORD_AUDIT_SIGNING_KEY_FILE: your own Ed25519 private key (PEM) to sign audit exports
   (``accord audit keygen --output FILE`` makes one); without it the installation signs with
   its own key, made on first use in the data directory
@@ -47,6 +50,7 @@ class Settings(BaseSettings):
     port: int = 8420
     max_body_bytes: int = 10 * 1024 * 1024
     sync_enabled: bool = True
+    automation_dispatch: bool = True
     log_level: str = "info"
     shutdown_grace: float = Field(default=3.0, ge=0)
     public_url: str | None = None

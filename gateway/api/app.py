@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.agents import McpEndpoint
 from gateway.authz import PolicyCache
+from gateway.automation import Dispatcher
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
@@ -37,6 +38,7 @@ from .routes import (
     agents,
     approvals,
     audit,
+    automation,
     config,
     forecast,
     health,
@@ -56,6 +58,7 @@ from .routes import (
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
 _log = logging.getLogger("accord")
+_TERMINAL = {"success", "failed", "cancelled", "skipped"}
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
@@ -179,6 +182,8 @@ def create_app(
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
         evaluator.observe(changes)
+        if any(ch.to_state in _TERMINAL for ch in changes):
+            dispatcher.poke()  # a firing may be owed: do not wait for the next poll
         for ch in changes:
             broadcaster.publish(
                 Event(
@@ -204,6 +209,8 @@ def create_app(
         else None
     )
     housekeeping = Housekeeping(engine)
+    policy_cache = PolicyCache(engine)
+    dispatcher = Dispatcher(engine, manager=manager, policy=policy_cache)
 
     def begin_shutdown() -> None:
         # On the event loop: end event streams and cancel sync passes now, so in-flight
@@ -226,12 +233,15 @@ def create_app(
             await manager.start()
         housekeeping.start()
         evaluator.start()
+        if settings.automation_dispatch:
+            dispatcher.start()
         try:
             async with app.state.mcp.run():
                 yield
         finally:
             begin_shutdown()
             await evaluator.stop()
+            await dispatcher.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
@@ -249,7 +259,8 @@ def create_app(
     app.state.engine = engine
     app.state.manager = manager
     app.state.evaluator = evaluator
-    app.state.policy = PolicyCache(engine)
+    app.state.policy = policy_cache
+    app.state.dispatcher = dispatcher
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None
@@ -289,6 +300,7 @@ def create_app(
         violations,
         policy,
         forecast,
+        automation,
     ):
         app.include_router(r.router)
     install_docs(app, title="Accord")

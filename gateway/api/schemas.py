@@ -318,3 +318,73 @@ class ApprovalPublic(BaseModel):
 
 class DecisionRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class FiringPublic(BaseModel):
+    """One firing of a Dependency or RetryPolicy (the automation outbox)."""
+
+    id: int
+    kind: str  # dependency | retry-policy
+    rule: str
+    key: str
+    action: str
+    job_uid: str
+    run_uid: str | None = None
+    subject: str
+    upstream_runs: list[str]
+    status: str
+    attempts: int
+    chain_attempt: int
+    next_attempt_at: datetime | None = None
+    approval_id: int | None = None
+    result_run_uid: str | None = None
+    message: str
+    observed_at: datetime
+    fired_at: datetime | None = None
+    latency_seconds: float | None = Field(
+        default=None, description="from the upstream end being stored to the trigger answered"
+    )
+
+
+class AutomationRulePublic(BaseModel):
+    """A Dependency or RetryPolicy document with its latest firings."""
+
+    kind: str
+    name: str
+    domain: str
+    subject: str
+    upstream: list[str] = Field(default_factory=list)
+    dataset: str | None = None
+    downstream: str | None = None
+    when: list[str] = Field(default_factory=list)
+    trigger: bool = True
+    spec: dict[str, Any]
+    counts: dict[str, int]
+    firings: list[FiringPublic]
+
+
+class ImpactNodePublic(BaseModel):
+    uid: str
+    kind: str
+    depth: int
+    via: str
+    edge: str
+    evidence: str
+    name: str
+    source: str | None = None
+    domain: str | None = None
+    last_run_state: str | None = None
+    slas: list[str] = Field(default_factory=list)
+
+
+class ImpactPublic(BaseModel):
+    """What a job's failure or lateness affects downstream, across tools."""
+
+    job: str
+    slas: list[str]
+    affected_jobs: int
+    affected_datasets: int
+    sources: list[str]
+    nodes: list[ImpactNodePublic]
+    hidden: int = Field(description="downstream jobs you may not read (not shown)")
+    truncated: bool

@@ -290,19 +290,24 @@ def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
 
 
 def _apply_path(engine: Any, path: Path, *, prune: bool, dry_run: bool) -> None:
-    from gateway.config import apply_plan, plan
+    from gateway.config import ConfigRefused, apply_plan, plan
     from gateway.store import session_scope
 
     result = _load(path)
-    with session_scope(engine) as s:
-        p = plan(s, result.documents, prune=prune)
-        for ch in p.changes:
-            out.print(ch.line(), highlight=False)
-        if dry_run:
-            out.print(f"dry run: {p.summary()} (nothing was changed)")
-            s.rollback()
-            return
-        summary = apply_plan(s, p, subject=_local_subject(), channel="cli")
+    try:
+        with session_scope(engine) as s:
+            p = plan(s, result.documents, prune=prune)
+            for ch in p.changes:
+                out.print(ch.line(), highlight=False)
+            if dry_run:
+                out.print(f"dry run: {p.summary()} (nothing was changed)")
+                s.rollback()
+                return
+            summary = apply_plan(s, p, subject=_local_subject(), channel="cli")
+    except ConfigRefused as exc:
+        for problem in exc.problems:
+            err.print(f"[red]✗[/] {problem}", highlight=False)
+        _fail(f"{len(exc.problems)} problem(s); nothing was changed")
     out.print(f"applied: {summary}")
 
 

@@ -1,11 +1,12 @@
 """Declarative configuration: validate, diff and apply ``accord.dev/v1`` documents."""
 
-from .apply import Change, Plan, apply_plan, plan, plan_and_apply, required_domain
+from .apply import Change, ConfigRefused, Plan, apply_plan, plan, plan_and_apply, required_domain
 from .load import ConfigError, Document, LoadResult, load_documents, load_path
 
 __all__ = [
     "Change",
     "ConfigError",
+    "ConfigRefused",
     "Document",
     "LoadResult",
     "Plan",

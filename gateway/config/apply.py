@@ -20,11 +20,21 @@ from gateway.store.tables import AppliedResource, Job
 from gateway.store.tables import Source as SourceRow
 from gateway.store.types import utcnow
 
+from .dependencies import ConfigRefused, apply_problems, record_dependency_edges
 from .load import Document
 
-__all__ = ["Change", "Plan", "apply_plan", "digest", "plan", "required_domain"]
+__all__ = [
+    "Change",
+    "ConfigRefused",
+    "Plan",
+    "apply_plan",
+    "digest",
+    "plan",
+    "required_domain",
+]
 
 _POLICY_KINDS = {"Role", "RoleBinding"}
+_AUTOMATION_KINDS = ("Dependency", "RetryPolicy")
 _DOMAIN_SCOPED = {"Source", "SLA"}
 
 
@@ -139,8 +149,27 @@ def apply_plan(
     channel: str,
     request_id: str | None = None,
 ) -> dict[str, int]:
-    """Apply every effective change in the caller's transaction and audit it."""
+    """Apply every effective change in the caller's transaction and audit it.
+
+    Raises ``ConfigRefused`` (before changing anything) when the resulting set of
+    Dependency documents would form a cycle or names a job that does not exist."""
     now = utcnow()
+    if any(c.kind in _AUTOMATION_KINDS for c in the_plan.changes):
+        result = {
+            (r.kind, r.name): r.document
+            for r in session.exec(
+                select(AppliedResource).where(col(AppliedResource.kind).in_(_AUTOMATION_KINDS))
+            ).all()
+        }
+        for c in the_plan.changes:
+            if c.op == "delete":
+                result.pop((c.kind, c.name), None)
+            elif c.document is not None and c.kind in (*_AUTOMATION_KINDS, "Source"):
+                result[(c.kind, c.name)] = c.document
+        changed = {(c.kind, c.name) for c in the_plan.effective if c.op != "delete"}
+        problems = apply_problems(session, result, changed)
+        if problems:
+            raise ConfigRefused(problems)
     touched_policy = False
     for ch in the_plan.effective:
         touched_policy |= ch.kind in _POLICY_KINDS
@@ -187,6 +216,8 @@ def apply_plan(
     if any(c.kind in _RULE_KINDS for c in the_plan.effective):
         # Rules or what they read changed: every job again (paged, in this transaction).
         evaluate_all(session)
+    if any(c.kind == "Dependency" for c in the_plan.effective):
+        record_dependency_edges(session)
     summary = the_plan.summary()
     append(
         session,

@@ -22,12 +22,15 @@ from gateway.model.resources import (
     API_VERSION,
     KINDS,
     ComplianceRule,
+    Dependency,
     Guardrail,
     Notifier,
     Source,
 )
 from gateway.secrets import SecretPolicy, find_refs
 from gateway.settings import Settings
+
+from .dependencies import dependency_graph, describe_cycle, find_cycle
 
 __all__ = ["ConfigError", "Document", "LoadResult", "load_documents", "load_path"]
 
@@ -207,6 +210,7 @@ def load_documents(
             continue
         seen[document.key] = where
         result.documents.append(document)
+    result.errors.extend(_dependency_cycles(result.documents))
     return result
 
 
@@ -228,6 +232,25 @@ def _check_raw_source(
     except AdapterConfigError as exc:
         return [ConfigError(fname, idx, f"spec.{loc}", msg, label) for loc, msg in exc.errors]
     return []
+
+
+def _dependency_cycles(documents: list[Document]) -> list[ConfigError]:
+    """A cycle among the Dependency documents of one set (apply checks the stored too)."""
+    deps = [(d, d.resource) for d in documents if isinstance(d.resource, Dependency)]
+    graph, names = dependency_graph([r for _d, r in deps])
+    cycle = find_cycle(graph)
+    if not cycle:
+        return []
+    first = next(d for d, r in deps if r.metadata.name == names[(cycle[0], cycle[1])])
+    return [
+        ConfigError(
+            first.file,
+            first.index,
+            "spec.downstream",
+            describe_cycle(cycle, names),
+            f"Dependency/{first.name}",
+        )
+    ]
 
 
 def _check_source(doc: Document, source: Source, policy: SecretPolicy | None) -> list[ConfigError]:

@@ -29,6 +29,7 @@ __all__ = [
     "KINDS",
     "SEVERITIES",
     "SLA",
+    "TEMPLATE_VARIABLES",
     "ComplianceRule",
     "Dependency",
     "Domain",
@@ -37,11 +38,14 @@ __all__ = [
     "Metadata",
     "Notifier",
     "Resource",
+    "RetryPolicy",
     "Role",
     "RoleBinding",
     "SecretRef",
     "Source",
     "parse_duration",
+    "render_template",
+    "template_variables",
 ]
 
 API_VERSION = "accord.dev/v1"
@@ -278,20 +282,200 @@ class ComplianceRule(_Doc):
     spec: ComplianceRuleSpec
 
 
+TEMPLATE_VARIABLES: dict[str, str] = {
+    "upstream.run_uid": "uid of the upstream run (source/native run id)",
+    "upstream.run_id": "native id of the upstream run in its tool",
+    "upstream.job": "uid of the upstream job",
+    "upstream.job_id": "native id of the upstream job in its tool",
+    "upstream.source": "source of the upstream run",
+    "upstream.state": "Accord state of the upstream run (success, failed, ...)",
+    "upstream.native_state": "the tool's own state of the upstream run",
+    "upstream.queued_at": "when the upstream run was queued (ISO 8601, UTC; empty if unknown)",
+    "upstream.started_at": "when the upstream run started (ISO 8601, UTC; empty if unknown)",
+    "upstream.ended_at": "when the upstream run ended (ISO 8601, UTC; empty if unknown)",
+    "upstream.logical_date": "the run's native logical date where the tool has one (Airflow "
+    "data interval / logical date from the run id), else empty",
+    "upstream.attempt": "attempt number of the upstream run",
+    "upstream.message": "the upstream run's message (first 500 characters)",
+    "upstream.runs": "comma-separated uids of every upstream run of a fan-in set",
+    "dependency.name": "name of the Dependency (or RetryPolicy) document",
+    "firing.key": "the firing's idempotency key (pass it where the tool deduplicates)",
+}
+"""Template variables a Dependency's ``params`` may use as ``{{ name }}``."""
+
+_TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_WHEN = ("success", "failed", "cancelled", "skipped", "terminal")
+
+
+def template_variables(text: str) -> list[str]:
+    """The ``{{ name }}`` variables a parameter template uses."""
+    return _TEMPLATE.findall(text)
+
+
+def render_template(text: str, values: dict[str, str]) -> str:
+    """Replace every ``{{ name }}`` (names checked at validate time)."""
+    return _TEMPLATE.sub(lambda m: values.get(m.group(1), ""), text)
+
+
+class DeliveryPolicy(_Strict):
+    """How often a refused firing is tried again (tool down, policy denied, guardrail)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100, alias="maxAttempts")
+    backoff: Duration = Field(
+        default=timedelta(seconds=30), description="first delay; doubles per attempt"
+    )
+    max_backoff: Duration = Field(default=timedelta(minutes=30), alias="maxBackoff")
+
+
 class DependencySpec(_Strict):
-    upstream: str = Field(description="job uid (source/native_id)")
+    """When upstream job(s) reach a condition, trigger ``downstream`` (``trigger: true``).
+
+    Without ``trigger`` the document only records lineage (``depends_on``)."""
+
+    upstream: str | list[str] | None = Field(
+        default=None,
+        description="job uid (source/native_id), or a list: fan-in, all of them within 'window'",
+    )
+    dataset: str | None = Field(
+        default=None,
+        description="dataset uid (namespace/name): fires when a run of a job that produces "
+        "it ends in 'when' (default success)",
+    )
     downstream: str = Field(description="job uid (source/native_id)")
-    when: list[RunState] = Field(
-        default_factory=lambda: [RunState.SUCCESS],
-        description="upstream end states that count (YAML reads a bare 'on' as true, so "
-        "this is 'when')",
+    when: list[str] = Field(
+        default_factory=lambda: ["success"],
+        description="upstream end states that count: success, failed, cancelled, skipped, "
+        "or terminal (any of them). YAML reads a bare 'on' as true, so this is 'when'",
     )
     trigger: bool = Field(default=False, description="trigger downstream when upstream ends")
+    window: Duration = Field(
+        default=timedelta(hours=24),
+        description="fan-in: every upstream must have ended within this window",
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict, description="trigger parameters; values may use {{ variables }}"
+    )
+    subject: str | None = Field(
+        default=None,
+        description="who the firing acts as (Casbin subject; default dependency:<name>)",
+    )
+    on_freeze: Literal["hold", "drop"] = Field(
+        default="hold",
+        alias="onFreeze",
+        description="a firing inside a freeze window is held until it ends, or dropped",
+    )
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
+
+    @field_validator("when")
+    @classmethod
+    def _known_when(cls, v: list[str]) -> list[str]:
+        bad = [w for w in v if w not in _WHEN]
+        if bad or not v:
+            raise ValueError(f"unknown condition(s) {bad}; use {', '.join(_WHEN)}")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _known_variables(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            for name in template_variables(text):
+                if name not in TEMPLATE_VARIABLES:
+                    raise ValueError(
+                        f"params.{key}: unknown template variable {{{{ {name} }}}}; known: "
+                        + ", ".join(TEMPLATE_VARIABLES)
+                    )
+        return v
+
+    @model_validator(mode="after")
+    def _one_upstream(self) -> DependencySpec:
+        if (self.upstream is None) == (self.dataset is None):
+            raise ValueError("a dependency needs exactly one of 'upstream' or 'dataset'")
+        if isinstance(self.upstream, list) and not self.upstream:
+            raise ValueError("'upstream' needs at least one job")
+        return self
+
+    @property
+    def upstreams(self) -> list[str]:
+        if self.upstream is None:
+            return []
+        return [self.upstream] if isinstance(self.upstream, str) else list(self.upstream)
+
+    @property
+    def states(self) -> set[RunState]:
+        if "terminal" in self.when:
+            return {s for s in RunState if s.terminal}
+        return {RunState(w) for w in self.when}
 
 
 class Dependency(_Doc):
     kind: Literal["Dependency"]
     spec: DependencySpec
+
+    @property
+    def subject(self) -> str:
+        return self.spec.subject or f"dependency:{self.metadata.name}"
+
+
+class RetryMatch(_Strict):
+    states: list[RunState] = Field(default_factory=lambda: [RunState.FAILED])
+    native_states: list[str] = Field(
+        default_factory=list, alias="nativeStates", description="empty: any"
+    )
+    message: str | None = Field(
+        default=None, description="regular expression searched in the run's message"
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return v
+
+
+class RetryPolicySpec(_Strict):
+    """When a run of a matching job fails and matches, retry it through its tool after a
+    back-off (``action: retry``), or trigger the ``remediation`` job (``action:
+    remediate``); bounded per job (attempts and per hour) and skipped in a freeze."""
+
+    selector: JobSelector
+    match: RetryMatch = Field(default_factory=RetryMatch)
+    action: Literal["retry", "remediate"] = "retry"
+    remediation: str | None = Field(default=None, description="job uid to trigger")
+    params: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, alias="maxAttempts", description="runs of one chain, first included"
+    )
+    max_per_hour: int = Field(default=10, ge=1, alias="maxPerHour", description="per job")
+    backoff: Duration = Field(
+        default=timedelta(minutes=1), description="delay before the first retry; doubles"
+    )
+    subject: str | None = Field(default=None, description="default retry-policy:<name>")
+
+    @field_validator("params")
+    @classmethod
+    def _known_variables(cls, v: dict[str, str]) -> dict[str, str]:
+        return DependencySpec._known_variables(v)
+
+    @model_validator(mode="after")
+    def _remediation(self) -> RetryPolicySpec:
+        if self.action == "remediate" and not self.remediation:
+            raise ValueError("action 'remediate' needs the 'remediation' job uid")
+        if self.action == "retry" and self.params:
+            raise ValueError("'params' go with action 'remediate' (a retry repeats the run)")
+        return self
+
+
+class RetryPolicy(_Doc):
+    kind: Literal["RetryPolicy"]
+    spec: RetryPolicySpec
+
+    @property
+    def subject(self) -> str:
+        return self.spec.subject or f"retry-policy:{self.metadata.name}"
 
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -437,7 +621,16 @@ class Notifier(_Doc):
 
 
 Resource = Annotated[
-    Source | Domain | Role | RoleBinding | Guardrail | ComplianceRule | Dependency | SLA | Notifier,
+    Source
+    | Domain
+    | Role
+    | RoleBinding
+    | Guardrail
+    | ComplianceRule
+    | Dependency
+    | RetryPolicy
+    | SLA
+    | Notifier,
     Field(discriminator="kind"),
 ]
 
@@ -449,6 +642,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "Guardrail": Guardrail,
     "ComplianceRule": ComplianceRule,
     "Dependency": Dependency,
+    "RetryPolicy": RetryPolicy,
     "SLA": SLA,
     "Notifier": Notifier,
 }

@@ -17,6 +17,7 @@ __all__ = [
     "AuditRecord",
     "Dataset",
     "Edge",
+    "Firing",
     "Job",
     "Meta",
     "Notification",
@@ -331,3 +332,45 @@ class ScheduleWatch(SQLModel, table=True):
     __tablename__ = "schedule_watch"
     job_uid: str = Field(primary_key=True)
     judged_until: datetime = Field(sa_type=UTCDateTime)
+
+
+class Firing(SQLModel, table=True):
+    """The outbox of automation: one row per firing a Dependency or RetryPolicy owes.
+
+    Written in the transaction that stored the upstream run's end, so an observed condition
+    is durable before anything acts on it; ``key`` (unique) makes each firing happen at most
+    once per upstream run or fan-in set. A dispatcher claims a row by compare-and-set on
+    ``status`` and acts through ``gateway.actions.perform``.
+    """
+
+    __tablename__ = "firing"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_firing_key"),
+        Index("ix_firing_status_due", "status", "next_attempt_at"),
+        Index("ix_firing_rule", "kind", "rule", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str  # dependency | retry-policy
+    rule: str  # the document's name
+    action: str  # trigger | retry
+    job_uid: str = Field(index=True)  # the job acted on
+    run_uid: str | None = None  # the run retried (action retry)
+    domain: str
+    subject: str
+    upstream_runs: list[str] = _json(list)
+    params: dict[str, Any] = _json(dict)
+    # pending | dispatching | held | waiting | fired | failed | dropped | skipped | unknown
+    status: str = "pending"
+    chain_attempt: int = 1  # retry policies: which run of the chain this firing starts
+    attempts: int = 0  # delivery attempts so far
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = _dt()
+    approval_id: int | None = None
+    result_run_uid: str | None = Field(default=None, index=True)
+    message: str = Field(default="", sa_type=Text)
+    observed_at: datetime = Field(sa_type=UTCDateTime)  # when the condition was stored
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    fired_at: datetime | None = _dt()
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -9,7 +9,7 @@ import anyio
 import yaml
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway.config import Plan, load_documents, plan_and_apply, required_domain
+from gateway.config import ConfigRefused, Plan, load_documents, plan_and_apply, required_domain
 
 from ..deps import Principal, require
 from ..errors import ApiError
@@ -74,19 +74,27 @@ async def apply(
                         f"{principal.subject!r} may not move {ch.kind}/{ch.name} out of {old!r}",
                     )
 
-    the_plan = await anyio.to_thread.run_sync(
-        partial(
-            plan_and_apply,
-            engine,
-            result.documents,
-            prune=prune,
-            dry_run=dry_run,
-            authorize=authorize,
-            subject=principal.subject,
-            channel=principal.channel,
-            request_id=request.state.request_id,
+    try:
+        the_plan = await anyio.to_thread.run_sync(
+            partial(
+                plan_and_apply,
+                engine,
+                result.documents,
+                prune=prune,
+                dry_run=dry_run,
+                authorize=authorize,
+                subject=principal.subject,
+                channel=principal.channel,
+                request_id=request.state.request_id,
+            )
         )
-    )
+    except ConfigRefused as exc:
+        raise ApiError(
+            422,
+            "invalid_config",
+            f"{len(exc.problems)} problem(s); nothing was changed",
+            details=exc.problems,
+        ) from None
     return ApplyResult(
         dry_run=dry_run, changes=[c.line() for c in the_plan.changes], summary=the_plan.summary()
     )

@@ -6,13 +6,21 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from gateway.actions import JOB_ACTIONS
 from gateway.model import RunState
+from gateway.store.services import impact as impact_service
 from gateway.store.services import queries
 from gateway.store.tables import Job
 
 from ..convert import job_public
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
-from ..schemas import ActionRequest, ActionResult, JobPublic, Paged
+from ..schemas import (
+    ActionRequest,
+    ActionResult,
+    ImpactNodePublic,
+    ImpactPublic,
+    JobPublic,
+    Paged,
+)
 from .common import allowed_actions, allowed_actions_by_target, take_action
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -79,6 +87,31 @@ async def job_action(
             404, "not_found", f"unknown job action {action!r}; known: {', '.join(JOB_ACTIONS)}"
         )
     return await take_action(request, principal, action, uid, body, on_run=False)
+
+
+@router.get("/{uid:path}/impact", response_model=ImpactPublic)
+def job_impact(
+    uid: str,
+    session: SessionDep,
+    principal: Principal = Reader,
+    depth: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> ImpactPublic:
+    """What this job's failure or lateness affects downstream, across tools: jobs and
+    datasets reached through depends_on, produces→consumes and Dependency edges, with the
+    SLAs that select them. Jobs you may not read are counted in ``hidden``."""
+    found = impact_service.impact(session, visible=principal.visible(), root=uid, depth=depth)
+    if found is None:
+        raise ApiError(404, "not_found", f"no job {uid!r}")
+    return ImpactPublic(
+        job=uid,
+        slas=found.root_slas,
+        affected_jobs=sum(1 for n in found.nodes if n.kind == "job"),
+        affected_datasets=sum(1 for n in found.nodes if n.kind == "dataset"),
+        sources=found.sources,
+        nodes=[ImpactNodePublic(**n.__dict__) for n in found.nodes],
+        hidden=found.hidden,
+        truncated=found.truncated,
+    )
 
 
 @router.get("/{uid:path}", response_model=JobPublic)

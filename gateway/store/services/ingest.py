@@ -31,6 +31,7 @@ from gateway.model import (
 
 from ..tables import Dataset, Edge, Job, Run, RunEvent, Step
 from ..types import to_db, utcnow
+from .automation import observe
 
 __all__ = [
     "IngestCounts",
@@ -476,6 +477,10 @@ def upsert_runs(
             stmt,
             [{"b_uid": j, "b_at": at, "b_state": st} for j, (at, st) in latest_by_job.items()],
         )
+    ended = [c.uid for c in result.changes if RunState(c.to_state).terminal]
+    if ended:
+        # Firings owed by Dependency / RetryPolicy documents, durable in this same commit.
+        observe(session, changed_uids=ended, now=observed)
     return result
 
 

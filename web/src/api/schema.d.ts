@@ -108,6 +108,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{uid}/impact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Job Impact
+         * @description What this job's failure or lateness affects downstream, across tools: jobs and
+         *     datasets reached through depends_on, produces→consumes and Dependency edges, with the
+         *     SLAs that select them. Jobs you may not read are counted in ``hidden``.
+         */
+        get: operations["job_impact_api_v1_jobs__uid__impact_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{uid}": {
         parameters: {
             query?: never;
@@ -688,6 +710,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dependencies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Dependencies
+         * @description Dependency documents whose downstream job you may read, with their latest firings
+         *     (only firings on jobs you may read) and counts per status.
+         */
+        get: operations["list_dependencies_api_v1_dependencies_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/retry-policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Retry Policies
+         * @description RetryPolicy documents with their latest firings on jobs you may read.
+         */
+        get: operations["list_retry_policies_api_v1_retry_policies_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/firings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Firings
+         * @description Firings, newest first. ``run`` shows what automation did about a run ("retried by
+         *     policy X") and which firing started it.
+         */
+        get: operations["list_firings_api_v1_firings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -883,6 +967,43 @@ export interface components {
             /** Hash */
             hash: string;
         };
+        /**
+         * AutomationRulePublic
+         * @description A Dependency or RetryPolicy document with its latest firings.
+         */
+        AutomationRulePublic: {
+            /** Kind */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Domain */
+            domain: string;
+            /** Subject */
+            subject: string;
+            /** Upstream */
+            upstream?: string[];
+            /** Dataset */
+            dataset?: string | null;
+            /** Downstream */
+            downstream?: string | null;
+            /** When */
+            when?: string[];
+            /**
+             * Trigger
+             * @default true
+             */
+            trigger: boolean;
+            /** Spec */
+            spec: {
+                [key: string]: unknown;
+            };
+            /** Counts */
+            counts: {
+                [key: string]: number;
+            };
+            /** Firings */
+            firings: components["schemas"]["FiringPublic"][];
+        };
         /** BindingView */
         BindingView: {
             /** Name */
@@ -903,6 +1024,56 @@ export interface components {
         DecisionRequest: {
             /** Reason */
             reason?: string | null;
+        };
+        /**
+         * FiringPublic
+         * @description One firing of a Dependency or RetryPolicy (the automation outbox).
+         */
+        FiringPublic: {
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Rule */
+            rule: string;
+            /** Key */
+            key: string;
+            /** Action */
+            action: string;
+            /** Job Uid */
+            job_uid: string;
+            /** Run Uid */
+            run_uid?: string | null;
+            /** Subject */
+            subject: string;
+            /** Upstream Runs */
+            upstream_runs: string[];
+            /** Status */
+            status: string;
+            /** Attempts */
+            attempts: number;
+            /** Chain Attempt */
+            chain_attempt: number;
+            /** Next Attempt At */
+            next_attempt_at?: string | null;
+            /** Approval Id */
+            approval_id?: number | null;
+            /** Result Run Uid */
+            result_run_uid?: string | null;
+            /** Message */
+            message: string;
+            /**
+             * Observed At
+             * Format: date-time
+             */
+            observed_at: string;
+            /** Fired At */
+            fired_at?: string | null;
+            /**
+             * Latency Seconds
+             * @description from the upstream end being stored to the trigger answered
+             */
+            latency_seconds?: number | null;
         };
         /** ForecastPublic */
         ForecastPublic: {
@@ -1008,6 +1179,56 @@ export interface components {
          * @enum {string}
          */
         HealthStatus: "ok" | "degraded" | "down" | "stale" | "unknown";
+        /** ImpactNodePublic */
+        ImpactNodePublic: {
+            /** Uid */
+            uid: string;
+            /** Kind */
+            kind: string;
+            /** Depth */
+            depth: number;
+            /** Via */
+            via: string;
+            /** Edge */
+            edge: string;
+            /** Evidence */
+            evidence: string;
+            /** Name */
+            name: string;
+            /** Source */
+            source?: string | null;
+            /** Domain */
+            domain?: string | null;
+            /** Last Run State */
+            last_run_state?: string | null;
+            /** Slas */
+            slas?: string[];
+        };
+        /**
+         * ImpactPublic
+         * @description What a job's failure or lateness affects downstream, across tools.
+         */
+        ImpactPublic: {
+            /** Job */
+            job: string;
+            /** Slas */
+            slas: string[];
+            /** Affected Jobs */
+            affected_jobs: number;
+            /** Affected Datasets */
+            affected_datasets: number;
+            /** Sources */
+            sources: string[];
+            /** Nodes */
+            nodes: components["schemas"]["ImpactNodePublic"][];
+            /**
+             * Hidden
+             * @description downstream jobs you may not read (not shown)
+             */
+            hidden: number;
+            /** Truncated */
+            truncated: boolean;
+        };
         /** JobBrief */
         JobBrief: {
             /** Uid */
@@ -1925,6 +2146,39 @@ export interface operations {
             };
         };
     };
+    job_impact_api_v1_jobs__uid__impact_get: {
+        parameters: {
+            query?: {
+                depth?: number;
+            };
+            header?: never;
+            path: {
+                uid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImpactPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_job_api_v1_jobs__uid__get: {
         parameters: {
             query?: never;
@@ -2824,6 +3078,108 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SlaPublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_dependencies_api_v1_dependencies_get: {
+        parameters: {
+            query?: {
+                /** @description latest firings per rule */
+                firings?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomationRulePublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_retry_policies_api_v1_retry_policies_get: {
+        parameters: {
+            query?: {
+                firings?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutomationRulePublic"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_firings_api_v1_firings_get: {
+        parameters: {
+            query?: {
+                rule?: string | null;
+                /** @description dependency | retry-policy */
+                kind?: string | null;
+                status?: string | null;
+                /** @description the job acted on */
+                job?: string | null;
+                /** @description a run that caused the firing or that it started */
+                run?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FiringPublic"][];
                 };
             };
             /** @description Validation Error */

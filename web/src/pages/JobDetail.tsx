@@ -3,6 +3,7 @@ import { useState } from "react";
 import { api, unwrap } from "../api/client";
 import { ActionButtons } from "../components/Actions";
 import { DurationChart } from "../components/DurationChart";
+import { ImpactPanel } from "../components/ImpactPanel";
 import { LineageGraph } from "../components/LineageGraph";
 import { Card, Empty, Labels, Q, SourceTags, StateBadge } from "../components/ui";
 import { fmtAgo, fmtDuration, fmtTime } from "../format";
@@ -101,6 +102,9 @@ export function JobDetail({ uid }: { uid: string }) {
                   name={j.name}
                   actions={(j.allowed_actions ?? []).filter((a) => (a === "pause" ? !j.paused : a === "resume" ? j.paused : true))}
                 />
+              </Card>
+              <Card title="Impact downstream" className="span-all">
+                <ImpactPanel uid={j.uid} />
               </Card>
               <Card title="Run durations" className="span-all">
                 <Q q={runs} what="runs">

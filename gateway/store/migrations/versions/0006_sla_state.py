@@ -1,7 +1,7 @@
 """SLA state, the notification outbox, missed-run watermarks
 
 Revision ID: 0006_sla_state
-Revises: 0004_source_problems
+Revises: 0005_token_kind
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import gateway.store.types
 
 revision: str = "0006_sla_state"
-down_revision: str | None = "0008_token_kind"
+down_revision: str | None = "0005_token_kind"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
