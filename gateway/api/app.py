@@ -21,6 +21,7 @@ from gateway.authz import PolicyCache
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
+from gateway.sso import OidcProvider
 from gateway.store.engine import create_db_engine, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
@@ -32,6 +33,7 @@ from .metrics import Metrics
 from .routes import (
     approvals,
     audit,
+    auth,
     config,
     health,
     hooks,
@@ -180,6 +182,8 @@ def create_app(
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop()
+            if app.state.oidc is not None:
+                app.state.oidc.close()
 
     app = FastAPI(
         title="Accord",
@@ -195,6 +199,7 @@ def create_app(
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None
+    app.state.oidc = OidcProvider(settings) if settings.oidc_enabled else None
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -223,6 +228,7 @@ def create_app(
         approvals,
         violations,
         policy,
+        auth,
     ):
         app.include_router(r.router)
 

@@ -24,7 +24,7 @@ from .load import Document
 
 __all__ = ["Change", "Plan", "apply_plan", "digest", "plan", "required_domain"]
 
-_POLICY_KINDS = {"Role", "RoleBinding"}
+_POLICY_KINDS = {"Role", "RoleBinding", "GroupBinding"}
 _DOMAIN_SCOPED = {"Source", "SLA"}
 
 
