@@ -6,15 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from gateway.api.app import create_app
 from gateway.store.tables import AuditRecord, SsoLogin
-from tests.peers.oidc_provider import OTHER_AUDIENCE, browserless_login
+from tests.peers.oidc_provider import AUDIENCE, OTHER_AUDIENCE, browserless_login, start_provider
 
-from .conftest import SsoApi
+from .conftest import SsoApi, provider_config, sso_settings
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -104,29 +107,25 @@ def test_an_unsigned_token_is_refused(sso_api: SsoApi) -> None:
     assert len(_audit(sso_api, "authenticate")) == 2
 
 
-def test_an_expired_token_is_refused(sso_api: SsoApi, oidc_peer: Any, tmp_path: Any) -> None:
-    from tests.peers.oidc_provider import start_provider
-
-    from .conftest import provider_config
-
+def test_an_expired_token_is_refused(sso_api: SsoApi, tmp_path: Path) -> None:
+    # A provider whose access tokens live two seconds.
     config = provider_config("http://testserver")
     config["accessTokenTTL"] = 2
-    config["resources"] = {"urn:accord:api": {"accessTokenTTL": 2}}
+    config["resources"] = {AUDIENCE: {"accessTokenTTL": 2}}
     short = start_provider(config, tmp_path)
     try:
         token = short.client_token("ci-bot")
-        time.sleep(3.2)
-        # The same gateway settings, but this provider as the issuer.
-        from gateway.api.app import create_app
-        from fastapi.testclient import TestClient
-
-        from .conftest import sso_settings
-
-        app = create_app(sso_settings(short, tmp_path / "d2"), engine=sso_api.engine, start_sync=False)
+        app = create_app(
+            sso_settings(short, tmp_path / "d2"), engine=sso_api.engine, start_sync=False
+        )
         with TestClient(app) as client:
+            assert client.get("/api/v1/me", headers=_bearer(token)).status_code == 200
+            time.sleep(3.2)
             r = client.get("/api/v1/me", headers=_bearer(token))
         assert r.status_code == 401
         assert r.json()["error"]["message"].endswith("the token has expired")
+        (rec,) = _audit(sso_api, "authenticate")
+        assert rec.reason == "the token has expired"
     finally:
         short.stop()
 
