@@ -22,6 +22,23 @@
   through a reference, whatever these say (see ``gateway.secrets``).
 - ACCORD_SHUTDOWN_GRACE: seconds ``accord serve`` gives in-flight requests, and then sync
   work, to end when it is told to stop (3; SIGTERM or Ctrl-C)
+
+Single sign-on (OpenID Connect, docs/sso.md); SSO is on when ACCORD_OIDC_ISSUER is set:
+
+- ACCORD_OIDC_ISSUER: the provider's issuer URL (its discovery document is read from
+  ``<issuer>/.well-known/openid-configuration``)
+- ACCORD_OIDC_CLIENT_ID / ACCORD_OIDC_CLIENT_SECRET: the console's client at the provider
+  (authorization code + PKCE; the secret is optional for a public client)
+- ACCORD_OIDC_AUDIENCE: the ``aud`` the provider puts in access tokens meant for Accord's
+  API; without it the API does not accept the provider's JWTs (console login still works)
+- ACCORD_OIDC_SCOPES: ``openid profile email groups``
+- ACCORD_OIDC_SUBJECT_CLAIM: claim naming the person (``sub``); their subject in Accord is
+  ``oidc:<value>``
+- ACCORD_OIDC_SESSION_TTL: how long a console session lasts, in seconds (28800 = 8 h)
+- ACCORD_OIDC_ALGORITHMS: accepted JWT signature algorithms (``RS256,PS256,ES256,EdDSA``)
+- ACCORD_OIDC_LEEWAY: seconds of clock skew allowed on ``exp``/``nbf``/``iat`` (30)
+- ACCORD_OIDC_JWKS_CACHE: seconds the provider's keys are kept before a refetch (3600); a
+  token signed with an unknown key id refetches them at once (at most every 10 s)
 """
 
 from __future__ import annotations
@@ -30,7 +47,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
@@ -58,6 +75,41 @@ class Settings(BaseSettings):
     # Where secret references of Source documents may point (gateway.secrets).
     secret_env_prefixes: Annotated[tuple[str, ...], NoDecode] = ("ACCORD_SECRET_",)
     secret_dirs: Annotated[tuple[Path, ...] | None, NoDecode] = None
+    # Single sign-on (gateway.sso).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_audience: str | None = None
+    oidc_scopes: str = "openid profile email groups"
+    oidc_subject_claim: str = "sub"
+    oidc_session_ttl: int = Field(default=8 * 3600, ge=5)
+    oidc_algorithms: Annotated[tuple[str, ...], NoDecode] = ("RS256", "PS256", "ES256", "EdDSA")
+    oidc_leeway: int = Field(default=30, ge=0, le=300)
+    oidc_jwks_cache: int = Field(default=3600, ge=10)
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, v: Any) -> Any:
+        items = _split(v)
+        bad = [a for a in items if a.lower() == "none" or a.upper().startswith("HS")]
+        if bad:
+            raise ValueError(
+                f"{bad}: only asymmetric signature algorithms are accepted for provider tokens"
+            )
+        if not items:
+            raise ValueError("at least one signature algorithm is needed")
+        return items
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError("the OIDC issuer must be an http(s) URL")
+        return v
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @field_validator("secret_env_prefixes", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Python packages: PostgreSQL (store tests run
 # on SQLite and PostgreSQL), the cron daemon and rsyslog (cron adapter tests), Chromium
-# (console browser tests), Node packages of the console, and a separate virtualenv with
+# (console browser tests), Node packages of the console and of the test OpenID provider, and a separate virtualenv with
 # Apache Airflow (Airflow adapter tests). Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The real OpenID provider of the single sign-on tests (node-oidc-provider).
+echo "installing the test OpenID provider (tests/peers/oidc)"
+(cd tests/peers/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
 for step in scripts/cron-setup.sh scripts/airflow-venv.sh scripts/build-console.sh; do
   if [ -x "$step" ]; then

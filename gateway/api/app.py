@@ -25,6 +25,7 @@ from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
+from gateway.sso import OidcProvider
 from gateway.store.engine import create_db_engine, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
@@ -38,6 +39,7 @@ from .routes import (
     agents,
     approvals,
     audit,
+    auth,
     automation,
     config,
     forecast,
@@ -245,6 +247,8 @@ def create_app(
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
+            if app.state.oidc is not None:
+                app.state.oidc.close()
 
     app = FastAPI(
         title="Accord",
@@ -266,6 +270,7 @@ def create_app(
     app.state.first_admin_token = None
     app.state.loop = None
     app.state.begin_shutdown = begin_shutdown
+    app.state.oidc = OidcProvider(settings) if settings.oidc_enabled else None
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -301,6 +306,7 @@ def create_app(
         policy,
         forecast,
         automation,
+        auth,
     ):
         app.include_router(r.router)
     install_docs(app, title="Accord")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -11,15 +17,25 @@ from fastapi import Depends, Request
 from sqlalchemy import ColumnElement
 from sqlmodel import Session
 
+from gateway.audit import AuditEntry, record
 from gateway.authz import Decision, Grants, PolicyCache, PolicySet
 from gateway.model import Channel
 from gateway.settings import Settings
-from gateway.store.services.tokens import AuthFailure, authenticate, touch_token
+from gateway.sso import SESSION_COOKIE, OidcError, OidcProvider, TokenRejected, looks_like_jwt
+from gateway.store.engine import session_scope
+from gateway.store.services.sso import (
+    authenticate_session,
+    claims_digest,
+    identity_digest,
+    record_identity,
+)
+from gateway.store.services.tokens import TOKEN_PREFIX, AuthFailure, authenticate, touch_token
 from gateway.store.types import utcnow
 
 from .errors import ApiError
 
 T = TypeVar("T")
+_log = logging.getLogger("accord.auth")
 
 __all__ = [
     "PrincipalDep",
@@ -101,45 +117,149 @@ def _channel(request: Request) -> str:
     return raw if raw in {c.value for c in Channel} - {"system"} else Channel.API.value
 
 
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
 def get_principal(request: Request, session: SessionDep) -> Principal:
+    """Who is calling: an Accord API token, the identity provider's JWT access token
+    (when ACCORD_OIDC_AUDIENCE is set), or the console's single sign-on session cookie."""
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "an API token is required: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    try:
-        rec = authenticate(session, token=token.strip())
-    except AuthFailure as exc:
-        raise ApiError(
-            401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"}
-        ) from None
+    scheme, _, raw = header.partition(" ")
+    token = raw.strip()
+    if scheme.lower() == "bearer" and token:
+        if not token.startswith(TOKEN_PREFIX) and looks_like_jwt(token):
+            return _jwt_principal(request, session, token)
+        return _token_principal(request, session, token)
+    if header:
+        raise _unauthorized("send 'Authorization: Bearer <token>'")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and getattr(request.app.state, "oidc", None) is not None:
+        return _session_principal(request, session, cookie)
+    raise _unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
+
+
+def _principal(
+    request: Request, session: Session, subject: str, token_id: int | None, *, agent: bool = False
+) -> Principal:
     cache: PolicyCache = request.app.state.policy
     policy = cache.current(session)
+    # Ends the authentication's transaction either way, so the connection goes back to the
+    # pool before the route runs: a request must not hold one while it waits for a thread.
+    session.commit()
+    request.state.subject = subject
+    if agent:
+        # An agent's calls are on the agent channel whatever it claims.
+        return Principal(
+            subject,
+            token_id,
+            Channel.AGENT.value,
+            policy,
+            policy.grants(subject),
+            kind="agent",
+            context=_agent_context(request),
+        )
+    return Principal(subject, token_id, _channel(request), policy, policy.grants(subject))
+
+
+def _token_principal(request: Request, session: Session, token: str) -> Principal:
+    try:
+        rec = authenticate(session, token=token)
+    except AuthFailure as exc:
+        raise _unauthorized(str(exc)) from None
     # Last use is informative only; update it at most once a minute to keep reads cheap.
     now = utcnow()
     if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:
         assert rec.id is not None
         touch_token(request.app.state.engine, token_id=rec.id, at=now)
-    # Ends the authentication's transaction either way, so the connection goes back to the
-    # pool before the route runs: a request must not hold one while it waits for a thread.
-    session.commit()
-    request.state.subject = rec.subject
-    if rec.kind == "agent":
-        # An agent's calls are on the agent channel whatever it claims.
-        return Principal(
-            rec.subject,
-            rec.id,
-            Channel.AGENT.value,
-            policy,
-            policy.grants(rec.subject),
-            kind="agent",
-            context=_agent_context(request),
+    return _principal(request, session, rec.subject, rec.id, agent=rec.kind == "agent")
+
+
+def _session_principal(request: Request, session: Session, cookie: str) -> Principal:
+    # A cookie travels with any request the browser makes; the console also sends this
+    # header, which a cross-site form cannot, so state-changing calls need it.
+    if request.method not in ("GET", "HEAD", "OPTIONS") and "x-accord-channel" not in (
+        request.headers
+    ):
+        raise ApiError(403, "forbidden", "a session cookie alone cannot change anything")
+    try:
+        rec = authenticate_session(session, token=cookie)
+    except AuthFailure as exc:
+        raise _unauthorized(str(exc)) from None
+    return _principal(request, session, rec.subject, None)
+
+
+def _jwt_principal(request: Request, session: Session, token: str) -> Principal:
+    provider: OidcProvider | None = getattr(request.app.state, "oidc", None)
+    audience = provider.settings.oidc_audience if provider is not None else None
+    if provider is None or not audience:
+        raise _unauthorized(
+            "this gateway does not accept identity-provider tokens "
+            "(set ACCORD_OIDC_ISSUER and ACCORD_OIDC_AUDIENCE); use an Accord API token"
         )
-    return Principal(rec.subject, rec.id, _channel(request), policy, policy.grants(rec.subject))
+    try:
+        claims = provider.validate(token, audience=audience)
+        subject = provider.subject_of(claims)
+    except TokenRejected as exc:
+        _audit_rejection(request, str(exc), token)
+        raise _unauthorized(f"identity-provider token rejected: {exc}") from None
+    except OidcError as exc:
+        raise ApiError(503, "idp_unavailable", str(exc), headers={"Retry-After": "10"}) from None
+    # The claims GroupBindings read are stored when they change, so that the policy (and
+    # any decision made later for this person) sees the roles the provider gives now.
+    if identity_digest(session, subject=subject) != claims_digest(claims):
+        with session_scope(request.app.state.engine) as write:
+            record_identity(write, subject=subject, claims=claims)
+        session.rollback()  # a fresh read sees the new policy version
+    return _principal(request, session, subject, None)
+
+
+def _audit_rejection(request: Request, reason: str, token: str) -> None:
+    """A provider token that fails validation is an authorization event worth keeping;
+    at most ``_REJECTIONS_PER_MINUTE`` are recorded per process so junk cannot flood the
+    trail (the rest are logged)."""
+    now = time.monotonic()
+    with _rejections_lock:
+        while _rejections and now - _rejections[0] > 60:
+            _rejections.popleft()
+        keep = len(_rejections) < _REJECTIONS_PER_MINUTE
+        if keep:
+            _rejections.append(now)
+    claimed = _claimed_subject(token)
+    if not keep:
+        _log.warning("identity-provider token rejected (%s), claimed subject %s", reason, claimed)
+        return
+    record(
+        request.app.state.engine,
+        AuditEntry(
+            subject="anonymous",
+            channel=_channel(request),
+            action="authenticate",
+            target="oidc-token",
+            domain="*",
+            decision="deny",
+            outcome="rejected",
+            reason=reason,
+            request_id=getattr(request.state, "request_id", None),
+            details={"claimed_subject": claimed, "path": request.url.path},
+        ),
+    )
+
+
+def _claimed_subject(token: str) -> str | None:
+    """The unverified ``sub`` of a rejected token, for the record only."""
+    try:
+        part = token.split(".")[1]
+        body = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None
+    sub = body.get("sub") if isinstance(body, dict) else None
+    return str(sub)[:200] if sub is not None else None
+
+
+_REJECTIONS_PER_MINUTE = 60
+_rejections: deque[float] = deque()
+_rejections_lock = threading.Lock()
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

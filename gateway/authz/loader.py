@@ -9,9 +9,10 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from gateway.model.resources import Role, RoleBinding
+from gateway.model.resources import GroupBinding, Role, RoleBinding
 from gateway.store.services.meta import policy_version
-from gateway.store.tables import ApiToken, AppliedResource
+from gateway.store.services.sso import claim_values
+from gateway.store.tables import ApiToken, AppliedResource, SsoIdentity
 from gateway.store.types import utcnow
 from policies import POLICY_DIR
 
@@ -38,18 +39,30 @@ def load_policy(session: Session) -> PolicySet:
     roles: dict[str, Role] = default_roles()
     bindings: list[Binding] = []
     applied = session.exec(
-        select(AppliedResource).where(col(AppliedResource.kind).in_(["Role", "RoleBinding"]))
+        select(AppliedResource).where(
+            col(AppliedResource.kind).in_(["Role", "RoleBinding", "GroupBinding"])
+        )
     ).all()
+    group_bindings: list[GroupBinding] = []
     for res in applied:
         doc: dict[str, Any] = res.document
         if res.kind == "Role":
             role = Role.model_validate(doc)
             roles[role.metadata.name] = role
+        elif res.kind == "GroupBinding":
+            group_bindings.append(GroupBinding.model_validate(doc))
         else:
             rb = RoleBinding.model_validate(doc)
             for sub in rb.spec.subjects:
                 for dom in rb.spec.domains:
                     bindings.append(Binding(sub, rb.spec.role, dom))
+    if group_bindings:
+        # People known through single sign-on hold the roles their claims map to.
+        for ident in session.exec(select(SsoIdentity)).all():
+            for gb in group_bindings:
+                if claim_values(ident.claims, gb.spec.claim) & set(gb.spec.values):
+                    for dom in gb.spec.domains:
+                        bindings.append(Binding(ident.subject, gb.spec.role, dom))
     now = utcnow()
     for tok in session.exec(select(ApiToken).where(col(ApiToken.revoked_at).is_(None))).all():
         if tok.expires_at is not None and tok.expires_at <= now:

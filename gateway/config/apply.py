@@ -33,7 +33,7 @@ __all__ = [
     "required_domain",
 ]
 
-_POLICY_KINDS = {"Role", "RoleBinding"}
+_POLICY_KINDS = {"Role", "RoleBinding", "GroupBinding"}
 _AUTOMATION_KINDS = ("Dependency", "RetryPolicy")
 _DOMAIN_SCOPED = {"Source", "SLA"}
 

@@ -34,6 +34,7 @@ __all__ = [
     "Dependency",
     "Domain",
     "Duration",
+    "GroupBinding",
     "Guardrail",
     "Metadata",
     "Notifier",
@@ -214,6 +215,39 @@ class RoleBindingSpec(_Strict):
 class RoleBinding(_Doc):
     kind: Literal["RoleBinding"]
     spec: RoleBindingSpec
+
+
+_CLAIM = r"^[A-Za-z0-9_:/.-]+$"
+
+
+class GroupBindingSpec(_Strict):
+    """Single sign-on: people whose identity-provider token carries one of ``values`` in
+    the claim ``claim`` hold ``role`` in ``domains``. The claim may be a string or a list
+    of strings (``groups``, ``roles``); a dotted path reads a nested claim
+    (``realm_access.roles``). The subject of such a person is ``oidc:<subject claim>``."""
+
+    claim: str = Field(
+        default="groups",
+        pattern=_CLAIM,
+        description="the token claim to read (dotted path for nested claims)",
+    )
+    values: list[str] = Field(min_length=1, description="claim values that grant the role")
+    role: str
+    domains: list[str] = Field(
+        default_factory=lambda: ["*"], description="domains the role applies in ('*' = all)"
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if any(not item.strip() for item in v):
+            raise ValueError("an empty claim value would match nothing")
+        return v
+
+
+class GroupBinding(_Doc):
+    kind: Literal["GroupBinding"]
+    spec: GroupBindingSpec
 
 
 class FreezeWindow(_Strict):
@@ -625,6 +659,7 @@ Resource = Annotated[
     | Domain
     | Role
     | RoleBinding
+    | GroupBinding
     | Guardrail
     | ComplianceRule
     | Dependency
@@ -639,6 +674,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "Domain": Domain,
     "Role": Role,
     "RoleBinding": RoleBinding,
+    "GroupBinding": GroupBinding,
     "Guardrail": Guardrail,
     "ComplianceRule": ComplianceRule,
     "Dependency": Dependency,

@@ -26,6 +26,9 @@ __all__ = [
     "ScheduleWatch",
     "SlaState",
     "Source",
+    "SsoIdentity",
+    "SsoLogin",
+    "SsoSession",
     "Step",
     "Violation",
 ]
@@ -226,6 +229,42 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = _dt()
     revoked_at: datetime | None = _dt()
     last_used_at: datetime | None = _dt()
+
+
+class SsoIdentity(SQLModel, table=True):
+    """A person known through single sign-on: the claims that GroupBindings read, as their
+    provider last presented them (so decisions made later, e.g. an approved action run as
+    its requester, see the same roles)."""
+
+    __tablename__ = "sso_identity"
+    subject: str = Field(primary_key=True)
+    claims: dict[str, Any] = _json(dict)
+    digest: str
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SsoSession(SQLModel, table=True):
+    """A console session started by an OpenID Connect login; the cookie holds the token,
+    the store only its SHA-256 digest."""
+
+    __tablename__ = "sso_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    subject: str = Field(index=True)
+    name: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = _dt()
+
+
+class SsoLogin(SQLModel, table=True):
+    """A login under way (between /auth/login and /auth/callback), single use."""
+
+    __tablename__ = "sso_login"
+    state_hash: str = Field(primary_key=True)
+    nonce: str
+    return_to: str = "/"
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Meta(SQLModel, table=True):

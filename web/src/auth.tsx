@@ -11,6 +11,19 @@ interface Auth {
   login: (token: string) => Promise<void>;
   logout: () => void;
   can: (action: string) => boolean;
+  /** Single sign-on is configured: the login page offers it (see docs/sso.md). */
+  sso: boolean;
+}
+
+/** A single sign-on session lives in an HttpOnly cookie that scripts never see; the
+ *  gateway ends it on POST /auth/logout. */
+async function ssoEnabled(): Promise<boolean> {
+  try {
+    const r = await fetch("/auth/config");
+    return r.ok && ((await r.json()) as { enabled?: boolean }).enabled === true;
+  } catch {
+    return false;
+  }
 }
 
 const Ctx = createContext<Auth | null>(null);
@@ -21,18 +34,25 @@ export function useAuth(): Auth {
   return a;
 }
 
-/** Holds the API token in memory and in sessionStorage (gone when the tab closes). */
+/** Holds the API token in memory and in sessionStorage (gone when the tab closes), or
+ *  follows a single sign-on session (an HttpOnly cookie set by the gateway). */
 export function AuthProvider({ children }: { children: ReactNode }) {
   const qc = useQueryClient();
   const [me, setMe] = useState<Me | null>(null);
-  const [restoring, setRestoring] = useState(() => !!sessionStorage.getItem(KEY));
+  const [sso, setSso] = useState(false);
+  const [ssoSession, setSsoSession] = useState(false);
+  const [restoring, setRestoring] = useState(true);
 
   const logout = useCallback(() => {
     sessionStorage.removeItem(KEY);
     setToken(null);
     setMe(null);
     qc.clear();
-  }, [qc]);
+    if (ssoSession) {
+      setSsoSession(false);
+      void fetch("/auth/logout", { method: "POST", headers: { "X-Accord-Channel": "ui" } });
+    }
+  }, [qc, ssoSession]);
 
   useEffect(() => {
     setUnauthorizedHandler(logout);
@@ -53,7 +73,23 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     const saved = sessionStorage.getItem(KEY);
-    if (!saved) return;
+    if (!saved) {
+      // No API token in this tab: a single sign-on session may be open (its cookie is sent
+      // with every request of this origin).
+      void ssoEnabled().then(async (enabled) => {
+        setSso(enabled);
+        if (enabled) {
+          try {
+            setMe(await unwrap(api.GET("/api/v1/me")));
+            setSsoSession(true);
+          } catch {
+            /* not signed in: the login page offers single sign-on */
+          }
+        }
+        setRestoring(false);
+      });
+      return;
+    }
     setToken(saved);
     // Opening the overview with a saved token: ask for its data while the token is checked.
     if (location.hash === "" || location.hash === "#/") void qc.prefetchQuery(overviewQuery);
@@ -67,8 +103,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, [qc]);
 
   const value = useMemo<Auth>(
-    () => ({ me, login, logout, can: (a: string) => !!me?.can?.[a] }),
-    [me, login, logout],
+    () => ({ me, login, logout, can: (a: string) => !!me?.can?.[a], sso }),
+    [me, login, logout, sso],
   );
   if (restoring) return <div className="boot" role="status">Loading…</div>;
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;

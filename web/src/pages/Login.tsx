@@ -3,7 +3,7 @@ import { ApiError } from "../api/client";
 import { useAuth } from "../auth";
 
 export function Login() {
-  const { login } = useAuth();
+  const { login, sso } = useAuth();
   const [token, setToken] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -30,6 +30,18 @@ export function Login() {
           <span className="logo" aria-hidden="true">▲</span> Accord
         </h1>
         <p className="muted">One control plane for the schedulers you already run.</p>
+        {sso && (
+          <>
+            <a
+              className="button primary"
+              data-testid="sso-login"
+              href={`/auth/login?return_to=${encodeURIComponent("/" + location.hash)}`}
+            >
+              Sign in with single sign-on
+            </a>
+            <p className="muted small">or with an API token:</p>
+          </>
+        )}
         <label htmlFor="token">API token</label>
         <input
           id="token"
