@@ -18,10 +18,12 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.authz import PolicyCache
+from gateway.cluster import Cluster
 from gateway.governance.housekeeping import Housekeeping
+from gateway.model import SyncHint
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
-from gateway.store.engine import create_db_engine, session_scope, upgrade
+from gateway.store.engine import create_db_engine, is_postgres, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
 from gateway.sync.manager import SyncManager
@@ -47,6 +49,7 @@ from .routes import (
     stream,
     violations,
 )
+from .routes import cluster as cluster_routes
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
@@ -136,6 +139,18 @@ def request_shutdown(app: FastAPI) -> None:
         loop.call_soon_threadsafe(app.state.begin_shutdown)
 
 
+def _relayed(broadcaster: Broadcaster, message: dict[str, Any]) -> None:
+    event = Event.from_message(message)
+    if event is not None:
+        broadcaster.publish_local(event)
+
+
+def _hinted(manager: SyncManager, source: str, hints: list[dict[str, Any]]) -> None:
+    """A hint another replica forwarded: acted on here if this replica holds the source."""
+    parsed = [SyncHint.model_validate(h) for h in hints if isinstance(h, dict)]
+    manager.hint(source, parsed or [SyncHint(scope="runs")], forward=False)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -169,12 +184,45 @@ def create_app(
         metrics.sync_passes.labels(source).inc()
 
     secret_policy = SecretPolicy.from_settings(settings)
+    # On PostgreSQL every gateway is a replica of a cluster (one replica is a cluster of
+    # one); SQLite is one process and needs none of it.
+    cluster = (
+        Cluster(
+            engine,
+            replica=settings.replica_id,
+            lease_seconds=settings.lease_seconds,
+            url=settings.public_url,
+            leases_sources=run_sync,
+        )
+        if is_postgres(engine)
+        else None
+    )
+
+    def on_fenced(source: str) -> None:
+        metrics.fenced_writes.labels(source).inc()
+
     manager = (
-        SyncManager(engine, on_change=on_change, on_pass=on_pass, secrets=secret_policy.resolve)
+        SyncManager(
+            engine,
+            on_change=on_change,
+            on_pass=on_pass,
+            secrets=secret_policy.resolve,
+            cluster=cluster,
+            max_passes=settings.sync_concurrency or None,
+            on_fenced=on_fenced,
+        )
         if run_sync
         else None
     )
-    housekeeping = Housekeeping(engine)
+    housekeeping = Housekeeping(
+        engine, leader=cluster.singleton("approval-expiry") if cluster else None
+    )
+    if cluster is not None:
+        metrics.cluster = cluster
+        cluster.on_event = lambda message: _relayed(broadcaster, message)
+        broadcaster.relay = lambda event: cluster.publish_event(event.as_message())
+        if manager is not None:
+            cluster.on_owned_change = manager.wake
 
     def begin_shutdown() -> None:
         # On the event loop: end event streams and cancel sync passes now, so in-flight
@@ -193,6 +241,14 @@ def create_app(
         if token:
             app.state.first_admin_token = token
             _log.warning("created the first admin token; it is in %s", settings.admin_token_file)
+        if cluster is not None:
+            if manager is not None:
+
+                def forwarded(source: str, hints: list[dict[str, Any]]) -> None:
+                    loop.call_soon_threadsafe(_hinted, manager, source, hints)
+
+                cluster.on_hint = forwarded
+            await cluster.start()
         if manager is not None:
             await manager.start()
         housekeeping.start()
@@ -203,6 +259,8 @@ def create_app(
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
+            if cluster is not None:
+                await cluster.stop()
 
     app = FastAPI(
         title="Accord",
@@ -216,6 +274,7 @@ def create_app(
     app.state.secret_policy = secret_policy
     app.state.engine = engine
     app.state.manager = manager
+    app.state.cluster = cluster
     app.state.policy = PolicyCache(engine)
     app.state.events = broadcaster
     app.state.metrics = metrics
@@ -250,6 +309,7 @@ def create_app(
         approvals,
         violations,
         policy,
+        cluster_routes,
     ):
         app.include_router(r.router)
     install_docs(app, title="Accord")

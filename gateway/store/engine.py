@@ -94,8 +94,15 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+_MIGRATION_LOCK = 0x4163636F7264  # "Accord": the advisory lock key of migrations
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+    """Bring the schema to ``revision`` (idempotent).
+
+    On PostgreSQL, replicas that start together (or ``accord db upgrade`` beside them)
+    take turns under an advisory lock: the first migrates, the others find the schema
+    current."""
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -104,7 +111,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.orig}"
         ) from None
-    command.upgrade(alembic_config(engine), revision)
+    if not is_postgres(engine):
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            lock.commit()
 
 
 def current_tables(engine: Engine) -> list[str]:
