@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session
@@ -97,7 +97,8 @@ class LeaseStore:
 
     def heartbeat(self, *, url: str | None, host: str, pid: int) -> int:
         """Register or refresh this replica; forget replicas silent for 10 lease periods.
-        Returns the number of live replicas (heartbeat within one lease period)."""
+        Returns the number of live replicas: heartbeat within two lease periods, so that
+        one slow tick of a loaded replica does not make the others re-divide the work."""
         with session_scope(self.engine) as s:
             s.execute(
                 text(
@@ -109,7 +110,7 @@ class LeaseStore:
             )
             s.execute(text(f"DELETE FROM replica WHERE heartbeat_at < {_NOW} - 10 * {self._ttl}"))
             live = s.execute(
-                text(f"SELECT count(*) FROM replica WHERE heartbeat_at > {_NOW} - {self._ttl}")
+                text(f"SELECT count(*) FROM replica WHERE heartbeat_at > {_NOW} - 2 * {self._ttl}")
             ).scalar_one()
         return int(live)
 
@@ -208,7 +209,11 @@ def lease_rows(session: Session) -> list[LeaseRow]:
             " FROM lease ORDER BY name"
         )
     ).all()
-    return [LeaseRow(str(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
+    return [LeaseRow(str(r[0]), r[1], int(r[2]), _utc(r[3]), _utc(r[4]), _utc(r[5])) for r in rows]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def db_now(session: Session) -> datetime | None:

@@ -97,13 +97,11 @@ class Cluster:
 
     def runs(self, source: str) -> list[str]:
         with session_scope(self.engine, write=False) as s:
-            rows = s.execute(
-                text("SELECT native_id FROM run WHERE source = :s"), {"s": source}
-            ).all()
-        return [str(r[0]) for r in rows]
+            rows = s.execute(text("SELECT uid FROM run WHERE source = :s"), {"s": source}).all()
+        return [str(r[0]).split("/", 1)[1] for r in rows]
 
-    def metric(self, replica: Replica, name: str, **labels: str) -> float:
-        body = httpx.get(replica.url + "/metrics", timeout=30).text
+    def metric(self, on: Replica, name: str, **labels: str) -> float:
+        body = httpx.get(on.url + "/metrics", timeout=30).text
         total = 0.0
         for line in body.splitlines():
             if not line.startswith(name):

@@ -39,7 +39,9 @@ def test_leases_spread_over_the_replicas_and_every_source_syncs(cluster: Cluster
             and all(0 < n <= cap for n in per)
         )
 
-    assert wait_until(spread, timeout=6 * LEASE, interval=0.3), cl.holders()
+    assert wait_until(spread, timeout=6 * LEASE, interval=0.3), cl.get(
+        cl.replicas[0], "/api/v1/cluster"
+    ).json()
     view = cl.get(cl.replicas[1], "/api/v1/cluster").json()
     assert view["mode"] == "cluster" and view["replica"] == "r1"
     assert {r["id"] for r in view["replicas"] if r["alive"]} == {"r0", "r1", "r2"}
