@@ -6,7 +6,8 @@ writes are fenced), releases source leases above its fair share (``ceil(sources 
 live replicas) + 1``) so that a replica that joins gets work, and takes free or expired
 leases up to that share. A replica that dies stops renewing; its leases expire within
 one lease period and the others take them on their next tick, resuming from the cursors
-stored with each source.
+stored with each source (see ``_tick`` for the two views of liveness that keep one slow
+tick from re-dividing the work).
 
 Singletons: ``singleton(name)`` returns a function that says whether this replica runs
 the cluster-wide job ``name`` now (compliance sweep, approval expiry, SLA evaluation,
@@ -67,7 +68,8 @@ class Cluster:
         self.owned: dict[str, int] = {}  # source name -> fencing token
         self._singletons: dict[str, int] = {}  # singleton name -> token
         self._wanted_singletons: set[str] = set()
-        self.replicas = 1
+        self.replicas = 1  # live: heartbeat within two lease periods
+        self.fresh = 1  # heartbeat within one lease period
         self.on_owned_change: Callable[[], None] | None = None
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         self.on_hint: Callable[[str, list[dict[str, Any]]], None] | None = None
@@ -111,7 +113,9 @@ class Cluster:
 
     def _tick(self) -> None:
         s = self.store
-        self.replicas = s.heartbeat(url=self.url, host=socket.gethostname(), pid=os.getpid())
+        self.replicas, self.fresh = s.heartbeat(
+            url=self.url, host=socket.gethostname(), pid=os.getpid()
+        )
         names = [SINGLETON + n for n in sorted(self._wanted_singletons)]
         sources: list[str] = []
         if self.leases_sources:
@@ -135,15 +139,26 @@ class Cluster:
             self._singletons |= {n[len(SINGLETON) :]: t for n, t in got.items()}
         if not self.leases_sources:
             return
+        # Two views of who is alive: heartbeats within two lease periods (``replicas``,
+        # for the share to take) and within one (``fresh``, for the share to keep). One
+        # slow tick of a loaded replica then neither makes the others shed work nor grab
+        # it; a dead replica drops out of ``fresh`` when its leases expire, so the
+        # survivors take its sources (up to the share they will have without it) after
+        # one lease period, not two.
         share = fair_share(len(sources), self.replicas)
-        if len(self.owned) > share:
-            extra = sorted(self.owned)[share:]
+        keep = fair_share(len(sources), self.fresh)
+        if len(self.owned) > keep:
+            extra = sorted(self.owned)[keep:]
             for n in extra:
                 self.owned.pop(n)
             s.release([SOURCE + n for n in extra])
             _log.info("replica %s handed over %d source(s)", self.replica, len(extra))
-        elif len(self.owned) < share:
+            return
+        if len(self.owned) < share:
             got = s.acquire(prefix=SOURCE, limit=share - len(self.owned))
+            self.owned |= {n[len(SOURCE) :]: t for n, t in got.items()}
+        if len(self.owned) < keep:
+            got = s.acquire(prefix=SOURCE, limit=keep - len(self.owned), orphaned=True)
             self.owned |= {n[len(SOURCE) :]: t for n, t in got.items()}
 
     def _source_names(self) -> list[str]:

@@ -95,10 +95,10 @@ class LeaseStore:
     def _ttl(self) -> str:
         return f"make_interval(secs => {float(self.lease_seconds)!r})"
 
-    def heartbeat(self, *, url: str | None, host: str, pid: int) -> int:
+    def heartbeat(self, *, url: str | None, host: str, pid: int) -> tuple[int, int]:
         """Register or refresh this replica; forget replicas silent for 10 lease periods.
-        Returns the number of live replicas: heartbeat within two lease periods, so that
-        one slow tick of a loaded replica does not make the others re-divide the work."""
+        Returns how many replicas have a heartbeat within two lease periods and within
+        one (see ``Cluster._tick``)."""
         with session_scope(self.engine) as s:
             s.execute(
                 text(
@@ -109,10 +109,14 @@ class LeaseStore:
                 {"id": self.replica, "url": url, "host": host, "pid": pid},
             )
             s.execute(text(f"DELETE FROM replica WHERE heartbeat_at < {_NOW} - 10 * {self._ttl}"))
-            live = s.execute(
-                text(f"SELECT count(*) FROM replica WHERE heartbeat_at > {_NOW} - 2 * {self._ttl}")
-            ).scalar_one()
-        return int(live)
+            two, one = s.execute(
+                text(
+                    f"SELECT count(*) FILTER (WHERE heartbeat_at > {_NOW} - 2 * {self._ttl}),"
+                    f" count(*) FILTER (WHERE heartbeat_at > {_NOW} - {self._ttl})"
+                    " FROM replica"
+                )
+            ).one()
+        return int(two), max(1, int(one))
 
     def leave(self) -> None:
         """Release every lease and unregister (a graceful stop hands work over at once)."""
@@ -159,12 +163,17 @@ class LeaseStore:
         got = {str(n): int(t) for n, t in rows}
         return {n: t for n, t in got.items() if held.get(n) == t}
 
-    def acquire(self, *, prefix: str, limit: int, only: list[str] | None = None) -> dict[str, int]:
+    def acquire(
+        self, *, prefix: str, limit: int, only: list[str] | None = None, orphaned: bool = False
+    ) -> dict[str, int]:
         """Take up to ``limit`` free or expired leases whose name starts with ``prefix``
-        (or is in ``only``); each hand-over increments the token."""
+        (or is in ``only``); with ``orphaned``, only expired leases of another replica
+        (one that died). Each hand-over increments the token."""
         if limit <= 0:
             return {}
         where = "name = ANY(CAST(:only AS text[]))" if only is not None else "name LIKE :prefix"
+        if orphaned:
+            where += " AND holder IS NOT NULL AND holder <> :me"
         with session_scope(self.engine) as s:
             rows = s.execute(
                 text(

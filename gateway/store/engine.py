@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "create_db_engine",
     "is_postgres",
     "is_sqlite",
+    "lock_config",
     "session_scope",
     "upgrade",
     "write_engine",
@@ -121,6 +123,32 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         finally:
             lock.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
             lock.commit()
+
+
+@cache
+def head_revision() -> str | None:
+    """The schema revision this version of Accord migrates to."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config_plain()).get_current_head()
+
+
+def alembic_config_plain() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+_CONFIG_LOCK = _MIGRATION_LOCK + 1
+
+
+def lock_config(session: Session) -> None:
+    """Serialize applying configuration across processes (replicas that all start with
+    ``-f``): on PostgreSQL a transaction lock taken before the plan is read, so the next
+    replica plans against what the first applied. SQLite write transactions already are."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CONFIG_LOCK})")
 
 
 def current_tables(engine: Engine) -> list[str]:
