@@ -11,7 +11,7 @@ measures how long until every source it held was synced by another one. With the
 default sizes the replicas are saturated (more sources than the cap lets them sync per
 interval, which is what the throughput figures need), so a rescued source also waits for
 a free pass slot behind the survivors' own sources: the failover figure is an upper
-bound; ``failover_unsaturated_s`` in the docs' table comes from ``--cap 0``.
+bound; ``--cap 0`` measures the hand-over alone (see docs/benchmarks.md).
 
 Prints one JSON object. ``--quick`` uses small sizes (about a minute).
 """
