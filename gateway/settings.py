@@ -20,6 +20,12 @@
   only files inside one of them (``<data dir>/secrets,/var/run/secrets/accord``). The
   gateway's own settings, its database, admin token and signing key are never readable
   through a reference, whatever these say (see ``gateway.secrets``).
+- ACCORD_LEASE_SECONDS: on PostgreSQL, how long a replica's lease on a source (or on a
+  cluster-wide job) lasts without renewal: a replica that dies loses its work to the
+  others within this time (15; renewed every third of it)
+- ACCORD_REPLICA_ID: this replica's name in the cluster (default host-pid-random)
+- ACCORD_SYNC_CONCURRENCY: at most this many sync passes at once in this process
+  (0 = no cap)
 - ACCORD_SHUTDOWN_GRACE: seconds ``accord serve`` gives in-flight requests, and then sync
   work, to end when it is told to stop (3; SIGTERM or Ctrl-C)
 
@@ -70,6 +76,9 @@ class Settings(BaseSettings):
     automation_dispatch: bool = True
     log_level: str = "info"
     shutdown_grace: float = Field(default=3.0, ge=0)
+    lease_seconds: float = Field(default=15.0, gt=0.5)
+    replica_id: str | None = None
+    sync_concurrency: int = Field(default=0, ge=0)
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
     # Where secret references of Source documents may point (gateway.secrets).

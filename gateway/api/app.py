@@ -21,12 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.agents import McpEndpoint
 from gateway.authz import PolicyCache
 from gateway.automation import Dispatcher
+from gateway.cluster import Cluster
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
+from gateway.model import SyncHint
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.sso import OidcProvider
-from gateway.store.engine import create_db_engine, session_scope, upgrade
+from gateway.store.engine import create_db_engine, is_postgres, session_scope, upgrade
 from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
 from gateway.sync.manager import SyncManager
@@ -56,6 +58,7 @@ from .routes import (
     stream,
     violations,
 )
+from .routes import cluster as cluster_routes
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
@@ -162,6 +165,18 @@ def _build_routes(app: FastAPI) -> None:
             pending.extend(build())
 
 
+def _relayed(broadcaster: Broadcaster, message: dict[str, Any]) -> None:
+    event = Event.from_message(message)
+    if event is not None:
+        broadcaster.publish_local(event)
+
+
+def _hinted(manager: SyncManager, source: str, hints: list[dict[str, Any]]) -> None:
+    """A hint another replica forwarded: acted on here if this replica holds the source."""
+    parsed = [SyncHint.model_validate(h) for h in hints if isinstance(h, dict)]
+    manager.hint(source, parsed or [SyncHint(scope="runs")], forward=False)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -204,13 +219,46 @@ def create_app(
     def on_pass(source: str) -> None:
         metrics.sync_passes.labels(source).inc()
 
-    secret_policy = SecretPolicy.from_settings(settings)
+    # On PostgreSQL every gateway is a replica of a cluster (one replica is a cluster of
+    # one); SQLite is one process and needs none of it.
+    cluster = (
+        Cluster(
+            engine,
+            replica=settings.replica_id,
+            lease_seconds=settings.lease_seconds,
+            url=settings.public_url,
+            leases_sources=run_sync,
+        )
+        if is_postgres(engine)
+        else None
+    )
+
+    def on_fenced(source: str) -> None:
+        metrics.fenced_writes.labels(source).inc()
+
     manager = (
-        SyncManager(engine, on_change=on_change, on_pass=on_pass, secrets=secret_policy.resolve)
+        SyncManager(
+            engine,
+            on_change=on_change,
+            on_pass=on_pass,
+            secrets=secret_policy.resolve,
+            cluster=cluster,
+            max_passes=settings.sync_concurrency or None,
+            on_fenced=on_fenced,
+        )
         if run_sync
         else None
     )
-    housekeeping = Housekeeping(engine)
+    housekeeping = Housekeeping(
+        engine, leader=cluster.singleton("approval-expiry") if cluster else None
+    )
+    if cluster is not None:
+        evaluator.leader = cluster.singleton("slas-and-notifications")
+        metrics.cluster = cluster
+        cluster.on_event = lambda message: _relayed(broadcaster, message)
+        broadcaster.relay = lambda event: cluster.publish_event(event.as_message())
+        if manager is not None:
+            cluster.on_owned_change = manager.wake
     policy_cache = PolicyCache(engine)
     dispatcher = Dispatcher(engine, manager=manager, policy=policy_cache)
 
@@ -231,6 +279,14 @@ def create_app(
         if token:
             app.state.first_admin_token = token
             _log.warning("created the first admin token; it is in %s", settings.admin_token_file)
+        if cluster is not None:
+            if manager is not None:
+
+                def forwarded(source: str, hints: list[dict[str, Any]]) -> None:
+                    loop.call_soon_threadsafe(_hinted, manager, source, hints)
+
+                cluster.on_hint = forwarded
+            await cluster.start()
         if manager is not None:
             await manager.start()
         housekeeping.start()
@@ -249,6 +305,8 @@ def create_app(
                 await manager.stop(timeout=settings.shutdown_grace)
             if app.state.oidc is not None:
                 app.state.oidc.close()
+            if cluster is not None:
+                await cluster.stop()
 
     app = FastAPI(
         title="Accord",
@@ -265,6 +323,7 @@ def create_app(
     app.state.evaluator = evaluator
     app.state.policy = policy_cache
     app.state.dispatcher = dispatcher
+    app.state.cluster = cluster
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None
@@ -307,6 +366,7 @@ def create_app(
         forecast,
         automation,
         auth,
+        cluster_routes,
     ):
         app.include_router(r.router)
     install_docs(app, title="Accord")

@@ -1,11 +1,13 @@
-"""In-process broadcast of run changes for the server-sent event stream."""
+"""Broadcast of run changes for the server-sent event stream: to this process's
+subscribers, and in a cluster through ``relay`` to the other replicas (whose events come
+back in through ``publish_local``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = ["Broadcaster", "Event"]
@@ -18,6 +20,23 @@ class Event:
     job_uid: str | None
     data: dict[str, Any]
 
+    def as_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Event | None:
+        """An event another replica sent; None when it is not one."""
+        kind, data = message.get("type"), message.get("data")
+        if not isinstance(kind, str) or not isinstance(data, dict):
+            return None
+        job_uid = message.get("job_uid")
+        return cls(
+            kind,
+            str(message.get("domain") or ""),
+            job_uid if isinstance(job_uid, str) else None,
+            data,
+        )
+
 
 class Broadcaster:
     """Fan-out to subscribers; a slow subscriber loses events, never blocks the sync."""
@@ -27,6 +46,7 @@ class Broadcaster:
         self._size = queue_size
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.relay: Callable[[Event], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -52,7 +72,14 @@ class Broadcaster:
             q.put_nowait(None)
 
     def publish(self, event: Event) -> None:
-        """Safe from any thread."""
+        """To every subscriber here and, in a cluster, on the other replicas. Safe from
+        any thread."""
+        self.publish_local(event)
+        if self.relay is not None:
+            self.relay(event)
+
+    def publish_local(self, event: Event) -> None:
+        """To this process's subscribers only. Safe from any thread."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return

@@ -14,12 +14,15 @@ __all__ = [
     "ActionResult",
     "AuditKeyPublic",
     "AuditRecordPublic",
+    "ClusterPublic",
     "ErrorBody",
     "JobPublic",
+    "LeasePublic",
     "LineagePublic",
     "Me",
     "ProblemPublic",
     "PushRequest",
+    "ReplicaPublic",
     "RunEventPublic",
     "RunLineagePublic",
     "RunLink",
@@ -388,3 +391,36 @@ class ImpactPublic(BaseModel):
     nodes: list[ImpactNodePublic]
     hidden: int = Field(description="downstream jobs you may not read (not shown)")
     truncated: bool
+
+
+class ReplicaPublic(BaseModel):
+    id: str
+    url: str | None = None
+    host: str = ""
+    pid: int = 0
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    heartbeat_age_seconds: float | None = None
+    alive: bool = True
+    leases: int = Field(0, description="source leases it holds")
+
+
+class LeasePublic(BaseModel):
+    name: str = Field(description="the source's name, or the cluster-wide job's")
+    holder: str | None = Field(description="replica id; null when free or expired")
+    token: int = Field(description="fencing token: grows each time the lease changes hands")
+    acquired_at: datetime | None = None
+    renewed_at: datetime | None = None
+    expires_at: datetime | None = None
+    held_for_seconds: float | None = None
+    renewed_age_seconds: float | None = None
+    expired: bool = False
+
+
+class ClusterPublic(BaseModel):
+    mode: str = Field(description="cluster (PostgreSQL, leases) or single (one process)")
+    replica: str = Field(description="the replica that answered")
+    lease_seconds: float
+    replicas: list[ReplicaPublic]
+    sources: list[LeasePublic]
+    singletons: list[LeasePublic]

@@ -278,6 +278,7 @@ def _load(path: Path, check_secrets: bool = True) -> Any:
 def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
     from gateway.config import apply_plan, load_documents, plan
     from gateway.store import session_scope
+    from gateway.store.engine import lock_config
 
     result = load_documents(raw)
     if not result.ok:
@@ -285,6 +286,7 @@ def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
             err.print(f"[red]✗[/] {escape(str(e))}", highlight=False)
         _fail("the demo federation's documents are invalid")
     with session_scope(engine) as s:
+        lock_config(s)
         p = plan(s, result.documents)
         apply_plan(s, p, subject=_local_subject(), channel="cli")
 
@@ -292,10 +294,12 @@ def _apply_documents(engine: Any, raw: list[tuple[str, int, Any]]) -> None:
 def _apply_path(engine: Any, path: Path, *, prune: bool, dry_run: bool) -> None:
     from gateway.config import ConfigRefused, apply_plan, plan
     from gateway.store import session_scope
+    from gateway.store.engine import lock_config
 
     result = _load(path)
     try:
         with session_scope(engine) as s:
+            lock_config(s)
             p = plan(s, result.documents, prune=prune)
             for ch in p.changes:
                 out.print(ch.line(), highlight=False)

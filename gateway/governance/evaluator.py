@@ -64,8 +64,11 @@ class Evaluator:
         missed_grace: timedelta = timedelta(minutes=10),
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = utcnow,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         self.engine = engine
+        # In a cluster the cycle runs on one replica at a time (``Cluster.singleton``).
+        self.leader = leader
         self.secrets = secrets
         self.publish = publish
         self.every = every
@@ -182,7 +185,8 @@ class Evaluator:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_once()
+                if self.leader is None or self.leader():
+                    await self.run_once()
             except Exception:  # the store may be briefly unavailable; try again next cycle
                 _log.exception("forecast / SLA / notification cycle failed")
             await asyncio.sleep(self.every)

@@ -1,11 +1,15 @@
 """Periodic governance work the gateway does on its own: today, expiring approval
-requests whose time ran out (each expiry audited once, whoever else looks)."""
+requests whose time ran out (each expiry audited once, whoever else looks).
+
+In a cluster it runs on one replica at a time: ``leader`` is the check of the
+``approval-expiry`` singleton lease (``gateway.cluster.Cluster.singleton``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import anyio
 from sqlalchemy import Engine
@@ -18,9 +22,12 @@ _log = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    def __init__(self, engine: Engine, *, every: float = 15.0) -> None:
+    def __init__(
+        self, engine: Engine, *, every: float = 15.0, leader: Callable[[], bool] | None = None
+    ) -> None:
         self.engine = engine
         self.every = every
+        self.leader = leader
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
@@ -28,6 +35,9 @@ class Housekeeping:
 
     async def _loop(self) -> None:
         while True:
+            if self.leader is not None and not self.leader():
+                await asyncio.sleep(self.every)  # another replica expires approvals
+                continue
             try:
                 expired = await self.run_once()
                 if expired:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "create_db_engine",
     "is_postgres",
     "is_sqlite",
+    "lock_config",
     "session_scope",
     "upgrade",
     "write_engine",
@@ -94,8 +96,15 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+_MIGRATION_LOCK = 0x4163636F7264  # "Accord": the advisory lock key of migrations
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+    """Bring the schema to ``revision`` (idempotent).
+
+    On PostgreSQL, replicas that start together (or ``accord db upgrade`` beside them)
+    take turns under an advisory lock: the first migrates, the others find the schema
+    current."""
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -104,7 +113,42 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.orig}"
         ) from None
-    command.upgrade(alembic_config(engine), revision)
+    if not is_postgres(engine):
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            lock.commit()
+
+
+@cache
+def head_revision() -> str | None:
+    """The schema revision this version of Accord migrates to."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config_plain()).get_current_head()
+
+
+def alembic_config_plain() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+_CONFIG_LOCK = _MIGRATION_LOCK + 1
+
+
+def lock_config(session: Session) -> None:
+    """Serialize applying configuration across processes (replicas that all start with
+    ``-f``): on PostgreSQL a transaction lock taken before the plan is read, so the next
+    replica plans against what the first applied. SQLite write transactions already are."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CONFIG_LOCK})")
 
 
 def current_tables(engine: Engine) -> list[str]:

@@ -19,8 +19,10 @@ __all__ = [
     "Edge",
     "Firing",
     "Job",
+    "Lease",
     "Meta",
     "Notification",
+    "Replica",
     "Run",
     "RunEvent",
     "ScheduleWatch",
@@ -413,3 +415,30 @@ class Firing(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     fired_at: datetime | None = _dt()
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Replica(SQLModel, table=True):
+    """A gateway process of a cluster on PostgreSQL (``gateway.cluster``); its heartbeat
+    says it is alive."""
+
+    __tablename__ = "replica"
+    id: str = Field(primary_key=True)
+    url: str | None = None
+    host: str = ""
+    pid: int = 0
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Lease(SQLModel, table=True):
+    """Who does a piece of cluster work: ``source:<name>`` (that source's sync) or
+    ``singleton:<name>`` (a periodic job that runs once per cluster). ``token`` grows by
+    one every time the lease changes hands (the fencing token)."""
+
+    __tablename__ = "lease"
+    name: str = Field(primary_key=True)
+    holder: str | None = None
+    token: int = 0
+    acquired_at: datetime | None = _dt()
+    renewed_at: datetime | None = _dt()
+    expires_at: datetime | None = _dt()

@@ -21,6 +21,7 @@ from adapters.base import (
     SecretResolver,
     registry,
 )
+from gateway.cluster import Cluster
 from gateway.governance.compliance import sweep
 from gateway.model import Capability, SyncHint, parse_duration
 from gateway.secrets import resolve_secret
@@ -30,7 +31,7 @@ from gateway.store.tables import Source as SourceRow
 
 from .worker import SourceWorker, SyncCancelled, SyncReport
 
-__all__ = ["SyncManager", "adapter_settings", "build_adapter"]
+__all__ = ["NotHolder", "SyncManager", "adapter_settings", "build_adapter"]
 
 _log = logging.getLogger(__name__)
 _COMMON = {"type", "enabled", "demo", "sync"}
@@ -69,6 +70,19 @@ def _timeout(row: SourceRow) -> float:
         return 30.0
 
 
+class NotHolder(Exception):
+    """In a cluster, another replica (or none yet) holds the source's lease."""
+
+    def __init__(self, source: str, holder: str | None) -> None:
+        super().__init__(
+            f"replica {holder!r} syncs {source!r}"
+            if holder
+            else f"no replica holds {source!r} yet (the cluster is starting or failing over)"
+        )
+        self.source = source
+        self.holder = holder
+
+
 def _fingerprint(row: SourceRow) -> tuple[Any, ...]:
     return (row.type, row.domain, repr(sorted(row.spec.items())), row.enabled)
 
@@ -79,6 +93,11 @@ class SyncManager:
     Every pass of a source, whoever asks for it (its worker's schedule, a webhook hint,
     ``POST /sources/{name}/sync``), goes through that source's worker, which runs one pass
     at a time and coalesces concurrent requests (``SourceWorker.sync_once``).
+
+    With a ``cluster`` (PostgreSQL), it runs workers only for the sources whose lease
+    this replica holds, each fenced by its lease token; hints for other sources go to
+    their holder, on-demand passes raise ``NotHolder``; the compliance sweep runs on one
+    replica. ``max_passes`` caps the passes running at once in this process.
     """
 
     def __init__(
@@ -91,8 +110,17 @@ class SyncManager:
         secrets: SecretResolver = resolve_secret,
         on_pass: Callable[[str], None] | None = None,
         compliance_every: float | None = 900.0,
+        cluster: Cluster | None = None,
+        max_passes: int | None = None,
+        on_fenced: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.cluster = cluster
+        self.on_fenced = on_fenced
+        self._slots = asyncio.Semaphore(max_passes) if max_passes else None
+        self._tokens: dict[str, int] = {}  # lease token each worker runs under
+        self._refresh_now = asyncio.Event()
+        self._sweep_leader = cluster.singleton("compliance-sweep") if cluster else None
         self.secrets = secrets
         self.registry = reg
         self.refresh_every = refresh_every
@@ -116,11 +144,26 @@ class SyncManager:
         with session_scope(self.engine) as session:
             return list(session.exec(select(SourceRow)).all())
 
+    def wake(self) -> None:
+        """Look at the sources and leases again now (the leases changed hands)."""
+        self._refresh_now.set()
+
     async def refresh(self) -> None:
         rows = {r.name: r for r in await asyncio.to_thread(self._rows)}
+        owned = dict(self.cluster.owned) if self.cluster is not None else None
+        if owned is not None:
+            rows = {n: r for n, r in rows.items() if n in owned}
         for name in list(self.workers):
             row = rows.get(name)
-            if row is None or _fingerprint(row) != self._prints.get(name) or not row.enabled:
+            if (
+                row is None
+                or _fingerprint(row) != self._prints.get(name)
+                or not row.enabled
+                or (owned is not None and owned.get(name) != self._tokens.get(name))
+            ):
+                await self._stop_worker(name)
+        for name in list(self._adapters):
+            if name not in rows:
                 await self._stop_worker(name)
         for name, row in rows.items():
             if name in self.workers or not row.enabled:
@@ -138,12 +181,16 @@ class SyncManager:
                 self._adapters[name] = adapter
                 self._prints[name] = _fingerprint(row)
                 continue
-            worker = self._worker(row, adapter)
+            worker = self._worker(row, adapter, token=None if owned is None else owned[name])
             self.workers[name] = worker
             self._prints[name] = _fingerprint(row)
             self._tasks[name] = asyncio.create_task(worker.run(), name=f"sync:{name}")
 
-    def _worker(self, row: SourceRow, adapter: Adapter) -> SourceWorker:
+    def _worker(self, row: SourceRow, adapter: Adapter, token: int | None = None) -> SourceWorker:
+        fence = None
+        if self.cluster is not None and token is not None:
+            fence = self.cluster.fence_for(row.name, token)
+            self._tokens[row.name] = token
         return SourceWorker(
             engine=self.engine,
             name=row.name,
@@ -155,7 +202,15 @@ class SyncManager:
             on_change=self.on_change,
             pass_lock=self._pass_locks.setdefault(row.name, asyncio.Lock()),
             on_pass=self.on_pass,
+            fence=fence,
+            slots=self._slots,
+            on_fenced=self._fenced,
         )
+
+    def _fenced(self, name: str) -> None:
+        if self.on_fenced is not None:
+            self.on_fenced(name)
+        self.wake()
 
     def _mark_broken(self, name: str, message: str) -> None:
         with session_scope(self.engine) as session:
@@ -170,6 +225,7 @@ class SyncManager:
         worker = self.workers.pop(name, None)
         task = self._tasks.pop(name, None)
         self._prints.pop(name, None)
+        self._tokens.pop(name, None)
         if worker is not None:
             worker.stop()
         if task is not None:
@@ -189,13 +245,17 @@ class SyncManager:
                 await self.refresh()
             except Exception:  # keep syncing the sources we have
                 _log.exception("refreshing the source list failed")
-            await asyncio.sleep(self.refresh_every)
+            self._refresh_now.clear()
+            with anyio.move_on_after(self.refresh_every):
+                await self._refresh_now.wait()
 
     async def _sweep_loop(self, every: float) -> None:
         """Re-evaluate every job now and then: rules may read facts that change without
         an inventory change (days since the last run, days paused, a coming freeze)."""
         while True:
             await asyncio.sleep(every)
+            if self._sweep_leader is not None and not self._sweep_leader():
+                continue  # another replica sweeps
             try:
                 await anyio.to_thread.run_sync(
                     lambda: sweep(self.engine, cancelled=self._sweep_stop.is_set)
@@ -250,10 +310,15 @@ class SyncManager:
             return held, False
         return build_adapter(row, self.registry, secrets=self.secrets), True
 
-    def hint(self, name: str, hints: list[SyncHint]) -> bool:
+    def hint(self, name: str, hints: list[SyncHint], *, forward: bool = True) -> bool:
+        """Sync the source sooner. In a cluster, hints for a source this replica does not
+        hold go to the replica that does (``forward``); True when some worker gets it."""
         worker = self.workers.get(name)
         if worker is None:
-            return False
+            if self.cluster is None or not forward:
+                return False
+            self.cluster.forward_hint(name, [h.model_dump(mode="json") for h in hints])
+            return True
         worker.hint(hints)
         return True
 
@@ -270,6 +335,12 @@ class SyncManager:
         worker = self.workers.get(name)
         if worker is not None:
             return await worker.sync_once(inventory=inventory, max_age=max_age)
+        if self.cluster is not None:
+            # Only the lease holder writes a source; the caller forwards the request.
+            row = await asyncio.to_thread(self._row, name)
+            if row is None:
+                raise KeyError(name)
+            raise NotHolder(name, await asyncio.to_thread(self.cluster.holder_of, name))
         if name not in self._oneoff:
             row = await asyncio.to_thread(self._row, name)
             if row is None:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
+from gateway.cluster.leases import LeaseLost
 from gateway.governance.compliance import evaluate_jobs
 from gateway.model import (
     TERMINAL_STATES,
@@ -98,8 +99,16 @@ class SourceWorker:
         check_every: float = _CHECK_EVERY,
         pass_lock: asyncio.Lock | None = None,
         on_pass: Callable[[str], None] | None = None,
+        fence: Callable[[Session], None] | None = None,
+        slots: asyncio.Semaphore | None = None,
+        on_fenced: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        # In a cluster: the lease check every write transaction runs first, the replica's
+        # cap on concurrent passes, and who to tell when a write was refused.
+        self.fence = fence
+        self.slots = slots
+        self.on_fenced = on_fenced
         self.name = name
         self.domain = domain
         self.adapter = adapter
@@ -172,7 +181,10 @@ class SourceWorker:
                     self._next_runs = now + delay
                     self._next_inventory = max(self._next_inventory, now + delay)
             elif now >= self._next_check:
-                await self.check_once()
+                try:
+                    await self.check_once()
+                except LeaseLost as exc:
+                    _log.warning("source %s: %s", self.name, exc)
             wait = max(
                 0.05,
                 min(self._next_inventory, self._next_runs, self._next_check) - time.monotonic(),
@@ -193,6 +205,8 @@ class SourceWorker:
     async def _db(self, fn: Callable[[Session], T]) -> T:
         def work() -> T:
             with session_scope(self.engine) as session:
+                if self.fence is not None:
+                    self.fence(session)
                 return fn(session)
 
         return await anyio.to_thread.run_sync(work)
@@ -257,10 +271,16 @@ class SourceWorker:
 
     async def _locked_pass(self, inventory: bool) -> SyncReport:
         async with self._pass_lock:
-            self.passes += 1
-            if self.on_pass is not None:
-                self.on_pass(self.name)
-            return await self._pass(inventory=inventory)
+            if self.slots is None:
+                return await self._counted_pass(inventory)
+            async with self.slots:
+                return await self._counted_pass(inventory)
+
+    async def _counted_pass(self, inventory: bool) -> SyncReport:
+        self.passes += 1
+        if self.on_pass is not None:
+            self.on_pass(self.name)
+        return await self._pass(inventory=inventory)
 
     async def _pass(self, *, inventory: bool) -> SyncReport:
         started = time.monotonic()
@@ -280,7 +300,12 @@ class SourceWorker:
             await self._repoll(report)
         except AdapterError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
-            await self._failed(exc)
+            try:
+                await self._failed(exc)
+            except LeaseLost as lost:
+                self._fenced(lost, report)
+        except LeaseLost as exc:
+            self._fenced(exc, report)
         except Exception as exc:  # a bug or a store failure must not kill the worker
             _log.exception("source %s: sync failed unexpectedly", self.name)
             report.error = f"internal error: {type(exc).__name__}: {exc}"
@@ -296,11 +321,23 @@ class SourceWorker:
         else:
             self.backoff.success()
             self._sync_health = (HealthStatus.OK, "")
-            await self._db(lambda s: self._mark(s, ok=True))
-            await self.check_once()
+            try:
+                await self._db(lambda s: self._mark(s, ok=True))
+                await self.check_once()
+            except LeaseLost as exc:
+                self._fenced(exc, report)
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
+
+    def _fenced(self, exc: LeaseLost, report: SyncReport) -> None:
+        """Another replica holds the source now: this pass wrote nothing more; the
+        manager stops this worker at its next look at the leases."""
+        _log.warning("source %s: %s", self.name, exc)
+        report.error = f"lease lost: {exc}"
+        self._last_delay = 1.0
+        if self.on_fenced is not None:
+            self.on_fenced(self.name)
 
     def _store_inventory(self, session: Session, jobs: list[JobRecord]) -> dict[str, int]:
         counts = ingest.apply_inventory(session, source=self.name, domain=self.domain, records=jobs)
@@ -404,7 +441,8 @@ class SourceWorker:
         """Ask the adapter how the source is, merge it with the last sync's outcome, store it.
 
         Runs after every successful sync and on its own interval. A check that fails is a
-        problem of the source too; it never raises.
+        problem of the source too; it raises only LeaseLost (another replica holds the
+        source now and nothing was stored).
         """
         self._next_check = time.monotonic() + self.check_every
         try:
@@ -423,6 +461,8 @@ class SourceWorker:
             health = SourceHealth(status=HealthStatus.DEGRADED, message=message)
         try:
             await self._db(lambda s: self._store_check(s, health))
+        except LeaseLost:
+            raise
         except Exception:  # the store itself is failing: keep the worker alive
             _log.exception("source %s: cannot record the health check", self.name)
         return health

@@ -9,6 +9,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,7 +74,8 @@ class JenkinsSimulator:
 
     ``users`` maps user ids to passwords, ``tokens`` user ids to API tokens. With
     ``auto=True`` a background thread calls :meth:`SimState.tick` (the demo); otherwise the
-    test drives the state.
+    test drives the state. ``latency`` delays every answer by that many seconds, like a
+    controller across a network (``bench/scale.py``).
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class JenkinsSimulator:
         tokens: Mapping[str, str] | None = None,
         auto: bool = False,
         tick_seconds: float = 0.5,
+        latency: float = 0.0,
     ) -> None:
         self.state = state or SimState()
+        self.latency = latency
         self.users = dict(users or {})
         self.tokens = dict(tokens or {})
         self.auto = auto
@@ -211,6 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         split = urlsplit(self.path)
         sim.requests.append((method, self.path))
+        if sim.latency:
+            time.sleep(sim.latency)  # a controller some network hops away (benchmarks)
         self._set_cookie: str | None = None
         try:
             with state.lock:

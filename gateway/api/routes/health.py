@@ -6,6 +6,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlmodel import Session
 
+from gateway.store.engine import head_revision
+
 from ..deps import get_principal, require
 
 router = APIRouter(tags=["health"])
@@ -19,12 +21,18 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """The process can serve: the database answers."""
+    """The process can serve: the database answers and its schema is this version's
+    (a replica of a newer version waits until the migrations ran)."""
     try:
         with request.app.state.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except Exception as exc:  # any database failure means not ready
         return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
+    if current != head_revision():
+        return JSONResponse(
+            {"status": "unavailable", "database": f"schema {current} is not {head_revision()}"},
+            503,
+        )
     return JSONResponse({"status": "ready", "database": "ok"})
 
 

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from gateway.model import SyncHint
 from gateway.store.services import queries
 from gateway.store.tables import Source as SourceRow
+from gateway.sync.manager import NotHolder
 from gateway.sync.worker import COALESCE_WITHIN, SyncCancelled
 
 from ..convert import source_public
@@ -37,7 +39,12 @@ async def sync_source(
 ) -> dict[str, object]:
     """Sync the source now. Requests share passes: one that started less than 2 s before
     the request answers it; otherwise the request waits for the next pass, which every
-    request arriving meanwhile shares (``started_at`` says when the pass began)."""
+    request arriving meanwhile shares (``started_at`` says when the pass began).
+
+    In a cluster, a replica that does not hold the source's lease forwards the request to
+    the one that does and answers at once with ``forwarded_to`` (that replica's id) and
+    no report; with no holder yet (the cluster is starting or failing over) it answers
+    503 with Retry-After."""
     row = await in_thread(request, lambda s: s.get(SourceRow, name))
     if row is None or not principal.decide(row.domain, f"{name}/*", "apply-config").allowed:
         raise ApiError(
@@ -56,6 +63,11 @@ async def sync_source(
         raise ApiError(404, "not_found", f"no source named {name!r}") from None
     except SyncCancelled as exc:
         raise ApiError(503, "sync_cancelled", str(exc), headers={"Retry-After": "5"}) from None
+    except NotHolder as exc:
+        if exc.holder is None:
+            raise ApiError(503, "no_lease_holder", str(exc), headers={"Retry-After": "5"}) from None
+        manager.hint(name, [SyncHint(scope="inventory"), SyncHint(scope="runs")])
+        return {"source": name, "forwarded_to": exc.holder}
     return {
         "source": name,
         "inventory": report.inventory,

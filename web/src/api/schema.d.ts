@@ -66,6 +66,11 @@ export interface paths {
          * @description Sync the source now. Requests share passes: one that started less than 2 s before
          *     the request answers it; otherwise the request waits for the next pass, which every
          *     request arriving meanwhile shares (``started_at`` says when the pass began).
+         *
+         *     In a cluster, a replica that does not hold the source's lease forwards the request to
+         *     the one that does and answers at once with ``forwarded_to`` (that replica's id) and
+         *     no report; with no holder yet (the cluster is starting or failing over) it answers
+         *     503 with Retry-After.
          */
         post: operations["sync_source_api_v1_sources__name__sync_post"];
         delete?: never;
@@ -467,7 +472,8 @@ export interface paths {
         };
         /**
          * Readyz
-         * @description The process can serve: the database answers.
+         * @description The process can serve: the database answers and its schema is this version's
+         *     (a replica of a newer version waits until the migrations ran).
          */
         get: operations["readyz_readyz_get"];
         put?: never;
@@ -849,6 +855,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Cluster
+         * @description Replicas and leases. On SQLite the one process syncs every enabled source.
+         */
+        get: operations["cluster_api_v1_cluster_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1096,6 +1122,27 @@ export interface components {
              * @enum {string}
              */
             origin: "applied" | "token";
+        };
+        /** ClusterPublic */
+        ClusterPublic: {
+            /**
+             * Mode
+             * @description cluster (PostgreSQL, leases) or single (one process)
+             */
+            mode: string;
+            /**
+             * Replica
+             * @description the replica that answered
+             */
+            replica: string;
+            /** Lease Seconds */
+            lease_seconds: number;
+            /** Replicas */
+            replicas: components["schemas"]["ReplicaPublic"][];
+            /** Sources */
+            sources: components["schemas"]["LeasePublic"][];
+            /** Singletons */
+            singletons: components["schemas"]["LeasePublic"][];
         };
         /** DecisionRequest */
         DecisionRequest: {
@@ -1431,6 +1478,39 @@ export interface components {
             /** Items */
             items: components["schemas"]["JobBrief"][];
         };
+        /** LeasePublic */
+        LeasePublic: {
+            /**
+             * Name
+             * @description the source's name, or the cluster-wide job's
+             */
+            name: string;
+            /**
+             * Holder
+             * @description replica id; null when free or expired
+             */
+            holder: string | null;
+            /**
+             * Token
+             * @description fencing token: grows each time the lease changes hands
+             */
+            token: number;
+            /** Acquired At */
+            acquired_at?: string | null;
+            /** Renewed At */
+            renewed_at?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
+            /** Held For Seconds */
+            held_for_seconds?: number | null;
+            /** Renewed Age Seconds */
+            renewed_age_seconds?: number | null;
+            /**
+             * Expired
+             * @default false
+             */
+            expired: boolean;
+        };
         /** LineageEdge */
         LineageEdge: {
             /** Kind */
@@ -1608,6 +1688,40 @@ export interface components {
             runs: {
                 [key: string]: number;
             };
+        };
+        /** ReplicaPublic */
+        ReplicaPublic: {
+            /** Id */
+            id: string;
+            /** Url */
+            url?: string | null;
+            /**
+             * Host
+             * @default
+             */
+            host: string;
+            /**
+             * Pid
+             * @default 0
+             */
+            pid: number;
+            /** Started At */
+            started_at?: string | null;
+            /** Heartbeat At */
+            heartbeat_at?: string | null;
+            /** Heartbeat Age Seconds */
+            heartbeat_age_seconds?: number | null;
+            /**
+             * Alive
+             * @default true
+             */
+            alive: boolean;
+            /**
+             * Leases
+             * @description source leases it holds
+             * @default 0
+             */
+            leases: number;
         };
         /** RoleView */
         RoleView: {
@@ -3399,6 +3513,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cluster_api_v1_cluster_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterPublic"];
                 };
             };
         };

@@ -44,6 +44,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: ACCORD_AUDIT_SIGNING_KEY_FILE
   value: /etc/accord/keys/{{ .Values.auditSigningKey.key }}
 {{- end }}
+- name: ACCORD_LEASE_SECONDS
+  value: {{ .Values.leaseSeconds | quote }}
+- name: ACCORD_SYNC_CONCURRENCY
+  value: {{ .Values.syncConcurrency | quote }}
+- name: ACCORD_REPLICA_ID
+  valueFrom:
+    fieldRef: {fieldPath: metadata.name}
 {{- range $name, $value := .Values.env }}
 - name: {{ $name }}
   value: {{ $value | quote }}
@@ -58,7 +65,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-The pod spec of a gateway process. Call with (dict "root" $ "component" "api"|"sync"
+The pod spec of a gateway process. Call with (dict "root" $ "component" "gateway"
 "args" (list ...)).
 */}}
 {{- define "accord.podSpec" -}}
@@ -88,9 +95,11 @@ containers:
       httpGet: {path: /healthz, port: http}
       initialDelaySeconds: 10
       periodSeconds: 20
+    # /readyz answers 503 until the database is reachable and migrated to this
+    # version's schema (the pre-upgrade hook migrates; replicas never serve an old one).
     readinessProbe:
       httpGet: {path: /readyz, port: http}
-      periodSeconds: 10
+      periodSeconds: 5
     securityContext:
       {{- toYaml $root.Values.securityContext | nindent 6 }}
     {{- with $root.Values.resources }}

@@ -1,0 +1,284 @@
+"""Scale-out: sources synced per interval by 1 and by 3 gateway replicas, and failover.
+
+Starts a throwaway PostgreSQL (``initdb`` on 127.0.0.1, or ``--database-url`` to an
+empty database you own), the Jenkins simulator with ``--latency`` seconds per answer (so
+that a sync pass is I/O-bound, as against a real controller), ``--sources`` Jenkins
+sources on it, and then ``accord serve`` replicas with ``ACCORD_SYNC_CONCURRENCY`` =
+``--cap`` (the per-replica cap on passes at once). For 1 and for 3 replicas it counts
+the sync passes completed in ``--window`` seconds (``accord_sync_passes_total`` of each
+replica) and reports them per runs interval. Then it SIGKILLs one of the 3 replicas and
+measures how long until every source it held was synced by another one. With the
+default sizes the replicas are saturated (more sources than the cap lets them sync per
+interval, which is what the throughput figures need), so a rescued source also waits for
+a free pass slot behind the survivors' own sources: the failover figure is an upper
+bound; ``--cap 0`` measures the hand-over alone (see docs/benchmarks.md).
+
+Prints one JSON object. ``--quick`` uses small sizes (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from adapters.testing.jenkins_sim import JenkinsSimulator
+from adapters.testing.jenkins_sim.state import SimState
+from gateway.config import apply_plan, load_documents, plan
+from gateway.store import create_db_engine, session_scope, upgrade
+
+TOKEN = uuid.uuid4().hex
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _postgres(tmp: Path) -> tuple[str, list[str]]:
+    found = shutil.which("initdb")
+    bindir = Path(found).resolve().parent if found else None
+    if bindir is None:
+        cands = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+        bindir = cands[0] if cands else None
+    if bindir is None:
+        sys.exit("PostgreSQL server binaries not found; pass --database-url")
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if run_as:
+        shutil.chown(tmp, "postgres")
+    port = _port()
+    data = tmp / "data"
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "accord", "-A", "trust", "--no-sync"]
+    subprocess.run([*run_as, *initdb], check=True, capture_output=True)
+    ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w"]
+    opts = f"-h 127.0.0.1 -p {port} -k {tmp} -F -c max_connections=300"
+    subprocess.run([*run_as, *ctl, "-o", opts, "start"], check=True, capture_output=True)
+    stop = [*run_as, *ctl, "-m", "immediate", "stop"]
+    return f"postgresql+psycopg://accord@127.0.0.1:{port}/postgres", stop
+
+
+def _fresh(server: str) -> str:
+    name = "scale_" + uuid.uuid4().hex[:8]
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _sources(n: int, url: str, every: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "accord.dev/v1",
+            "kind": "Source",
+            "metadata": {"name": f"s{i:03d}", "domain": "ci"},
+            "spec": {
+                "type": "jenkins",
+                "url": url,
+                "username": "accord",
+                "token": {"env": "ACCORD_SECRET_BENCH_JENKINS"},
+                "stages": False,
+                "sync": {"runsEvery": f"{every:g}s", "inventoryEvery": "1h", "timeout": "60s"},
+            },
+        }
+        for i in range(n)
+    ]
+
+
+class Replica:
+    def __init__(self, i: int, db: str, tmp: Path, args: argparse.Namespace) -> None:
+        self.id = f"b{i}"
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "ACCORD_DATABASE_URL": db,
+            "ACCORD_DATA_DIR": str(tmp / self.id),
+            "ACCORD_LEASE_SECONDS": str(args.lease),
+            "ACCORD_REPLICA_ID": self.id,
+            "ACCORD_SYNC_CONCURRENCY": str(args.cap),
+            "ACCORD_LOG_LEVEL": "error",
+            "ACCORD_SECRET_BENCH_JENKINS": TOKEN,
+        }
+        accord = Path(sys.executable).parent / "accord"
+        self.proc = subprocess.Popen(
+            [str(accord), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"replica {self.id} did not start")
+
+    def passes(self) -> float:
+        body = httpx.get(self.url + "/metrics", timeout=30).text
+        return sum(
+            float(m.group(1))
+            for m in re.finditer(r"^accord_sync_passes_total\{[^}]*\} (\S+)$", body, re.M)
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _throughput(
+    n: int, db: str, tmp: Path, args: argparse.Namespace
+) -> tuple[float, list[Replica]]:
+    reps = [Replica(i, db, tmp, args) for i in range(n)]
+    for r in reps:
+        r.ready()
+    # Warm up: leases settle and every source has had its first (inventory) pass, which
+    # costs more requests than the runs passes measured below.
+    engine = create_db_engine(db)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        last = _last_success(engine)
+        if last and all(v is not None for v in last.values()):
+            break
+        time.sleep(0.5)
+    engine.dispose()
+    time.sleep(args.interval)
+    before = sum(r.passes() for r in reps)
+    time.sleep(args.window)
+    done = sum(r.passes() for r in reps) - before
+    return done / (args.window / args.interval), reps
+
+
+def _holders(engine: Any) -> dict[str, str | None]:
+    with session_scope(engine, write=False) as s:
+        rows = s.execute(
+            text(
+                "SELECT name, CASE WHEN expires_at > (clock_timestamp() AT TIME ZONE 'UTC')"
+                " THEN holder END FROM lease WHERE name LIKE 'source:%'"
+            )
+        ).all()
+    return {str(n)[len("source:") :]: h for n, h in rows}
+
+
+def _last_success(engine: Any) -> dict[str, Any]:
+    with session_scope(engine, write=False) as s:
+        return dict(s.execute(text("SELECT name, last_success_at FROM source")).all())  # type: ignore[arg-type]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--database-url")
+    ap.add_argument("--sources", type=int, default=60)
+    ap.add_argument("--latency", type=float, default=0.25)
+    ap.add_argument("--cap", type=int, default=2)
+    ap.add_argument("--interval", type=float, default=2.0)
+    ap.add_argument("--window", type=float, default=30.0)
+    ap.add_argument("--lease", type=float, default=5.0)
+    args = ap.parse_args()
+    if args.quick:
+        args.sources, args.window = 30, 12.0
+    tmp = Path(tempfile.mkdtemp(prefix="accord-scale-"))
+    stop_pg: list[str] = []
+    pgdir = tmp
+    state = SimState()
+    for job in ("build", "deploy"):
+        state.add_job(job)
+        state.run(job)
+    sim = JenkinsSimulator(state, tokens={"accord": TOKEN}, latency=args.latency).start()
+    result: dict[str, Any] = {
+        "sources": args.sources,
+        "latency_s": args.latency,
+        "cap_per_replica": args.cap,
+        "runs_interval_s": args.interval,
+        "lease_s": args.lease,
+        "window_s": args.window,
+    }
+    try:
+        if args.database_url:
+            server = args.database_url
+        else:
+            pgdir = Path(tempfile.mkdtemp(prefix="accord-scale-pg-"))
+            server, stop_pg = _postgres(pgdir)
+        for n in (1, 3):
+            db = _fresh(server)
+            engine = create_db_engine(db)
+            upgrade(engine)
+            docs = load_documents(
+                [
+                    ("bench", i, d)
+                    for i, d in enumerate(_sources(args.sources, sim.url, args.interval), 1)
+                ]
+            )
+            with session_scope(engine) as s:
+                apply_plan(s, plan(s, docs.documents), subject="bench", channel="cli")
+            per_interval, reps = _throughput(n, db, tmp / f"n{n}", args)
+            result[f"synced_per_interval_{n}"] = round(per_interval, 2)
+            if n == 3:
+                victim = reps[1]
+                mine = [s for s, h in _holders(engine).items() if h == victim.id]
+                victim.proc.send_signal(signal.SIGKILL)
+                victim.proc.wait()
+                killed_wall = _db_now(engine)
+                t0 = time.monotonic()
+                took = None
+                while time.monotonic() - t0 < 10 * args.lease + 10 * args.interval:
+                    holders, last = _holders(engine), _last_success(engine)
+                    if all(
+                        holders.get(s) not in (None, victim.id)
+                        and last.get(s) is not None
+                        and last[s] > killed_wall
+                        for s in mine
+                    ):
+                        took = time.monotonic() - t0
+                        break
+                    time.sleep(0.1)
+                result["failover_sources"] = len(mine)
+                result["failover_s"] = None if took is None else round(took, 2)
+                result["failover_goal_s"] = args.lease + args.interval
+            for r in reps:
+                r.stop()
+            engine.dispose()
+        one, three = result["synced_per_interval_1"], result["synced_per_interval_3"]
+        result["speedup"] = round(three / one, 2) if one else None
+    finally:
+        sim.stop()
+        if stop_pg:
+            subprocess.run(stop_pg, check=False, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.database_url:
+            shutil.rmtree(pgdir, ignore_errors=True)
+    print(json.dumps(result))
+
+
+def _db_now(engine: Any) -> Any:
+    with session_scope(engine, write=False) as s:
+        return s.execute(text("SELECT (clock_timestamp() AT TIME ZONE 'UTC')")).scalar_one()
+
+
+if __name__ == "__main__":
+    main()
