@@ -201,9 +201,7 @@ def test_every_kind_of_report_is_stored_the_same_on_both_backends(any_engine: En
 def test_pages_larger_than_one_lookup_chunk(any_engine: Engine) -> None:
     """More runs than one lookup of stored uids takes, new and then all advanced."""
     n = 1234
-    queued = [
-        _rec(f"r{i}", RunState.QUEUED, queued_at=T0 + timedelta(seconds=i)) for i in range(n)
-    ]
+    queued = [_rec(f"r{i}", RunState.QUEUED, queued_at=T0 + timedelta(seconds=i)) for i in range(n)]
     assert _up(any_engine, queued, SEEN_1)["created"] == n
     done = [
         _rec(
