@@ -38,6 +38,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from gateway.store import create_db_engine, session_scope, upgrade
+from gateway.store.engine import SQLITE_PRAGMAS
 from gateway.store.services.ingest import upsert_runs
 from gateway.store.tables import Run
 
@@ -59,10 +60,30 @@ def _timed(batches: Iterator[syn.Batch]) -> Iterator[tuple[syn.Batch, float]]:
         yield batch, time.perf_counter() - t0
 
 
+def _server_cpu(engine: Engine) -> dict[int, float] | None:
+    """CPU seconds so far of each PostgreSQL backend serving this database, when the
+    server runs on this machine and its processes are readable (else None)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).scalars()
+        found: dict[int, float] = {}
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            found[pid] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return found
+
+
 def ingest_store(engine: Engine, *, runs: int, batch: int, now: datetime) -> dict[str, Any]:
     t0 = time.perf_counter()
     jobs = syn.create_sources_and_jobs(engine, now=now)
     inventory_s = time.perf_counter() - t0
+    server_before = _server_cpu(engine)
     totals = {"records": 0, "created": 0, "changed": 0, "refreshed": 0, "ignored": 0}
     seconds = 0.0
     cpu = 0.0
@@ -82,6 +103,13 @@ def ingest_store(engine: Engine, *, runs: int, batch: int, now: datetime) -> dic
         totals["records"] += result.received
         for key in ("created", "changed", "refreshed", "ignored"):
             totals[key] += getattr(result, key)
+    server_after = _server_cpu(engine)
+    server_cpu = None
+    if server_before is not None and server_after is not None:
+        # A backend that started during the ingest started from zero.
+        server_cpu = round(
+            sum(v - server_before.get(pid, 0.0) for pid, v in server_after.items()), 3
+        )
     with session_scope(engine) as session:
         stored = session.execute(select(func.count()).select_from(Run)).scalar_one()
     if stored != runs or totals["created"] != runs:
@@ -89,6 +117,7 @@ def ingest_store(engine: Engine, *, runs: int, batch: int, now: datetime) -> dic
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "server_cpu_seconds": server_cpu,
         "generate_seconds": gen_s,
         "inventory_seconds": inventory_s,
         "jobs": jobs,
@@ -128,8 +157,9 @@ def ingest_raw(
         engine.dispose()
     con = sqlite3.connect(path)
     try:
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
+        # The store's own connection settings (WAL, synchronous=NORMAL, its page cache).
+        for pragma in SQLITE_PRAGMAS:
+            con.execute(pragma)
         if not store_schema:
             con.execute(_RAW_DDL)
         con.commit()
@@ -138,6 +168,7 @@ def ingest_raw(
             f"VALUES ({', '.join('?' for _ in syn.RAW_COLUMNS)})"
         )
         seconds = 0.0
+        cpu = 0.0
         inserted = 0
         for page in syn.generate(runs, batch, now=now):
             if not page.fresh:
@@ -150,16 +181,17 @@ def ingest_raw(
             ]
             # uid, seq, from, to, at (sort_at: close enough for the cost), observed_at
             events = [(r[0], 1, None, r[4], r[11], r[16]) for r in rows] if store_schema else []
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             con.executemany(sql, rows)
             if events:
                 con.executemany(_EVENT_SQL, events)
             con.commit()
             seconds += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             inserted += len(rows)
         if inserted != runs:
             raise SystemExit(f"the raw table holds {inserted} rows, expected {runs}")
-        return seconds
+        return seconds, cpu
     finally:
         con.close()
 
@@ -190,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             store = ingest_store(engine, runs=args.runs, batch=args.batch, now=now)
         finally:
             engine.dispose()
-        raw_s = ingest_raw(Path(tmp) / "raw.db", runs=args.runs, batch=args.batch, now=now)
-        floor_s = ingest_raw(
+        raw_s, _raw_cpu = ingest_raw(
+            Path(tmp) / "raw.db", runs=args.runs, batch=args.batch, now=now
+        )
+        floor_s, floor_cpu = ingest_raw(
             Path(tmp) / "floor.db", runs=args.runs, batch=args.batch, now=now, store_schema=True
         )
     tiny = 1e-9  # a clock tick, against dividing by zero on absurdly small runs
@@ -210,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         "raw_indexed_runs_per_s": round(args.runs / max(floor_s, tiny)),
         "indexed_ratio": round(floor_s / max(store["seconds"], tiny), 3),
         "cpu_seconds": round(store["cpu_seconds"], 3),
+        "raw_indexed_cpu_seconds": round(floor_cpu, 3),
+        # CPU is steadier than wall time on a busy machine; on PostgreSQL the store's
+        # CPU is split with the server, so this compares SQLite only.
+        "indexed_cpu_ratio": (
+            round(floor_cpu / max(store["cpu_seconds"], tiny), 3) if backend == "sqlite" else None
+        ),
+        "server_cpu_seconds": store["server_cpu_seconds"],
         "generate_seconds": round(store["generate_seconds"], 3),
         "inventory_seconds": round(store["inventory_seconds"], 3),
         "jobs": store["jobs"],

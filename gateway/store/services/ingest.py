@@ -11,21 +11,23 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
 from gateway.model import (
+    TERMINAL_STATES,
     EdgeRecord,
     JobRecord,
     NodeKind,
     NodeRef,
     RunRecord,
     RunState,
+    Trigger,
     accept_transition,
 )
 
@@ -256,40 +258,33 @@ def apply_inventory(
     return counts
 
 
-def _sort_at(rec: RunRecord, observed: datetime) -> datetime:
-    return to_db(rec.started_at or rec.queued_at or rec.ended_at) or observed
+# The stored text of each enum member: a dict lookup costs less than ``Enum.value``.
+_TEXT: dict[str, str] = {m: m.value for m in (*RunState, *Trigger)}
+_STATE: dict[str, RunState] = {m.value: m for m in RunState}
 
 
-def _event_time(rec: RunRecord, observed: datetime) -> datetime:
+def _sqlite_text(value: datetime | None) -> str | None:
+    """A datetime in the text form SQLAlchemy's SQLite ``DateTime`` stores (naive UTC)."""
+    if value is None:
+        return None
+    tz = value.tzinfo
+    if tz is None:
+        return value.isoformat(" ", "microseconds")
+    if tz is not UTC:
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _entered(state: RunState, queued: Any, started: Any, ended: Any, observed: Any) -> Any:
     """When the reported state was entered, as well as the record tells."""
-    if rec.state.terminal and rec.ended_at:
-        return to_db(rec.ended_at) or observed
-    if rec.state == RunState.RUNNING and rec.started_at:
-        return to_db(rec.started_at) or observed
-    if rec.state == RunState.QUEUED and rec.queued_at:
-        return to_db(rec.queued_at) or observed
+    if ended is not None and state in TERMINAL_STATES:
+        return ended
+    if started is not None and state == RunState.RUNNING:
+        return started
+    if queued is not None and state == RunState.QUEUED:
+        return queued
     return observed
-
-
-def _run_values(rec: RunRecord, *, source: str, domain: str, observed: datetime) -> dict[str, Any]:
-    return {
-        "uid": run_uid(source, rec.native_id),
-        "source": source,
-        "job_uid": job_uid(source, rec.job_native_id),
-        "domain": domain,
-        "state": rec.state.value,
-        "native_state": rec.native_state,
-        "trigger": rec.trigger.value,
-        "actor": rec.actor,
-        "queued_at": to_db(rec.queued_at),
-        "started_at": to_db(rec.started_at),
-        "ended_at": to_db(rec.ended_at),
-        "sort_at": _sort_at(rec, observed),
-        "attempt": rec.attempt,
-        "url": rec.url,
-        "message": rec.message,
-        "observed_at": observed,
-    }
 
 
 _MUTABLE = (
@@ -302,6 +297,38 @@ _MUTABLE = (
     "url",
     "message",
 )
+# What is read of a stored run (in this order) to decide what a report does to it.
+_STORED = ("uid", "state", "attempt", "event_seq", "cancel_requested_at", "cancel_requested_by")
+_RUN_INSERT_COLS = (
+    "uid",
+    "source",
+    "job_uid",
+    "domain",
+    "state",
+    "native_state",
+    "trigger",
+    "actor",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "sort_at",
+    "attempt",
+    "url",
+    "message",
+    "observed_at",
+    "event_seq",
+)
+# An update writes every column of an insert but uid, and the cancel request; by uid.
+_RUN_UPDATE_COLS = (*_RUN_INSERT_COLS[1:], "cancel_requested_at", "cancel_requested_by")
+_EVENT_COLS = ("run_uid", "seq", "from_state", "to_state", "at", "observed_at")
+_RUN_PG_TYPES = {
+    "attempt": "integer",
+    "event_seq": "integer",
+    **dict.fromkeys(
+        ("queued_at", "started_at", "ended_at", "sort_at", "observed_at", "cancel_requested_at"),
+        "timestamp",
+    ),
+}
 
 
 @dataclass
@@ -332,6 +359,18 @@ class RunIngest:
         }
 
 
+@dataclass
+class _RunWrites:
+    """The rows one ``upsert_runs`` call writes, in the driver's stored form."""
+
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)  # _RUN_INSERT_COLS
+    updates: list[tuple[Any, ...]] = field(default_factory=list)  # _RUN_UPDATE_COLS + uid
+    events: list[tuple[Any, ...]] = field(default_factory=list)  # _EVENT_COLS
+    # job uid -> (latest sort_at, state of that run)
+    latest_by_job: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    steps: list[tuple[str, RunRecord]] = field(default_factory=list)
+
+
 def upsert_runs(
     session: Session,
     *,
@@ -340,202 +379,251 @@ def upsert_runs(
     records: Iterable[RunRecord],
     observed_at: datetime | None = None,
 ) -> RunIngest:
-    """Insert or advance runs of one source (the path every sync and push takes)."""
+    """Insert or advance runs of one source (the path every sync and push takes).
+
+    The hot path of every sync. Rows go to the driver in their stored form (SQLite: the
+    datetime text SQLAlchemy writes; PostgreSQL: naive UTC datetimes), without
+    SQLAlchemy's per-value processing: one ``executemany`` per table on SQLite, ``COPY``
+    for new rows and one ``UPDATE … FROM unnest(…)`` per table on PostgreSQL.
+    """
     observed = to_db(observed_at or utcnow())
     assert observed is not None
     result = RunIngest()
+    prefix = source + "/"
     # Later reports of the same run in one batch win if they are allowed transitions.
     batch: dict[str, RunRecord] = {}
-    order: list[str] = []
     for rec in records:
         result.received += 1
-        uid = run_uid(source, rec.native_id)
+        uid = prefix + rec.native_id
         prev = batch.get(uid)
-        if prev is None:
-            order.append(uid)
-            batch[uid] = rec
-        elif accept_transition(
-            prev.state, rec.state, current_attempt=prev.attempt, proposed_attempt=rec.attempt
-        ) or (prev.state == rec.state and prev.attempt == rec.attempt):
+        if (
+            prev is None
+            or accept_transition(
+                prev.state, rec.state, current_attempt=prev.attempt, proposed_attempt=rec.attempt
+            )
+            or (prev.state == rec.state and prev.attempt == rec.attempt)
+        ):
             batch[uid] = rec
         else:
             result.ignored += 1
     if not batch:
         return result
     lock_source(session, source)
-    run_t = Run.__table__  # type: ignore[attr-defined]
-    existing: dict[str, Any] = {}
-    for i in range(0, len(order), _CHUNK):
-        chunk = order[i : i + _CHUNK]
-        cols = [
-            run_t.c[c]
-            for c in (
-                "uid",
-                "state",
-                "attempt",
-                "event_seq",
-                "cancel_requested_at",
-                "cancel_requested_by",
-                *_MUTABLE,
-            )
-        ]
-        for found in session.execute(select(*cols).where(run_t.c.uid.in_(chunk))):
-            existing[found.uid] = found
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    latest_by_job: dict[str, tuple[datetime, str]] = {}
-    steps: list[tuple[str, RunRecord]] = []
-    for uid in order:
-        rec = batch[uid]
-        values = _run_values(rec, source=source, domain=domain, observed=observed)
+    conn = session.connection()
+    pg = conn.dialect.name == "postgresql"
+    stored_form: Any = to_db if pg else _sqlite_text
+    obs = stored_form(observed)
+    existing = _stored_runs(conn, list(batch), pg)
+    out = _RunWrites()
+    changes = result.changes
+    for uid, rec in batch.items():
+        state = rec.state
+        queued = stored_form(rec.queued_at)
+        started = stored_form(rec.started_at)
+        ended = stored_form(rec.ended_at)
+        sort_at = started or queued or ended or obs
+        job = prefix + rec.job_native_id
+        trigger = _TEXT[rec.trigger]
         row = existing.get(uid)
         if row is None:
-            values["event_seq"] = 1
-            inserts.append(values)
-            events.append(
-                {
-                    "run_uid": uid,
-                    "seq": 1,
-                    "from_state": None,
-                    "to_state": rec.state.value,
-                    "at": _event_time(rec, observed),
-                    "observed_at": observed,
-                }
+            text = _TEXT[state]
+            out.inserts.append(
+                (
+                    uid,
+                    source,
+                    job,
+                    domain,
+                    text,
+                    rec.native_state,
+                    trigger,
+                    rec.actor,
+                    queued,
+                    started,
+                    ended,
+                    sort_at,
+                    rec.attempt,
+                    rec.url,
+                    rec.message,
+                    obs,
+                    1,
+                )
+            )
+            out.events.append(
+                (uid, 1, None, text, _entered(state, queued, started, ended, obs), obs)
             )
             result.created += 1
-            result.changes.append(RunChange(uid, values["job_uid"], None, rec.state.value, domain))
+            changes.append(RunChange(uid, job, None, text, domain))
         else:
-            current = RunState(row.state)
-            if rec.attempt > row.attempt:
+            stored_state, stored_attempt, seq = row[1], row[2], row[3]
+            current = _STATE[stored_state]
+            if rec.attempt > stored_attempt:
                 # A new attempt (a retry) starts over: an earlier cancel is not about it.
-                values["cancel_requested_at"] = None
-                values["cancel_requested_by"] = None
+                cancel_at = cancel_by = None
             else:
-                values["cancel_requested_at"] = row.cancel_requested_at
-                values["cancel_requested_by"] = row.cancel_requested_by
-                if row.cancel_requested_at is not None and rec.state == RunState.FAILED:
+                cancel_at, cancel_by = row[4], row[5]
+                if cancel_at is not None and state == RunState.FAILED:
                     # Accord cancelled this run and the source can only say "failed"
                     # (Airflow): it is a cancel. The native state stays as reported.
-                    rec = rec.model_copy(update={"state": RunState.CANCELLED})
-                    values["state"] = rec.state.value
+                    state = RunState.CANCELLED
+            text = _TEXT[state]
+            written = (
+                source,
+                job,
+                domain,
+                text,
+                rec.native_state,
+                trigger,
+                rec.actor,
+                queued,
+                started,
+                ended,
+                sort_at,
+                rec.attempt,
+                rec.url,
+                rec.message,
+                obs,
+            )
             if accept_transition(
-                current, rec.state, current_attempt=row.attempt, proposed_attempt=rec.attempt
+                current, state, current_attempt=stored_attempt, proposed_attempt=rec.attempt
             ):
-                seq = row.event_seq + 1
-                values["event_seq"] = seq
-                values["b_uid"] = uid
-                updates.append(values)
-                events.append(
-                    {
-                        "run_uid": uid,
-                        "seq": seq,
-                        "from_state": row.state,
-                        "to_state": rec.state.value,
-                        "at": _event_time(rec, observed),
-                        "observed_at": observed,
-                    }
+                seq += 1
+                out.updates.append((*written, seq, cancel_at, cancel_by, uid))
+                out.events.append(
+                    (
+                        uid,
+                        seq,
+                        stored_state,
+                        text,
+                        _entered(state, queued, started, ended, obs),
+                        obs,
+                    )
                 )
                 result.changed += 1
-                result.changes.append(
-                    RunChange(uid, values["job_uid"], row.state, rec.state.value, domain)
-                )
+                changes.append(RunChange(uid, job, stored_state, text, domain))
             elif (
-                current == rec.state
-                and row.attempt == rec.attempt
-                and any(_plain(getattr(row, c)) != values[c] for c in _MUTABLE)
+                current == state
+                and stored_attempt == rec.attempt
+                # native_state, trigger, actor, queued_at, started_at, ended_at, url, message
+                and row[6:] != (*written[4:10], rec.url, rec.message)
             ):
-                values["event_seq"] = row.event_seq
-                values["b_uid"] = uid
-                updates.append(values)
+                out.updates.append((*written, seq, cancel_at, cancel_by, uid))
                 result.refreshed += 1
             else:
                 result.ignored += 1
                 continue
         if rec.steps is not None:
-            steps.append((uid, rec))
-        prev_latest = latest_by_job.get(values["job_uid"])
-        if prev_latest is None or values["sort_at"] >= prev_latest[0]:
-            latest_by_job[values["job_uid"]] = (values["sort_at"], rec.state.value)
-    if inserts:
-        _bulk_insert(session, "run", _RUN_INSERT_COLS, inserts)
-    if updates:
-        session.execute(update(run_t).where(run_t.c.uid == bindparam("b_uid")), updates)
-    if events:
-        _bulk_insert(session, "run_event", _EVENT_COLS, events)
-    if steps:
-        _replace_steps(session, steps)
-    if latest_by_job:
-        job_t = Job.__table__  # type: ignore[attr-defined]
-        stmt = (
-            update(job_t)
-            .where(job_t.c.uid == bindparam("b_uid"))
-            .where((job_t.c.last_run_at.is_(None)) | (job_t.c.last_run_at <= bindparam("b_at")))
-            .values(last_run_state=bindparam("b_state"), last_run_at=bindparam("b_at"))
-        )
-        session.execute(
-            stmt,
-            [{"b_uid": j, "b_at": at, "b_state": st} for j, (at, st) in latest_by_job.items()],
-        )
-    ended = [c.uid for c in result.changes if RunState(c.to_state).terminal]
-    if ended:
+            out.steps.append((uid, rec))
+        prev_latest = out.latest_by_job.get(job)
+        if prev_latest is None or sort_at >= prev_latest[0]:
+            out.latest_by_job[job] = (sort_at, text)
+    if pg:
+        _write_runs_postgres(conn, out)
+    else:
+        _write_runs_sqlite(conn, out)
+    if out.steps:
+        _replace_steps(session, out.steps)
+    finished = [c.uid for c in result.changes if RunState(c.to_state).terminal]
+    if finished:
         # Firings owed by Dependency / RetryPolicy documents, durable in this same commit.
-        observe(session, changed_uids=ended, now=observed)
+        observe(session, changed_uids=finished, now=observed)
     return result
 
 
-def _plain(value: Any) -> Any:
-    """Stored datetimes come back aware; compare them in the form they are written."""
-    return to_db(value) if isinstance(value, datetime) else value
+def _stored_runs(conn: Connection, uids: list[str], pg: bool) -> dict[str, tuple[Any, ...]]:
+    """uid -> (*_STORED, *_MUTABLE) of the stored runs among ``uids``, as the driver reads
+    them (datetimes in the same stored form the writes use)."""
+    cols = ", ".join((*_STORED, *_MUTABLE))
+    found: dict[str, tuple[Any, ...]] = {}
+    if pg:
+        rows = conn.exec_driver_sql(f"SELECT {cols} FROM run WHERE uid = ANY(%s)", (uids,))
+        for r in rows:
+            found[r[0]] = tuple(r)
+        return found
+    for i in range(0, len(uids), _CHUNK):
+        chunk = uids[i : i + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for r in conn.exec_driver_sql(
+            f"SELECT {cols} FROM run WHERE uid IN ({marks})", tuple(chunk)
+        ):
+            found[r[0]] = tuple(r)
+    return found
 
 
-_RUN_INSERT_COLS = (
-    "uid",
-    "source",
-    "job_uid",
-    "domain",
-    "state",
-    "native_state",
-    "trigger",
-    "actor",
-    "queued_at",
-    "started_at",
-    "ended_at",
-    "sort_at",
-    "attempt",
-    "url",
-    "message",
-    "observed_at",
-    "event_seq",
+_SQLITE_RUN_INSERT = (
+    f"INSERT INTO run ({', '.join(_RUN_INSERT_COLS)}) "
+    f"VALUES ({', '.join('?' * len(_RUN_INSERT_COLS))})"
 )
-_EVENT_COLS = ("run_uid", "seq", "from_state", "to_state", "at", "observed_at")
+_SQLITE_RUN_UPDATE = (
+    f"UPDATE run SET {', '.join(f'{c} = ?' for c in _RUN_UPDATE_COLS)} WHERE uid = ?"
+)
+_SQLITE_EVENT_INSERT = (
+    f"INSERT INTO run_event ({', '.join(_EVENT_COLS)}) VALUES ({', '.join('?' * len(_EVENT_COLS))})"
+)
+# A job's last run moves only forward in time.
+_SQLITE_JOB_LAST_RUN = (
+    "UPDATE job SET last_run_state = ?, last_run_at = ? "
+    "WHERE uid = ? AND (last_run_at IS NULL OR last_run_at <= ?)"
+)
 
 
-def _sqlite_dt(value: Any) -> Any:
-    # The text form SQLAlchemy's SQLite DateTime type stores and parses.
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="microseconds")
-    return value
+def _write_runs_sqlite(conn: Connection, out: _RunWrites) -> None:
+    if out.inserts:
+        conn.exec_driver_sql(_SQLITE_RUN_INSERT, out.inserts)
+    if out.updates:
+        conn.exec_driver_sql(_SQLITE_RUN_UPDATE, out.updates)
+    if out.events:
+        conn.exec_driver_sql(_SQLITE_EVENT_INSERT, out.events)
+    if out.latest_by_job:
+        conn.exec_driver_sql(
+            _SQLITE_JOB_LAST_RUN,
+            [(st, at, job, at) for job, (at, st) in out.latest_by_job.items()],
+        )
 
 
-def _bulk_insert(
-    session: Session, table: str, cols: tuple[str, ...], rows: list[dict[str, Any]]
-) -> None:
-    """The hot path of every sync: one executemany straight to the driver.
+def _pg_unnest(cols: tuple[str, ...]) -> str:
+    return ", ".join(f"%s::{_RUN_PG_TYPES.get(c, 'text')}[]" for c in cols)
 
-    The values are already in their stored form (UTC, naive), so SQLAlchemy's per-value
-    processing is skipped; on SQLite datetimes are formatted the way its DateTime type
-    stores them.
+
+_PG_RUN_UPDATE = (
+    f"UPDATE run AS r SET {', '.join(f'{c} = v.{c}' for c in _RUN_UPDATE_COLS)} "
+    f"FROM unnest({_pg_unnest((*_RUN_UPDATE_COLS, 'uid'))}) "
+    f"AS v({', '.join((*_RUN_UPDATE_COLS, 'uid'))}) WHERE r.uid = v.uid"
+)
+_PG_JOB_LAST_RUN = (
+    "UPDATE job AS j SET last_run_state = v.state, last_run_at = v.at "
+    "FROM unnest(%s::text[], %s::timestamp[], %s::text[]) AS v(uid, at, state) "
+    "WHERE j.uid = v.uid AND (j.last_run_at IS NULL OR j.last_run_at <= v.at)"
+)
+
+
+def _write_runs_postgres(conn: Connection, out: _RunWrites) -> None:
+    """New rows by ``COPY`` straight into their tables, changes by one ``UPDATE … FROM
+    unnest(…)`` per table.
+
+    ``COPY`` into the run table itself (not a staging table and ``INSERT … ON CONFLICT``)
+    is safe because the caller holds the source's lock (``lock_source``) and has just read
+    which of these uids are stored: no other writer can insert a run of this source until
+    the transaction ends, so every row here is new. Were one not, ``COPY`` fails on the
+    unique uid and the transaction rolls back, as the plain ``INSERT`` it replaces did.
     """
-    conn = session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
-    if sqlite:
-        params = [tuple(_sqlite_dt(r[c]) for c in cols) for r in rows]
-    else:
-        params = [tuple(r[c] for c in cols) for r in rows]
-    conn.exec_driver_sql(sql, params)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        if out.inserts:
+            with cur.copy(f"COPY run ({', '.join(_RUN_INSERT_COLS)}) FROM STDIN") as copy:
+                for row in out.inserts:
+                    copy.write_row(row)
+        if out.updates:
+            cur.execute(_PG_RUN_UPDATE, [list(c) for c in zip(*out.updates, strict=True)])
+        if out.events:
+            with cur.copy(f"COPY run_event ({', '.join(_EVENT_COLS)}) FROM STDIN") as copy:
+                for row in out.events:
+                    copy.write_row(row)
+        if out.latest_by_job:
+            jobs = list(out.latest_by_job)
+            ats = [out.latest_by_job[j][0] for j in jobs]
+            states = [out.latest_by_job[j][1] for j in jobs]
+            cur.execute(_PG_JOB_LAST_RUN, [jobs, ats, states])
 
 
 def _replace_steps(session: Session, steps: list[tuple[str, RunRecord]]) -> None:
