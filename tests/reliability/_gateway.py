@@ -31,7 +31,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def accord(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def accord(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the ``accord`` CLI with ``env`` (stdout and stderr captured)."""
     return subprocess.run(
         [str(ACCORD), *args], env=env, capture_output=True, text=True, timeout=timeout
@@ -94,7 +96,9 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(f"accord serve exited {proc.returncode}: {self.text()[-3000:]}")
+                raise AssertionError(
+                    f"accord serve exited {proc.returncode}: {self.text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self

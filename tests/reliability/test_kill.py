@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from sqlalchemy import create_engine, text
 from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
 from tests.conftest import wait_until
 
-from ._gateway import Gateway, accord, kills
+from ._gateway import ACCORD, Gateway, accord, kills
 
 JOBS = ["team/build", "team/deploy", "nightly", "ops/backup"]
 RESULTS = {"SUCCESS": "success", "FAILURE": "failed", "ABORTED": "cancelled"}
@@ -222,7 +223,7 @@ def _applied(url: str, tag: str) -> tuple[int, int]:
             audited = c.execute(
                 text(
                     "SELECT COUNT(*) FROM audit_record WHERE action = 'apply-config' "
-                    "AND details LIKE :p"
+                    "AND CAST(details AS TEXT) LIKE :p"
                 ),
                 {"p": f"%{tag}-0%"},
             ).scalar_one()
@@ -266,7 +267,7 @@ def test_sigkill_mid_apply_applies_all_or_nothing(tmp_path: Path, served_db: str
 
             sender = threading.Thread(target=send, daemon=True)
             sender.start()
-            time.sleep(rng.uniform(0.0, took * 1.1))
+            time.sleep(rng.uniform(0.3 * took, 1.3 * took))
             gw.kill()
             sender.join(15)
             resources, audited = _applied(url, tag)
@@ -280,3 +281,59 @@ def test_sigkill_mid_apply_applies_all_or_nothing(tmp_path: Path, served_db: str
         print(f"apply kills: {outcomes}")
     finally:
         gw.kill()
+
+
+def test_sigkill_mid_export_publishes_no_half_written_file(tmp_path: Path) -> None:
+    """``accord audit export`` killed at random points: the records file and its manifest
+    appear complete and verifiable, or not at all."""
+    from gateway.audit import AuditEntry, append
+    from gateway.store import create_db_engine, session_scope, upgrade
+
+    data = tmp_path / "data"
+    data.mkdir()
+    engine = create_db_engine(f"sqlite:///{data / 'accord.db'}")
+    upgrade(engine)
+    with session_scope(engine) as s:
+        for i in range(5_000):
+            append(
+                s,
+                AuditEntry(
+                    subject="load",
+                    channel="cli",
+                    action="trigger",
+                    target=f"src/job-{i}",
+                    domain="default",
+                    decision="allow",
+                    outcome="ok",
+                    details={"padding": "x" * 200},
+                ),
+            )
+    engine.dispose()
+    env = Gateway(data).env
+    rng = random.Random()
+    # How long one export takes here, so the kills land inside it.
+    began = time.monotonic()
+    done = accord(env, "audit", "export", "--output", str(tmp_path / "full.jsonl"))
+    assert done.returncode == 0, done.stderr
+    took = time.monotonic() - began
+    published = absent = 0
+    for attempt in range(kills(3)):
+        out = tmp_path / f"export-{attempt}.jsonl"
+        proc = subprocess.Popen(
+            [str(ACCORD), "audit", "export", "--output", str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.0, took))
+        proc.kill()
+        proc.wait(30)
+        manifest = out.with_name(out.name + ".manifest.json")
+        if out.exists() or manifest.exists():
+            assert out.exists() and manifest.exists(), "a records file without its manifest"
+            check = accord(env, "audit", "verify-export", str(out))
+            assert check.returncode == 0, check.stdout + check.stderr
+            published += 1
+        else:
+            absent += 1
+    print(f"export kills: published {published}, absent {absent}")
