@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Gateway", "LONG", "accord", "free_port", "kills"]
+__all__ = ["LONG", "Gateway", "accord", "free_port", "kills"]
 
 # ACCORD_LONG_TESTS=1 runs the long modes (many kills, many examples).
 LONG = os.environ.get("ACCORD_LONG_TESTS") == "1"

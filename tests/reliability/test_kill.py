@@ -8,6 +8,7 @@ Short mode: a few kills per case; ACCORD_LONG_TESTS=1: 50 or more.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import subprocess
@@ -255,15 +256,13 @@ def test_sigkill_mid_apply_applies_all_or_nothing(tmp_path: Path, served_db: str
             body = _documents(tag, n_docs)
 
             def send(body: str = body) -> None:
-                try:
+                with contextlib.suppress(httpx.HTTPError):  # killed under it
                     httpx.post(
                         f"{gw.url}/api/v1/config/apply",
                         headers={**gw.headers, "Content-Type": "application/yaml"},
                         content=body,
                         timeout=120,
                     )
-                except httpx.HTTPError:
-                    pass  # killed under it
 
             sender = threading.Thread(target=send, daemon=True)
             sender.start()

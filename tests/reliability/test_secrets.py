@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
-
 from tests.conftest import wait_until
 
 from ._gateway import Gateway, accord
