@@ -297,8 +297,7 @@ def _parse_file(
                 label,
                 0,
                 "",
-                f"malformed YAML at line {line}: character {char:#x} "
-                f"is not allowed in YAML",
+                f"malformed YAML at line {line}: character {char:#x} is not allowed in YAML",
                 line=line,
             )
         ]

@@ -131,5 +131,6 @@ def test_a_control_character_is_a_problem_with_its_line(cli: CliRunner, tmp_path
     path = tmp_path / "ctl.yaml"
     path.write_text("apiVersion: accord.dev/v1\nkind: Domain\nmetadata: {name: a\x1f}\n")
     res = cli.invoke(app, ["validate", "-f", str(path)])
-    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.exit_code == 1
+    assert res.exception is None or isinstance(res.exception, SystemExit)
     assert f"{path}:3: " in res.output and "0x1f" in res.output, res.output

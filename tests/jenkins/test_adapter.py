@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
