@@ -608,13 +608,29 @@ class JenkinsAdapter(BaseAdapter):
         oldest = int(builds[-1]["number"]) if builds else 0
         if len(builds) >= window and oldest > last + 1:
             # More builds ran since the last sync than one window holds: read the rest.
-            missing = min(oldest - last - 1, _MAX_GAP_FILL)
-            with self._mapped():
-                data = await self.client.job(
-                    path, f"allBuilds[{_BUILD}]{{{len(builds)},{len(builds) + missing}}}"
-                )
-            older = _builds(data.get("allBuilds"), path)
-            fresh.extend(b for b in older if int(b["number"]) > last)
+            # allBuilds is addressed by index, newest first, so builds that start between
+            # the two requests shift the range: read one window more than the gap, keep
+            # builds by number, and read on until the build after the cursor is reached
+            # (or the job has no older builds, or the budget is spent).
+            seen = {int(b["number"]) for b in fresh}
+            start, budget = len(builds), _MAX_GAP_FILL
+            while budget > 0 and oldest > last + 1:
+                count = min(oldest - last - 1 + window, budget)
+                with self._mapped():
+                    data = await self.client.job(
+                        path, f"allBuilds[{_BUILD}]{{{start},{start + count}}}"
+                    )
+                older = _builds(data.get("allBuilds"), path)
+                if not older:
+                    break
+                for b in older:
+                    number = int(b["number"])
+                    if number > last and number not in seen:
+                        seen.add(number)
+                        fresh.append(b)
+                start += len(older)
+                budget -= len(older)
+                oldest = min(oldest, *(int(b["number"]) for b in older))
         return fresh
 
     async def _build_records(self, emitted: list[tuple[str, dict[str, Any]]]) -> list[RunRecord]:

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -59,6 +60,7 @@ from .routes import (
     violations,
 )
 from .routes import cluster as cluster_routes
+from .routes.hooks import audit_refused_webhook
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
@@ -70,9 +72,17 @@ CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 class BodyLimit:
     """Rejects bodies over the limit with 413 before the app reads them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        on_reject: Callable[[str, str | None], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Called in a worker thread with the path and client address of a refused request
+        # (the gateway audits refused webhook deliveries).
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +91,7 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         seen = 0
         too_big = False
@@ -99,9 +109,14 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._reject(send)
+            await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        if self.on_reject is not None:
+            client = scope.get("client")
+            await anyio.to_thread.run_sync(
+                self.on_reject, str(scope.get("path", "")), client[0] if client else None
+            )
         body = (
             b'{"error":{"code":"payload_too_large","message":"request body exceeds '
             + str(self.max_bytes).encode()
@@ -175,6 +190,28 @@ def _hinted(manager: SyncManager, source: str, hints: list[dict[str, Any]]) -> N
     """A hint another replica forwarded: acted on here if this replica holds the source."""
     parsed = [SyncHint.model_validate(h) for h in hints if isinstance(h, dict)]
     manager.hint(source, parsed or [SyncHint(scope="runs")], forward=False)
+
+
+# The console's policy: its scripts and everything it fetches come from the gateway
+# itself; no inline script, no framing. Styles may be inline (component libraries set
+# them). The API docs pages (Swagger UI, ReDoc) run an inline bootstrap script, so they
+# get only the framing rule.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+_DOCS_PAGES = ("/docs", "/redoc")
+
+
+def _security_headers(path: str, response: Response) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if path.startswith(_DOCS_PAGES):
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    else:
+        response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
 
 
 def create_app(
@@ -340,6 +377,7 @@ def create_app(
         metrics.latency.observe(time.perf_counter() - started)
         metrics.requests.labels(request.method, str(response.status_code)).inc()
         response.headers["X-Request-Id"] = request.state.request_id
+        _security_headers(request.url.path, response)
         return response
 
     # MCP for AI agents (streamable HTTP), before the console's catch-all mount.
@@ -388,5 +426,16 @@ def create_app(
         return JSONResponse({"name": "accord", "version": "0.1.0", "openapi": "/openapi.json"})
 
     _build_routes(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    def refused(path: str, client: str | None) -> None:
+        if path.startswith("/hooks/"):
+            audit_refused_webhook(
+                engine,
+                path.removeprefix("/hooks/"),
+                "too_large",
+                client=client,
+                reason=f"body over {settings.max_body_bytes} bytes",
+            )
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, on_reject=refused)
     return app

@@ -252,7 +252,10 @@ def write_export(
         where.append(col(AuditRecord.domain) == domain)
     digest = hashlib.sha256()
     count, first, last_seq, last_hash = 0, None, None, None
-    with path.open("wb") as raw:
+    # Written under temporary names and renamed when complete, the manifest last: a
+    # process killed mid-export leaves no file at the published names.
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as raw:
 
         def emit(text: str) -> None:
             data = text.encode("utf-8")
@@ -308,7 +311,10 @@ def write_export(
     }
     manifest["signature"] = base64.b64encode(key.sign(_canonical(manifest))).decode()
     mpath = path.with_name(path.name + ".manifest.json")
-    mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    mpartial = path.with_name(f".{mpath.name}.partial")
+    mpartial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
+    os.replace(mpartial, mpath)
     return ExportResult(path, mpath, manifest)
 
 

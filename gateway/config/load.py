@@ -321,7 +321,21 @@ def _parse_file(
             )
         ]
     docs: list[tuple[str, int, Any, Node]] = []
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks for characters YAML forbids (control characters) already here.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return [], [
+            ConfigError(
+                label,
+                0,
+                "",
+                f"malformed YAML at line {line}: character {char:#x} is not allowed in YAML",
+                line=line,
+            )
+        ]
     try:
         index = 0
         while loader.check_node():

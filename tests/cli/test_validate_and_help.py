@@ -124,3 +124,13 @@ def test_help_reads_like_other_clis(cli: CliRunner, command: list[str]) -> None:
         assert re.search(r"--limit\s+INTEGER", out) and re.search(r"--state\s+TEXT", out)
     if command == ["sync"]:
         assert re.search(r"source\s+TEXT", out)
+
+
+def test_a_control_character_is_a_problem_with_its_line(cli: CliRunner, tmp_path: Path) -> None:
+    # Found by tests/cli/test_validate_fuzz.py: the YAML reader refused it with a traceback.
+    path = tmp_path / "ctl.yaml"
+    path.write_text("apiVersion: accord.dev/v1\nkind: Domain\nmetadata: {name: a\x1f}\n")
+    res = cli.invoke(app, ["validate", "-f", str(path)])
+    assert res.exit_code == 1
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert f"{path}:3: " in res.output and "0x1f" in res.output, res.output

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -284,6 +285,32 @@ async def test_more_builds_than_the_window_are_all_reported(
     page2 = await adapter.list_runs(page.cursor)
     assert sorted(_runs(page2)) == sorted(f"busy#{n}" for n in range(2, 9))
     assert adapter.request_count - before == 3  # tree, queue, one allBuilds range
+
+
+async def test_builds_that_start_during_the_gap_fill_do_not_hide_older_ones(
+    state: SimState, make_adapter: AdapterFactory
+) -> None:
+    # allBuilds is addressed by index: builds that start between the window read and the
+    # gap-fill read shift the range. Found by killing the gateway mid-sync under load
+    # (tests/reliability): the oldest builds after the cursor were never reported.
+    state.add_job("busy")
+    state.run("busy")
+    adapter = make_adapter(maxBuildsPerJob=3)
+    page = await adapter.list_runs(None)
+    for _ in range(7):
+        state.run("busy", "FAILURE")
+    read_job = adapter.client.job
+
+    async def job_while_builds_start(path: str, tree: str) -> dict[str, Any]:
+        if state.job("busy").next_number == 9:
+            state.run("busy")  # two builds start just before the gap-fill request
+            state.run("busy")
+        return await read_job(path, tree)
+
+    adapter.client.job = job_while_builds_start  # type: ignore[method-assign]
+    page2 = await adapter.list_runs(page.cursor)
+    reported = set(_runs(page2))
+    assert {f"busy#{n}" for n in range(2, 9)} <= reported, sorted(reported)
 
 
 async def test_get_runs(state: SimState, make_adapter: AdapterFactory) -> None:

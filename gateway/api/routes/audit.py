@@ -84,7 +84,16 @@ def public_key(request: Request, principal: Principal = Depends(require("read"))
     return AuditKeyPublic(public_key=key.public_key, algorithm="ed25519", origin=key.origin)
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the records file and its signed manifest, zipped",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 def export_audit(
     request: Request,
     session: SessionDep,

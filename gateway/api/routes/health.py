@@ -36,7 +36,11 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "database": "ok"})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(request: Request) -> PlainTextResponse:
     """Prometheus metrics. Without a token unless ``ACCORD_METRICS_TOKEN_REQUIRED`` is set;
     meant for a scraper on a private network."""

@@ -6,9 +6,12 @@ not the source, or a misconfigured token, is knocking.
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 
 from gateway.audit import AuditEntry, append
 from gateway.model import AdapterAuthError, AdapterError
@@ -19,6 +22,33 @@ from ..deps import in_thread
 from ..errors import ApiError
 
 router = APIRouter(tags=["webhooks"])
+
+
+def audit_refused_webhook(
+    engine: Engine,
+    name: str,
+    outcome: str,
+    *,
+    client: str | None,
+    reason: str,
+    request_id: str | None = None,
+) -> int:
+    """Audit a refused webhook delivery (blocking: call it in a worker thread)."""
+    with session_scope(engine) as s:
+        src = s.get(SourceRow, name)
+        entry = AuditEntry(
+            subject="anonymous",
+            channel="api",
+            action="webhook",
+            target=name[:200],
+            domain=src.domain if src is not None else "*",
+            decision="deny",
+            outcome=outcome,
+            reason=reason,
+            request_id=request_id,
+            details={"client": client},
+        )
+        return append(s, entry).seq
 
 
 @router.post("/hooks/{name}", status_code=202)
@@ -34,27 +64,33 @@ async def webhook(name: str, request: Request) -> JSONResponse:
     try:
         hints = adapter.parse_webhook(dict(request.headers), body)
     except AdapterAuthError as exc:
-        entry = AuditEntry(
-            subject="anonymous",
-            channel="api",
-            action="webhook",
-            target=name,
-            domain=src.domain,
-            decision="deny",
-            outcome="bad_signature",
-            reason=str(exc),
-            request_id=request.state.request_id,
-            details={"client": request.client.host if request.client else None},
+        client = request.client.host if request.client else None
+        seq = await anyio.to_thread.run_sync(
+            partial(
+                audit_refused_webhook,
+                request.app.state.engine,
+                name,
+                "bad_signature",
+                client=client,
+                reason=str(exc),
+                request_id=request.state.request_id,
+            )
         )
-
-        def record() -> int:
-            with session_scope(request.app.state.engine) as s:
-                return append(s, entry).seq
-
-        seq = await anyio.to_thread.run_sync(record)
         raise ApiError(401, "bad_signature", str(exc), details={"audit_seq": seq}) from None
     except AdapterError as exc:
-        raise ApiError(400, "bad_webhook", str(exc)) from None
+        client = request.client.host if request.client else None
+        seq = await anyio.to_thread.run_sync(
+            partial(
+                audit_refused_webhook,
+                request.app.state.engine,
+                name,
+                "malformed",
+                client=client,
+                reason=str(exc),
+                request_id=request.state.request_id,
+            )
+        )
+        raise ApiError(400, "bad_webhook", str(exc), details={"audit_seq": seq}) from None
     finally:
         if close:
             await adapter.aclose()
