@@ -31,7 +31,7 @@ from .deployment import PASSWORDS, AirflowDeployment
 pytestmark = [pytest.mark.peer, pytest.mark.timeout(1500)]
 T = TypeVar("T")
 _WAIT = 120.0
-_ENV = "ACCORD_TEST_AIRFLOW_PASSWORD"
+_ENV = "ACCORD_SECRET_TEST_AIRFLOW_PASSWORD"
 
 
 class Gateway:
