@@ -168,6 +168,10 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":
+        # One line per request to every source would drown the gateway's own messages.
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     federation: DemoFederation | None = None
     try:
         engine = _engine(settings)
