@@ -16,9 +16,9 @@ from __future__ import annotations
 import html
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlmodel import col, select
@@ -38,6 +38,7 @@ from gateway.store.types import utcnow
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
+from ..params import INT64_MAX
 
 router = APIRouter(tags=["auth"])
 _LOGIN_TTL = timedelta(minutes=10)
@@ -290,7 +291,9 @@ def list_sessions(
 
 @router.delete("/api/v1/sessions/{session_id}", response_model=SessionPublic, tags=["auth"])
 def revoke(
-    session_id: int, request: Request, principal: Principal = Depends(require("apply-config"))
+    session_id: Annotated[int, Path(ge=1, le=INT64_MAX, description="console session id")],
+    request: Request,
+    principal: Principal = Depends(require("apply-config")),
 ) -> SessionPublic:
     """Revoke a single sign-on session: its next request is refused."""
     _every_domain(principal)
