@@ -39,7 +39,8 @@ def test_leases_spread_over_the_replicas_and_every_source_syncs(cluster: Cluster
             and all(0 < n <= cap for n in per)
         )
 
-    assert wait_until(spread, timeout=6 * LEASE, interval=0.3), cl.get(
+    # A bound, not a timing: replicas that start on a loaded machine settle later.
+    assert wait_until(spread, timeout=20 * LEASE, interval=0.3), cl.get(
         cl.replicas[0], "/api/v1/cluster"
     ).json()
     view = cl.get(cl.replicas[1], "/api/v1/cluster").json()
@@ -51,7 +52,7 @@ def test_leases_spread_over_the_replicas_and_every_source_syncs(cluster: Cluster
     for r in cl.replicas:
         held = sum(1 for h in cl.holders().values() if h == r.id)
         assert abs(cl.metric(r, "accord_leases_held", replica=r.id) - held) <= 1
-    assert wait_until(lambda: _synced(cl, cl.sources), timeout=30, interval=0.5)
+    assert wait_until(lambda: _synced(cl, cl.sources), timeout=90, interval=0.5)
 
 
 def test_sse_on_one_replica_shows_an_action_through_another(cluster: Cluster) -> None:
@@ -132,10 +133,10 @@ def test_a_paused_replica_that_lost_its_leases_writes_nothing(cluster: Cluster) 
         # Its sources move to the others and get the new builds there.
         assert wait_until(
             lambda: all(cl.holders().get(s) not in (None, victim.id) for s in mine),
-            timeout=LEASE + 2 * LEASE / 3 + 5,
+            timeout=LEASE + 2 * LEASE / 3 + 10,
             interval=0.3,
         ), cl.holders()
-        assert wait_until(lambda: _synced(cl, mine), timeout=RUNS_EVERY + 15, interval=0.3)
+        assert wait_until(lambda: _synced(cl, mine), timeout=RUNS_EVERY + 30, interval=0.3)
         taken = {
             s["name"]: s["token"]
             for s in cl.get(cl.replicas[0], "/api/v1/cluster").json()["sources"]
@@ -145,7 +146,7 @@ def test_a_paused_replica_that_lost_its_leases_writes_nothing(cluster: Cluster) 
         os.kill(victim.proc.pid, signal.SIGCONT)
     # Awake, it tries to go on with its old work; the leases refuse every write.
     assert wait_until(
-        lambda: cl.metric(victim, "accord_fenced_writes_total") > 0, timeout=10, interval=0.3
+        lambda: cl.metric(victim, "accord_fenced_writes_total") > 0, timeout=30, interval=0.3
     ), victim.log.read_text()[-3000:]
     time.sleep(RUNS_EVERY)
     assert _synced(cl, cl.sources)
@@ -173,13 +174,13 @@ def test_sigkill_hands_the_sources_over_within_a_lease_period(cluster: Cluster) 
         lambda: (
             all(cl.holders().get(s) not in (None, victim.id) for s in mine) and _synced(cl, mine)
         ),
-        timeout=LEASE + RUNS_EVERY + 10,
+        timeout=LEASE + RUNS_EVERY + 20,
         interval=0.2,
     ), cl.holders()
     took = time.monotonic() - killed
     # One lease period, one tick of the others (a third of it), one runs interval, plus
     # the pass itself; the slack is for a loaded test machine.
-    assert took < LEASE + LEASE / 3 + RUNS_EVERY + 4, took
+    assert took < LEASE + LEASE / 3 + RUNS_EVERY + 8, took
     # Every build is there exactly once, in every source, whoever synced it.
     want = cl.builds()
     for s in cl.sources:
