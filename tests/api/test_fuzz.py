@@ -14,6 +14,12 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Imported here, at collection, rather than lazily by ``from_dict`` inside a test: pytest
+# rewrites schemathesis' modules (it is a pytest plugin), and CPython 3.11's parser can
+# fail with "AST constructor recursion depth mismatch" when that happens deep in a stack.
+import schemathesis.specs.openapi.converter
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (
     content_type_conformance,
