@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 from tests.e2e.test_console import ROOT, WEB, _free_port, console_built  # noqa: F401
 from tests.peers.oidc_provider import OidcPeer, start_provider
 from tests.sso.conftest import CLIENT_ID, CLIENT_SECRET, provider_config
+
+DANA_PASSWORD = secrets.token_urlsafe(12)  # made per run, like every test credential
 
 SESSION_TTL = 20
 BINDING = """
@@ -38,7 +41,7 @@ def sso_gateway(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     config = provider_config(url)
-    config["users"] = {"dana": {"password": "dana-pw", "groups": ["platform-team"]}}
+    config["users"] = {"dana": {"password": DANA_PASSWORD, "groups": ["platform-team"]}}
     peer = start_provider(config, data)
     accord = Path(sys.executable).parent / "accord"
     env = {
@@ -96,7 +99,7 @@ def test_sign_in_through_the_provider_see_only_the_groups_domains_then_be_refuse
 ) -> None:
     url, token, _peer = sso_gateway
     done = subprocess.run(
-        ["node", "e2e/sso.mjs", url, token, "dana", "dana-pw", str(SESSION_TTL)],
+        ["node", "e2e/sso.mjs", url, token, "dana", DANA_PASSWORD, str(SESSION_TTL)],
         cwd=WEB,
         capture_output=True,
         text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,18 @@ from tests.api.conftest import SOURCES, apply_yaml
 from tests.peers.oidc_provider import AUDIENCE, OTHER_AUDIENCE, OidcPeer, start_provider
 
 CLIENT_ID = "accord-console"
-CLIENT_SECRET = "console-secret-for-tests-only-0123456789"
+# Credentials of the test provider are made per run; none is written in the repository.
+CLIENT_SECRET = secrets.token_urlsafe(32)
 USERS = {
-    "alice": {"password": "alice-pw", "groups": ["data-team"], "name": "Alice Data"},
-    "bob": {"password": "bob-pw", "groups": ["ops-team", "auditors"]},
-    "carol": {"password": "carol-pw", "groups": []},
+    "alice": {"password": secrets.token_urlsafe(12), "groups": ["data-team"], "name": "Alice Data"},
+    "bob": {"password": secrets.token_urlsafe(12), "groups": ["ops-team", "auditors"]},
+    "carol": {"password": secrets.token_urlsafe(12), "groups": []},
 }
+
+
+def password(user: str) -> str:
+    return str(USERS[user]["password"])
+
 
 BINDINGS = """
 apiVersion: accord.dev/v1

@@ -17,7 +17,7 @@ from gateway.api.app import create_app
 from gateway.store.tables import AuditRecord, SsoLogin
 from tests.peers.oidc_provider import AUDIENCE, OTHER_AUDIENCE, browserless_login, start_provider
 
-from .conftest import SsoApi, provider_config, sso_settings
+from .conftest import SsoApi, password, provider_config, sso_settings
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -140,7 +140,7 @@ def test_a_jwt_is_refused_where_the_gateway_does_not_accept_them(sso_api: SsoApi
 
 
 def test_console_login_gives_a_cookie_session_with_the_groups_roles(sso_api: SsoApi) -> None:
-    done = _login(sso_api, "alice", "alice-pw", return_to="/#/jobs")
+    done = _login(sso_api, "alice", password("alice"), return_to="/#/jobs")
     assert done.status_code == 302 and done.headers["location"] == "/#/jobs"
     cookie = done.headers["set-cookie"]
     assert "accord_session=acs_" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
@@ -164,7 +164,7 @@ def test_console_login_gives_a_cookie_session_with_the_groups_roles(sso_api: Sso
 
 
 def test_logout_and_revocation_end_a_session(sso_api: SsoApi) -> None:
-    _login(sso_api, "bob", "bob-pw")
+    _login(sso_api, "bob", password("bob"))
     cookie = sso_api.client.cookies.get("accord_session")
     assert cookie and _domains(sso_api) == {"ops"}
     out = sso_api.client.post("/auth/logout", headers={"X-Accord-Channel": "ui"}).json()
@@ -173,7 +173,7 @@ def test_logout_and_revocation_end_a_session(sso_api: SsoApi) -> None:
     assert r.status_code == 401 and "signed out or revoked" in r.json()["error"]["message"]
 
     sso_api.client.cookies.clear()
-    _login(sso_api, "bob", "bob-pw")
+    _login(sso_api, "bob", password("bob"))
     (listed,) = sso_api.client.get("/api/v1/sessions", headers=sso_api.as_admin()).json()
     assert listed["subject"] == "oidc:bob"
     r = sso_api.client.delete(f"/api/v1/sessions/{listed['id']}", headers=sso_api.as_admin())
@@ -185,7 +185,7 @@ def test_logout_and_revocation_end_a_session(sso_api: SsoApi) -> None:
 
 def test_sessions_expire(sso_api: SsoApi) -> None:
     sso_api.client.app.state.settings.oidc_session_ttl = 1  # type: ignore[attr-defined]
-    _login(sso_api, "alice", "alice-pw")
+    _login(sso_api, "alice", password("alice"))
     cookie = sso_api.client.cookies.get("accord_session")
     assert sso_api.client.get("/api/v1/me").status_code == 200
     time.sleep(1.2)
@@ -214,7 +214,7 @@ def test_a_wrong_password_or_a_forged_callback_gets_no_session(sso_api: SsoApi) 
         start,
         lambda url: sso_api.client.get(url, follow_redirects=False),
         login="carol",
-        password="carol-pw",
+        password=password("carol"),
     )
     assert done.headers["location"] == "/"
     me = sso_api.client.get("/api/v1/me").json()
