@@ -25,6 +25,8 @@ from tests.peers.oidc_provider import AUDIENCE, OTHER_AUDIENCE, OidcPeer, start_
 CLIENT_ID = "accord-console"
 # Credentials of the test provider are made per run; none is written in the repository.
 CLIENT_SECRET = secrets.token_urlsafe(32)
+BOT_SECRET = secrets.token_urlsafe(32)
+STRANGER_SECRET = secrets.token_urlsafe(32)
 USERS = {
     "alice": {"password": secrets.token_urlsafe(12), "groups": ["data-team"], "name": "Alice Data"},
     "bob": {"password": secrets.token_urlsafe(12), "groups": ["ops-team", "auditors"]},
@@ -63,7 +65,7 @@ def provider_config(redirect_base: str) -> dict[str, object]:
             },
             {
                 "client_id": "ci-bot",
-                "client_secret": "ci-bot-secret-for-tests-only-0123456789",
+                "client_secret": BOT_SECRET,
                 "grant_types": ["client_credentials"],
                 "redirect_uris": [],
                 "response_types": [],
@@ -71,7 +73,7 @@ def provider_config(redirect_base: str) -> dict[str, object]:
             },
             {
                 "client_id": "stranger-bot",
-                "client_secret": "stranger-secret-for-tests-only-0123456789",
+                "client_secret": STRANGER_SECRET,
                 "grant_types": ["client_credentials"],
                 "redirect_uris": [],
                 "response_types": [],
