@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from adapters.base import registry
 from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
+from gateway.capabilities import source_capabilities
 from gateway.governance.compliance import evaluate_jobs
 from gateway.model import Capability, JobRecord, RunRecord, SourceHealth
 from gateway.store.engine import session_scope
@@ -59,11 +59,7 @@ def accept_push(
         decision = decide(src.domain, f"{name}/*", "push")
         if not decision.allowed:
             raise PushRefused(403, "forbidden", f"{subject!r} may not push to {name!r}")
-        try:
-            caps = registry.get(src.type).info.capabilities
-        except LookupError:
-            caps = frozenset()
-        if Capability.PUSH not in caps:
+        if Capability.PUSH not in source_capabilities(src):
             raise PushRefused(
                 409,
                 "not_a_push_source",

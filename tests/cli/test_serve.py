@@ -22,19 +22,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "ACCORD_DATA_DIR": str(tmp_path), "ACCORD_LOG_LEVEL": "warning"}
+def _start(
+    args: list[str], data_dir: Path, log_level: str
+) -> tuple[subprocess.Popen[str], Queue[str], threading.Thread]:
+    """``accord serve ARGS`` on a fresh data dir; its output lines arrive on the queue."""
+    env = {**os.environ, "ACCORD_DATA_DIR": str(data_dir), "ACCORD_LOG_LEVEL": log_level}
     env.pop("ACCORD_DATABASE_URL", None)
     accord = Path(sys.executable).parent / "accord"
     proc = subprocess.Popen(
-        [str(accord), "serve", "--demo", "--port", str(port)],
+        [str(accord), "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
     )
-    lines: list[str] = []
     queue: Queue[str] = Queue()
 
     def pump() -> None:
@@ -42,7 +43,15 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
         for line in proc.stdout:
             queue.put(line)
 
-    threading.Thread(target=pump, daemon=True).start()
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    return proc, queue, pumping
+
+
+def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path: Path) -> None:
+    port = _free_port()
+    proc, queue, _pumping = _start(["--demo", "--port", str(port)], tmp_path, "warning")
+    lines: list[str] = []
     try:
         deadline = time.monotonic() + 60
         token = url = None
@@ -114,26 +123,8 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
 def test_a_real_installation_never_prints_its_first_admin_token(tmp_path: Path) -> None:
     """Service and pod logs keep stdout: the first token goes to a 0600 file only."""
     port = _free_port()
-    env = {**os.environ, "ACCORD_DATA_DIR": str(tmp_path), "ACCORD_LOG_LEVEL": "info"}
-    env.pop("ACCORD_DATABASE_URL", None)
-    accord = Path(sys.executable).parent / "accord"
-    proc = subprocess.Popen(
-        [str(accord), "serve", "--no-sync", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    proc, queue, pumping = _start(["--no-sync", "--port", str(port)], tmp_path, "info")
     out: list[str] = []
-    queue: Queue[str] = Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            queue.put(line)
-
-    pumping = threading.Thread(target=pump, daemon=True)
-    pumping.start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

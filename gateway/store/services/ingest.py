@@ -425,29 +425,23 @@ def upsert_runs(
         job = prefix + rec.job_native_id
         trigger = _TEXT[rec.trigger]
         row = existing.get(uid)
+        # The stored columns after the state text (the same for an insert and an update).
+        tail = (
+            rec.native_state,
+            trigger,
+            rec.actor,
+            queued,
+            started,
+            ended,
+            sort_at,
+            rec.attempt,
+            rec.url,
+            rec.message,
+            obs,
+        )
         if row is None:
             text = _TEXT[state]
-            out.inserts.append(
-                (
-                    uid,
-                    source,
-                    job,
-                    domain,
-                    text,
-                    rec.native_state,
-                    trigger,
-                    rec.actor,
-                    queued,
-                    started,
-                    ended,
-                    sort_at,
-                    rec.attempt,
-                    rec.url,
-                    rec.message,
-                    obs,
-                    1,
-                )
-            )
+            out.inserts.append((uid, source, job, domain, text, *tail, 1))
             out.events.append(
                 (uid, 1, None, text, _entered(state, queued, started, ended, obs), obs)
             )
@@ -466,23 +460,7 @@ def upsert_runs(
                     # (Airflow): it is a cancel. The native state stays as reported.
                     state = RunState.CANCELLED
             text = _TEXT[state]
-            written = (
-                source,
-                job,
-                domain,
-                text,
-                rec.native_state,
-                trigger,
-                rec.actor,
-                queued,
-                started,
-                ended,
-                sort_at,
-                rec.attempt,
-                rec.url,
-                rec.message,
-                obs,
-            )
+            written = (source, job, domain, text, *tail)
             if accept_transition(
                 current, state, current_attempt=stored_attempt, proposed_attempt=rec.attempt
             ):
