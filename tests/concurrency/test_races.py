@@ -18,14 +18,15 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 import httpx
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 
 from gateway.audit import AuditEntry, record, verify
+from gateway.governance.approvals import expire_all_due
 from gateway.model import RunRecord, RunState, Trigger, accept_transition
 from gateway.store import create_db_engine, session_scope
 from gateway.store.services import ingest
-from gateway.store.tables import AuditRecord, Run, RunEvent
+from gateway.store.tables import ApprovalRequest, AuditRecord, Run, RunEvent
 from gateway.sync import SyncManager
 
 from ..api.conftest import apply_yaml
@@ -275,3 +276,42 @@ def test_concurrent_syncs_of_one_source_keep_every_run_consistent(live: Live) ->
     for rid in run_ids:
         events = _assert_run_history(live.engine, f"fake-data/{rid}")
         assert events[-1].to_state == "success"
+
+
+def test_concurrent_expiry_passes_expire_and_audit_each_request_once(live: Live) -> None:
+    """Approval expiry runs on every gateway's housekeeping (a singleton only on a
+    PostgreSQL cluster): passes racing on the same overdue requests record each expiry
+    once, and a request an approver completed is never marked expired."""
+    apply_yaml(live.engine, APPROVE_ONE % 1)
+    live.token("requester", "operator", "data")
+    live.token("approver", "approver", "data")
+    ids = []
+    for _ in range(6):
+        r = live.post("requester", "/api/v1/jobs/fake-data/etl_orders/trigger")
+        assert r.status_code == 200 and r.json()["outcome"] == "pending", r.text
+        ids.append(r.json()["approval_id"])
+    assert live.post("approver", f"/api/v1/approvals/{ids[0]}/approve").status_code == 200
+    with session_scope(live.engine) as s:
+        s.execute(
+            update(ApprovalRequest)
+            .where(col(ApprovalRequest.id).in_(ids))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    counts: list[int] = []
+
+    def work(_i: int) -> None:
+        counts.append(expire_all_due(live.engine))
+
+    assert _together(8, work) == []
+    assert sum(counts) == 5, counts
+    with session_scope(live.engine, write=False) as s:
+        statuses = dict(
+            s.execute(select(ApprovalRequest.id, ApprovalRequest.status)).all()  # type: ignore[call-overload]
+        )
+        expired = s.execute(
+            select(AuditRecord).where(col(AuditRecord.action) == "approval-expired")
+        ).all()
+        assert verify(s).ok
+    assert statuses[ids[0]] == "approved"
+    assert all(statuses[i] == "expired" for i in ids[1:])
+    assert len(expired) == 5
