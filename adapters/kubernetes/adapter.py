@@ -83,6 +83,8 @@ from .states import STATES
 __all__ = ["KubernetesAdapter", "manual_job"]
 
 T = TypeVar("T")
+# Seconds a run asked for may be absent from the watched cache before it counts as deleted.
+MISSING_GRACE = 30.0
 _PAGE = 500
 _POLL = 0.02
 
@@ -156,6 +158,9 @@ class KubernetesAdapter(BaseAdapter):
     ) -> None:
         super().__init__(ctx, config)
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Runs asked for that the cache does not hold, by when they were first missed
+        # (real time): a Job created a moment ago may not have come through the watch yet.
+        self._missing: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=config.max_concurrent_requests,
             thread_name_prefix=f"k8s-{ctx.source}",
@@ -412,9 +417,16 @@ class KubernetesAdapter(BaseAdapter):
                 continue
             record = self.cache.run(native_id)
             if record is not None:
+                self._missing.pop(native_id, None)
                 out.append(record)
             elif parsed.name is not None:
-                # Not in the cluster (the lists are complete): deleted while nobody watched.
+                # Not in the cluster although the lists are complete: deleted while nobody
+                # watched, unless it is so new that the watch has not delivered it yet (a
+                # Job Accord just created): only after MISSING_GRACE is it called deleted.
+                first = self._missing.setdefault(native_id, time.monotonic())
+                if time.monotonic() - first < MISSING_GRACE:
+                    continue
+                del self._missing[native_id]
                 now = self._clock()
                 out.append(
                     RunRecord(
