@@ -26,6 +26,13 @@
 - ACCORD_REPLICA_ID: this replica's name in the cluster (default host-pid-random)
 - ACCORD_SYNC_CONCURRENCY: at most this many sync passes at once in this process
   (0 = no cap)
+- ACCORD_AUTH_FAILURE_LIMIT / ACCORD_AUTH_FAILURE_WINDOW: a client address, or a subject
+  whose revoked or expired token is presented, that fails to authenticate this many times
+  (20) within this many seconds (60) is answered 429 with Retry-After until the oldest of
+  those failures leaves the window, good credentials included; counted per replica
+  (0 = no limit). Each burst is audited once.
+- ACCORD_TOKEN_ROTATION_GRACE: seconds a rotated API token stays valid next to its
+  replacement when the rotation does not say (3600; 0 = revoked at once)
 - ACCORD_SHUTDOWN_GRACE: seconds ``accord serve`` gives in-flight requests, and then sync
   work, to end when it is told to stop (3; SIGTERM or Ctrl-C)
 
@@ -79,6 +86,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=15.0, gt=0.5)
     replica_id: str | None = None
     sync_concurrency: int = Field(default=0, ge=0)
+    auth_failure_limit: int = Field(default=20, ge=0)
+    auth_failure_window: float = Field(default=60.0, gt=0)
+    token_rotation_grace: float = Field(default=3600.0, ge=0)
     public_url: str | None = None
     audit_signing_key_file: Path | None = None
     # Where secret references of Source documents may point (gateway.secrets).

@@ -61,6 +61,7 @@ from .routes import (
 )
 from .routes import cluster as cluster_routes
 from .routes.hooks import audit_refused_webhook
+from .throttle import AuthThrottle
 
 __all__ = ["BodyLimit", "create_app", "ensure_admin_token", "request_shutdown"]
 
@@ -359,6 +360,9 @@ def create_app(
     app.state.manager = manager
     app.state.evaluator = evaluator
     app.state.policy = policy_cache
+    app.state.auth_throttle = AuthThrottle(
+        settings.auth_failure_limit, settings.auth_failure_window
+    )
     app.state.dispatcher = dispatcher
     app.state.cluster = cluster
     app.state.events = broadcaster

@@ -33,6 +33,7 @@ from gateway.store.services.tokens import TOKEN_PREFIX, AuthFailure, authenticat
 from gateway.store.types import utcnow
 
 from .errors import ApiError
+from .throttle import AuthThrottle, Throttled
 
 T = TypeVar("T")
 _log = logging.getLogger("accord.auth")
@@ -123,7 +124,58 @@ def _unauthorized(message: str) -> ApiError:
 
 def get_principal(request: Request, session: SessionDep) -> Principal:
     """Who is calling: an Accord API token, the identity provider's JWT access token
-    (when ACCORD_OIDC_AUDIENCE is set), or the console's single sign-on session cookie."""
+    (when ACCORD_OIDC_AUDIENCE is set), or the console's single sign-on session cookie.
+
+    Failed attempts are limited per client address and per subject (``throttle``): a
+    throttled caller gets 429 with Retry-After, whatever it presents."""
+    throttle: AuthThrottle = request.app.state.auth_throttle
+    address = "address:" + (request.client.host if request.client else "unknown")
+    try:
+        throttle.check(address)
+        try:
+            principal = _authenticate(request, session)
+        except ApiError as exc:
+            if exc.status == 401:
+                keys = [address]
+                if isinstance(exc.__cause__, AuthFailure) and exc.__cause__.subject:
+                    keys.append("subject:" + exc.__cause__.subject)
+                _audit_throttled(request, throttle.fail(*keys), throttle)
+            raise
+        throttle.check("subject:" + principal.subject)
+    except Throttled as t:
+        raise ApiError(
+            429,
+            "too_many_failed_logins",
+            f"too many failed authentications for this {t.key.split(':', 1)[0]}; "
+            f"retry in {max(1, round(t.retry_after))} s",
+            headers={"Retry-After": str(max(1, round(t.retry_after)))},
+        ) from None
+    return principal
+
+
+def _audit_throttled(request: Request, keys: list[str], throttle: AuthThrottle) -> None:
+    """One audit record per burst and key, when the key becomes throttled."""
+    for key in keys:
+        kind, _, value = key.partition(":")
+        _log.warning("authentication throttled for %s %s", kind, value)
+        record(
+            request.app.state.engine,
+            AuditEntry(
+                subject=value if kind == "subject" else "anonymous",
+                channel=_channel(request),
+                action="authenticate",
+                target=key,
+                domain="*",
+                decision="deny",
+                outcome="throttled",
+                reason=f"{throttle.limit} failed authentications within {throttle.window:g} s",
+                request_id=getattr(request.state, "request_id", None),
+                details={"path": request.url.path},
+            ),
+        )
+
+
+def _authenticate(request: Request, session: Session) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, raw = header.partition(" ")
     token = raw.strip()
@@ -166,7 +218,8 @@ def _token_principal(request: Request, session: Session, token: str) -> Principa
     try:
         rec = authenticate(session, token=token)
     except AuthFailure as exc:
-        raise _unauthorized(str(exc)) from None
+        # Chained (not shown to the caller) so that the throttle sees whose token it was.
+        raise _unauthorized(str(exc)) from exc
     # Last use is informative only; update it at most once a minute to keep reads cheap.
     now = utcnow()
     if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:

@@ -29,6 +29,8 @@ __all__ = [
     "RunPublic",
     "SourcePublic",
     "StepPublic",
+    "TokenRotate",
+    "TokenRotated",
 ]
 
 
@@ -283,6 +285,29 @@ class Me(BaseModel):
     roles: list[dict[str, str]]
     can: dict[str, bool]
     kind: str = Field(default="person", description="the token's kind: person or agent")
+
+
+class TokenRotate(BaseModel):
+    grace: str | None = Field(
+        default=None,
+        description="how long the current token stays valid next to the new one, e.g. "
+        "'15m'; '0s' revokes it at once (default: the gateway's ACCORD_TOKEN_ROTATION_GRACE)",
+    )
+    ttl: str | None = Field(
+        default=None,
+        description="how long the new token lives, e.g. '30d' (default: as long as the "
+        "current one was made to live; no expiry if it had none)",
+    )
+
+
+class TokenRotated(BaseModel):
+    id: int
+    token: str = Field(description="the new secret: shown this once, stored only as a hash")
+    expires_at: datetime | None
+    replaced: int = Field(description="the id of the token that was rotated")
+    replaced_valid_until: datetime | None = Field(
+        description="when the rotated token stops working (now, if revoked at once)"
+    )
 
 
 class StatsRow(BaseModel):

@@ -5,7 +5,7 @@ import json
 import os
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -552,7 +552,12 @@ def tokens_create(
         str, typer.Option(help="viewer, operator, approver, auditor, agent, admin, ...")
     ],
     domain: Annotated[str, typer.Option(help="domain the role applies in ('*' = all)")] = "*",
-    expires_in: Annotated[str | None, typer.Option(help="e.g. 30d")] = None,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--ttl", "--expires-in", help="how long it lives, e.g. 30d (default: forever)"
+        ),
+    ] = None,
     description: str = "",
     kind: Annotated[
         str, typer.Option(help="person, or agent (an AI agent; the only kind MCP accepts)")
@@ -627,6 +632,7 @@ def tokens_list(
                 "created_at": t.created_at,
                 "expires_at": t.expires_at,
                 "revoked_at": t.revoked_at,
+                "replaced_by": t.replaced_by,
                 "last_used_at": t.last_used_at,
             }
             for t in list_tokens(s, include_revoked=all_)
@@ -642,6 +648,7 @@ def tokens_list(
             "domain",
             "expires_at",
             "revoked_at",
+            "replaced_by",
             "last_used_at",
         ],
         output,
@@ -672,6 +679,68 @@ def tokens_revoke(token_id: int) -> None:
             ),
         )
     out.print(f"token {token_id} revoked")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(
+    token_id: int,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            help="how long the old token keeps working next to the new one, e.g. 15m; "
+            "0s revokes it at once (default: ACCORD_TOKEN_ROTATION_GRACE, 1h)"
+        ),
+    ] = None,
+    ttl: Annotated[
+        str | None,
+        typer.Option(help="how long the new token lives (default: as long as the old one)"),
+    ] = None,
+) -> None:
+    """Replace a token by a new secret with the same subject, role and domain."""
+    from gateway.audit import AuditEntry, append
+    from gateway.model import parse_duration
+    from gateway.settings import Settings
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import AlreadyRotated, AuthFailure, rotate_token
+
+    try:
+        grace_d = (
+            parse_duration(grace)
+            if grace is not None
+            else timedelta(seconds=Settings().token_rotation_grace)
+        )
+        ttl_d = parse_duration(ttl) if ttl is not None else None
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        with session_scope(_engine()) as s:
+            done = rotate_token(s, token_id=token_id, grace=grace_d, ttl=ttl_d)
+            if done is None:
+                _fail(f"no token with id {token_id}")
+            new, old = done
+            append(
+                s,
+                AuditEntry(
+                    subject=_local_subject(),
+                    channel="cli",
+                    action="token-rotate",
+                    target=f"token:{token_id}",
+                    domain="*",
+                    decision="allow",
+                    outcome="ok",
+                    details={"new_token": new.record.id, "grace_seconds": grace_d.total_seconds()},
+                ),
+            )
+    except (AlreadyRotated, AuthFailure) as exc:
+        _fail(str(exc))
+    until = old.revoked_at or old.expires_at
+    out.print(
+        f"token {new.record.id} replaces token {token_id} ({old.subject}, {old.role} in "
+        f"{old.domain}); token {token_id} "
+        + ("is revoked now:" if old.revoked_at else f"works until {until:%Y-%m-%d %H:%M:%S} UTC:")
+    )
+    print(new.token)
+    err.print("store it now: it is not shown again.")
 
 
 # -- audit ---------------------------------------------------------------------------------------

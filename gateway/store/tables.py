@@ -231,6 +231,9 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = _dt()
     revoked_at: datetime | None = _dt()
     last_used_at: datetime | None = _dt()
+    # Set when the token was rotated: the id of the token that replaced it (the old one
+    # lives out its grace period and cannot be rotated again).
+    replaced_by: int | None = None
 
 
 class SsoIdentity(SQLModel, table=True):

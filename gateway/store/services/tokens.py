@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
@@ -18,12 +18,14 @@ from .meta import bump_policy_version
 __all__ = [
     "TOKEN_KINDS",
     "TOKEN_PREFIX",
+    "AlreadyRotated",
     "AuthFailure",
     "authenticate",
     "create_token",
     "hash_token",
     "list_tokens",
     "revoke_token",
+    "rotate_token",
     "touch_token",
 ]
 
@@ -34,7 +36,12 @@ TOKEN_KINDS = ("person", "agent")
 
 
 class AuthFailure(Exception):
-    """The presented token is unknown, revoked or expired (the message says which)."""
+    """The presented token is unknown, revoked or expired (the message says which).
+    ``subject`` is whom a known (revoked, expired) token belonged to."""
+
+    def __init__(self, message: str, *, subject: str | None = None) -> None:
+        super().__init__(message)
+        self.subject = subject
 
 
 def hash_token(token: str) -> str:
@@ -95,15 +102,85 @@ def revoke_token(session: Session, *, token_id: int) -> ApiToken | None:
     return rec
 
 
+class AlreadyRotated(Exception):
+    """The token was already replaced by a rotation (it lives only its grace period)."""
+
+
+def rotate_token(
+    session: Session,
+    *,
+    token_id: int,
+    grace: timedelta,
+    ttl: timedelta | None = None,
+) -> tuple[NewToken, ApiToken] | None:
+    """Replace a token by a new secret with the same subject, role, domain and kind.
+
+    The old token stays valid for ``grace`` (0: revoked at once), never longer than it
+    would have anyway, and cannot be rotated again: a stolen token in its grace period
+    cannot buy itself a future. The new token lives ``ttl``, or as long as the old one
+    was made to live (no expiry if it had none). ``None`` if there is no such token;
+    raises :class:`AlreadyRotated` or :class:`AuthFailure` (revoked, expired)."""
+    old = session.exec(
+        select(ApiToken).where(col(ApiToken.id) == token_id).with_for_update()
+    ).first()
+    if old is None:
+        return None
+    now = utcnow()
+    if old.replaced_by is not None:
+        raise AlreadyRotated(
+            f"token {token_id} was already rotated (replaced by token {old.replaced_by})"
+        )
+    if old.revoked_at is not None:
+        raise AuthFailure(f"token {token_id} is revoked", subject=old.subject)
+    if old.expires_at is not None and to_db(old.expires_at) <= to_db(now):  # type: ignore[operator]
+        raise AuthFailure(f"token {token_id} has expired", subject=old.subject)
+    if ttl is None and old.expires_at is not None:
+        ttl = old.expires_at - old.created_at
+    new = create_token(
+        session,
+        subject=old.subject,
+        role=old.role,
+        domain=old.domain,
+        description=old.description,
+        expires_at=now + ttl if ttl is not None else None,
+        kind=old.kind,
+    )
+    old.replaced_by = new.record.id
+    if grace.total_seconds() <= 0:
+        old.revoked_at = now
+    else:
+        until = now + grace
+        if old.expires_at is None or to_db(until) < to_db(old.expires_at):  # type: ignore[operator]
+            old.expires_at = until
+    session.add(old)
+    session.flush()
+    bump_policy_version(session)
+    return new, old
+
+
 def authenticate(session: Session, *, token: str) -> ApiToken:
     rec = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
     if rec is None:
         raise AuthFailure("unknown API token")
     if rec.revoked_at is not None:
-        raise AuthFailure("this API token has been revoked")
+        how = f" (rotated: replaced by token {rec.replaced_by})" if rec.replaced_by else ""
+        raise AuthFailure(
+            f"this API token (id {rec.id}) has been revoked{how}", subject=rec.subject
+        )
     now = utcnow()
     if rec.expires_at is not None and to_db(rec.expires_at) <= to_db(now):  # type: ignore[operator]
-        raise AuthFailure("this API token has expired")
+        at = rec.expires_at.isoformat(timespec="seconds")
+        if rec.replaced_by:
+            raise AuthFailure(
+                f"this API token (id {rec.id}) was rotated and its grace period ended at "
+                f"{at}; use its replacement (token {rec.replaced_by})",
+                subject=rec.subject,
+            )
+        raise AuthFailure(
+            f"this API token (id {rec.id}) expired at {at}; ask an administrator for a new "
+            "one ('accord tokens create') or rotate tokens before they expire",
+            subject=rec.subject,
+        )
     return rec
 
 

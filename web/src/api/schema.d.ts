@@ -443,6 +443,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/token/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate My Token
+         * @description Replace the calling API token by a new secret with the same rights. The old one
+         *     keeps working for the grace period (so running jobs can pick up the new one), or is
+         *     revoked at once with grace '0s'.
+         */
+        post: operations["rotate_my_token_api_v1_me_token_rotate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -2099,6 +2121,41 @@ export interface components {
              */
             attempt: number;
         };
+        /** TokenRotate */
+        TokenRotate: {
+            /**
+             * Grace
+             * @description how long the current token stays valid next to the new one, e.g. '15m'; '0s' revokes it at once (default: the gateway's ACCORD_TOKEN_ROTATION_GRACE)
+             */
+            grace?: string | null;
+            /**
+             * Ttl
+             * @description how long the new token lives, e.g. '30d' (default: as long as the current one was made to live; no expiry if it had none)
+             */
+            ttl?: string | null;
+        };
+        /** TokenRotated */
+        TokenRotated: {
+            /** Id */
+            id: number;
+            /**
+             * Token
+             * @description the new secret: shown this once, stored only as a hash
+             */
+            token: string;
+            /** Expires At */
+            expires_at: string | null;
+            /**
+             * Replaced
+             * @description the id of the token that was rotated
+             */
+            replaced: number;
+            /**
+             * Replaced Valid Until
+             * @description when the rotated token stops working (now, if revoked at once)
+             */
+            replaced_valid_until: string | null;
+        };
         /** ToolRow */
         ToolRow: {
             /** Type */
@@ -2868,13 +2925,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description the records file and its signed manifest, zipped */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/zip": string;
                 };
             };
             /** @description Validation Error */
@@ -2924,6 +2981,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Me"];
+                };
+            };
+        };
+    };
+    rotate_my_token_api_v1_me_token_rotate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TokenRotate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenRotated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2985,7 +3075,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/plain": string;
                 };
             };
         };
@@ -3491,6 +3581,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description console session id */
                 session_id: number;
             };
             cookie?: never;
