@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.agents import McpEndpoint
 from gateway.authz import PolicyCache
 from gateway.automation import Dispatcher
-from gateway.cluster import Cluster
+from gateway.cluster import Cluster, new_replica_id
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.model import SyncHint
@@ -287,8 +287,13 @@ def create_app(
         if run_sync
         else None
     )
+    # The name this process marks approved actions it runs with (gateway.governance).
+    replica_id = cluster.replica if cluster is not None else new_replica_id()
     housekeeping = Housekeeping(
-        engine, leader=cluster.singleton("approval-expiry") if cluster else None
+        engine,
+        leader=cluster.singleton("approval-expiry") if cluster else None,
+        me=replica_id,
+        alive=cluster.store.live_replicas if cluster is not None else set,
     )
     if cluster is not None:
         evaluator.leader = cluster.singleton("slas-and-notifications")
@@ -365,6 +370,7 @@ def create_app(
     )
     app.state.dispatcher = dispatcher
     app.state.cluster = cluster
+    app.state.replica_id = replica_id
     app.state.events = broadcaster
     app.state.metrics = metrics
     app.state.first_admin_token = None

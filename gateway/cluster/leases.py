@@ -201,6 +201,14 @@ class LeaseStore:
                 {"me": self.replica, "names": names},
             )
 
+    def live_replicas(self) -> set[str]:
+        """Replicas with a heartbeat within two lease periods (this one included)."""
+        with session_scope(self.engine, write=False) as s:
+            rows = s.execute(
+                text(f"SELECT id FROM replica WHERE heartbeat_at > {_NOW} - 2 * {self._ttl}")
+            ).all()
+        return {str(r[0]) for r in rows}
+
     def holder_of(self, lease: str) -> str | None:
         """The live holder of a lease, if any."""
         with session_scope(self.engine, write=False) as s:

@@ -21,6 +21,8 @@ from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.types import utcnow
 
 __all__ = [
+    "INTERRUPTED",
+    "RUNNING",
     "ApprovalError",
     "DecisionOutcome",
     "create_request",
@@ -30,7 +32,16 @@ __all__ = [
     "list_requests",
     "record_decision",
     "set_outcome",
+    "settle_interrupted",
 ]
+
+# The outcome of an approved request whose action is under way, naming the process that
+# runs it: a request still marked so after that process died was interrupted mid-action.
+RUNNING = "running on "
+INTERRUPTED = (
+    "interrupted: the gateway stopped while the action was running; what the tool did is "
+    "unknown (check the job at its source, then request the action again if it is needed)"
+)
 
 
 class ApprovalError(Exception):
@@ -142,11 +153,15 @@ def decide(
     policy: str | None,
     reason: str | None,
     audit_request_id: str | None,
+    performer: str = "this gateway",
 ) -> DecisionOutcome:
     """One approver's decision, audited, in one write transaction.
 
     A refused decision is audited and committed too (then ``ApprovalError`` is raised);
-    a request found expired is marked so and its expiry audited.
+    a request found expired is marked so and its expiry audited. The decision that
+    completes a request marks it ``running on <performer>`` (the process that runs the
+    action) in the same transaction, so a process killed before the action's outcome is
+    recorded leaves a mark :func:`settle_interrupted` finds.
     """
     verb = "approve" if approve else "reject"
     with session_scope(engine) as s:
@@ -194,6 +209,9 @@ def decide(
                 details={"job": req.job_uid, "action": req.action, "status": req.status},
             ),
         )
+        if done:
+            req.outcome = RUNNING + performer
+            s.add(req)
         s.flush()
         s.expunge(req)
         return DecisionOutcome(req, done)
@@ -288,3 +306,53 @@ def record_decision(
     session.add(req)
     session.flush()
     return req, done
+
+
+def settle_interrupted(engine: Engine, *, me: str, alive: set[str]) -> int:
+    """Approved requests whose action was running in a process that is gone (neither
+    ``me`` nor one of the ``alive`` replicas) get the outcome ``interrupted`` and an
+    audit record closing their action's intent. A compare-and-set on the outcome: each
+    is settled once, and never one whose action ends meanwhile. Its own transaction."""
+    settled = 0
+    with session_scope(engine) as s:
+        rows = s.exec(
+            select(ApprovalRequest)
+            .where(
+                col(ApprovalRequest.status) == "approved",
+                col(ApprovalRequest.outcome).startswith(RUNNING),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for req in rows:
+            marked = req.outcome or ""
+            holder = marked.removeprefix(RUNNING)
+            if holder == me or holder in alive:
+                continue
+            moved = s.execute(
+                update(ApprovalRequest)
+                .where(col(ApprovalRequest.id) == req.id, col(ApprovalRequest.outcome) == marked)
+                .values(outcome=INTERRUPTED)
+                .execution_options(synchronize_session=False)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            append(
+                s,
+                AuditEntry(
+                    subject=req.requested_by,
+                    channel=req.channel,
+                    action=req.action,
+                    target=req.run_uid or req.job_uid,
+                    domain=req.domain,
+                    decision="allow",
+                    outcome="error",
+                    reason=INTERRUPTED,
+                    details={
+                        "approval_id": req.id,
+                        "approved_by": list(req.approved_by),
+                        "interrupted_on": holder,
+                    },
+                ),
+            )
+            settled += 1
+    return settled

@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from gateway.actions import perform
 from gateway.authz import PolicySet
 from gateway.governance.approvals import (
+    INTERRUPTED,
     ApprovalError,
     decide,
     list_requests,
@@ -106,6 +107,7 @@ async def _decide(
                 policy=decision.policy,
                 reason=body.reason if body else None,
                 audit_request_id=request.state.request_id,
+                performer=request.app.state.replica_id,
             )
         )
     except ApprovalError as exc:
@@ -127,31 +129,36 @@ async def _decide(
         )
         return job_row, run_row, request.app.state.policy.current(session)
 
-    job_row, run_row, policy = await in_thread(request, load)
-    if job_row is None:
-        raise ApiError(409, "job_unknown", f"job {updated.job_uid} no longer exists")
-    outcome = await perform(
-        engine=engine,
-        manager=request.app.state.manager,
-        decide=lambda d, o, a: policy.decide(updated.requested_by, d, o, a),
-        subject=updated.requested_by,
-        channel=updated.channel,
-        action=updated.action,
-        job=job_row,
-        run=run_row,
-        params=updated.params,
-        reason=updated.reason,
-        request_id=request.state.request_id,
-        approved=updated,
-    )
-    fresh = await anyio.to_thread.run_sync(
-        partial(
-            set_outcome,
-            engine,
-            request_id=request_id,
-            outcome=f"{outcome.status}: {outcome.message}",
+    async def settle(outcome: str) -> ApprovalRequest | None:
+        return await anyio.to_thread.run_sync(
+            partial(set_outcome, engine, request_id=request_id, outcome=outcome)
         )
-    )
+
+    try:
+        job_row, run_row, policy = await in_thread(request, load)
+        if job_row is None:
+            raise ApiError(409, "job_unknown", f"job {updated.job_uid} no longer exists")
+        outcome = await perform(
+            engine=engine,
+            manager=request.app.state.manager,
+            decide=lambda d, o, a: policy.decide(updated.requested_by, d, o, a),
+            subject=updated.requested_by,
+            channel=updated.channel,
+            action=updated.action,
+            job=job_row,
+            run=run_row,
+            params=updated.params,
+            reason=updated.reason,
+            request_id=request.state.request_id,
+            approved=updated,
+        )
+    except BaseException as exc:
+        # Refused, cancelled or failed here: the request must not stay marked as running
+        # in this live process (housekeeping settles only those of dead processes).
+        with anyio.CancelScope(shield=True):
+            await settle(f"error: {exc.message}" if isinstance(exc, ApiError) else INTERRUPTED)
+        raise
+    fresh = await settle(f"{outcome.status}: {outcome.message}")
     assert fresh is not None
     try:
         result = await in_thread(
