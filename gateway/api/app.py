@@ -26,6 +26,7 @@ from gateway.cluster import Cluster
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.model import SyncHint
+from gateway.openlineage import Emitter
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.sso import OidcProvider
@@ -236,6 +237,7 @@ def create_app(
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
         evaluator.observe(changes)
+        emitter.poke()
         if any(ch.to_state in _TERMINAL for ch in changes):
             dispatcher.poke()  # a firing may be owed: do not wait for the next poll
         for ch in changes:
@@ -298,6 +300,16 @@ def create_app(
             cluster.on_owned_change = manager.wake
     policy_cache = PolicyCache(engine)
     dispatcher = Dispatcher(engine, manager=manager, policy=policy_cache)
+    # OpenLineage out: one emitter per deployment, from the committed state changes.
+    emitter = Emitter(
+        engine,
+        settings,
+        leader=(
+            cluster.singleton("openlineage-emitter")
+            if cluster and settings.openlineage_transport != "none"
+            else None
+        ),
+    )
 
     def begin_shutdown() -> None:
         # On the event loop: end event streams and cancel sync passes now, so in-flight
@@ -330,6 +342,7 @@ def create_app(
         evaluator.start()
         if settings.automation_dispatch:
             dispatcher.start()
+        emitter.start()
         try:
             async with app.state.mcp.run():
                 yield
@@ -337,6 +350,7 @@ def create_app(
             begin_shutdown()
             await evaluator.stop()
             await dispatcher.stop()
+            await emitter.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
@@ -360,6 +374,7 @@ def create_app(
     app.state.evaluator = evaluator
     app.state.policy = policy_cache
     app.state.dispatcher = dispatcher
+    app.state.openlineage = emitter
     app.state.cluster = cluster
     app.state.events = broadcaster
     app.state.metrics = metrics
