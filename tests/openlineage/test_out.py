@@ -286,3 +286,51 @@ def test_runs_received_over_openlineage_are_not_sent_back(engine: Engine, tmp_pa
     again = _settings(tmp_path, openlineage_emit_received=True)
     assert Emitter(engine, again).run_once() == 1
     assert [e["job"]["namespace"] for e in _lines(again.openlineage_file_path)] == ["accord://ol"]
+
+
+@pytest.fixture
+def pg(postgres_server: str) -> Iterator[Engine]:
+    from gateway.store import create_db_engine, upgrade
+
+    from ..conftest import _fresh_pg_database
+
+    engine = create_db_engine(_fresh_pg_database(postgres_server))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_a_change_committed_late_is_not_jumped_over(pg: Engine, tmp_path: Path) -> None:
+    """On PostgreSQL a transaction that took an id first may commit after one that took a
+    later id: the emitter waits for it rather than pass it by (and passes a gap left by a
+    rollback once nothing that could fill it is running)."""
+    from sqlmodel import Session
+
+    _seed(pg)
+    with session_scope(pg) as s:
+        s.add(Source(name="other", type="airflow", domain="data", spec={}))
+    settings = _settings(tmp_path)
+    emitter = Emitter(pg, settings)
+    for outcome in ("commit", "rollback"):
+        slow = Session(pg)
+        try:
+            ingest.upsert_runs(
+                slow,
+                source="other",
+                domain="data",
+                records=[_run(f"slow-{outcome}", "j", RunState.RUNNING, started_at=T0)],
+            )
+            _runs(pg, [_run(f"fast-{outcome}", "etl", RunState.RUNNING, started_at=T0)])
+            # The later change is visible, the earlier one not yet: nothing is sent.
+            assert emitter.run_once() == 0
+            assert emitter.run_once() == 0
+            getattr(slow, outcome)()
+        finally:
+            slow.close()
+        assert emitter.run_once() == (2 if outcome == "commit" else 1)
+    sent = [e["run"]["runId"] for e in _lines(settings.openlineage_file_path)]
+    assert sent == [
+        run_id("other/slow-commit"),
+        run_id("af/fast-commit"),
+        run_id("af/fast-rollback"),
+    ]
