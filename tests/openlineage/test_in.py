@@ -295,3 +295,34 @@ def test_refusals(ol: Client) -> None:
     r = ol.send(big)
     assert r.status_code == 413
     assert ol.counts() == before
+
+
+def test_the_demo_projects_events_validate_and_are_stored(ol: Client) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.demo import openlineage_demo_events
+
+    sent = openlineage_demo_events(5, datetime(2026, 5, 1, 3, 0, tzinfo=UTC))
+    for e in sent:
+        validate(e)
+        r = ol.send(e)
+        assert r.status_code == 200, r.text
+    runs = ol.get("/api/v1/runs", params={"source": "lineage", "limit": 50}).json()["items"]
+    states = {r["job_uid"]: r["state"] for r in runs}
+    assert states == {
+        "lineage/dbt-demo/dbt-run-analytics": "failed",  # one of its models failed
+        "lineage/dbt-demo/analytics.finance_kpis": "failed",  # (5 + 0) % 5 == 0
+        "lineage/dbt-demo/analytics.orders_enriched": "success",
+    }
+
+
+def test_a_sync_pass_leaves_the_received_jobs_alone(ol: Client) -> None:
+    import anyio
+
+    from gateway.sync import SyncManager
+
+    assert ol.send(event("START", str(uuid.uuid4()))).status_code == 200
+    report = anyio.run(SyncManager(ol.engine).sync_now, "lineage")
+    assert report.error is None, report.error
+    job = ol.get("/api/v1/jobs/" + quote("lineage/airflow-prod/orders_dag.transform", safe=""))
+    assert job.json()["tombstoned_at"] is None
