@@ -326,3 +326,18 @@ def test_a_sync_pass_leaves_the_received_jobs_alone(ol: Client) -> None:
     assert report.error is None, report.error
     job = ol.get("/api/v1/jobs/" + quote("lineage/airflow-prod/orders_dag.transform", safe=""))
     assert job.json()["tombstoned_at"] is None
+
+
+def test_the_documented_example_event_is_accepted(ol: Client) -> None:
+    import json
+    import re
+
+    page = (Path(__file__).parents[2] / "docs" / "openlineage.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", page, flags=re.S)
+    example = json.loads(
+        "\n".join(ln.strip() for ln in next(b for b in blocks if '"START"' in b).splitlines())
+    )
+    validate(example)
+    r = ol.send(example)
+    assert r.status_code == 200, r.text
+    assert r.json()["job"] == "lineage/dbt/analytics.orders"
