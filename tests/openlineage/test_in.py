@@ -341,3 +341,58 @@ def test_the_documented_example_event_is_accepted(ol: Client) -> None:
     r = ol.send(example)
     assert r.status_code == 200, r.text
     assert r.json()["job"] == "lineage/dbt/analytics.orders"
+
+
+def test_the_gateway_emits_what_it_receives_when_asked(any_engine: Engine, tmp_path: Path) -> None:
+    """The emitter runs inside the gateway (its loop, woken by changes; on PostgreSQL
+    under the cluster's ``openlineage-emitter`` lease)."""
+    import asyncio
+    import json
+
+    from sqlalchemy import event as sa_event
+
+    from tests.conftest import wait_until
+
+    res = load_documents([("t", i, d) for i, d in enumerate(yaml.safe_load_all(SOURCES), 1)])
+    with session_scope(any_engine) as s:
+        apply_plan(s, plan(s, res.documents), subject="test", channel="cli")
+        token = create_token(s, subject="agent", role="agent", domain="data").token
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        openlineage_transport="file",
+        openlineage_start_at="beginning",
+        openlineage_emit_received=True,
+    )
+    app = create_app(settings, engine=any_engine, start_sync=False)
+    out = settings.openlineage_file_path
+    on_loop: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a worker thread: fine
+        on_loop.append(statement[:80])
+
+    sa_event.listen(any_engine, "before_cursor_execute", before)
+    with TestClient(app) as client:
+        c = Client(client, any_engine, {"agent": token})
+        rid = str(uuid.uuid4())
+        assert c.send(event("START", rid)).status_code == 200
+        assert c.send(event("COMPLETE", rid, at="2026-05-01T03:04:00Z")).status_code == 200
+
+        def lines() -> list[dict[str, Any]]:
+            if not out.exists():
+                return []
+            return [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+
+        assert wait_until(lambda: len(lines()) >= 2, timeout=30)
+    sa_event.remove(any_engine, "before_cursor_execute", before)
+    assert on_loop == [], "the emitter never touches the database on the event loop"
+    sent = lines()
+    for e in sent:
+        validate(e)
+    assert [e["eventType"] for e in sent] == ["START", "COMPLETE"]
+    assert {e["job"]["namespace"] for e in sent} == {"accord://lineage"}
+    assert {e["job"]["name"] for e in sent} == {"airflow-prod/orders_dag.transform"}
+    assert [(d["namespace"], d["name"]) for d in sent[0]["inputs"]] == [("s3://raw", "orders.csv")]
