@@ -534,7 +534,16 @@ def feed_openlineage(url: str, engine: Any, stop: threading.Event, *, every: flo
         with httpx.Client(
             base_url=url, timeout=10, headers={"Authorization": f"Bearer {new.token}"}
         ) as client:
-            while not stop.wait(every if n else 5.0):
+            # Wait for the gateway to serve (it starts after this thread), at most 2 min.
+            for _ in range(240):
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if stop.wait(0.5):
+                    return
+            while not stop.wait(every if n else 0.0):
                 n += 1
                 for event in openlineage_demo_events(n, datetime.now(UTC)):
                     try:
