@@ -376,6 +376,7 @@ def create_app(
     app.state.policy = policy_cache
     app.state.dispatcher = dispatcher
     app.state.openlineage = emitter
+    metrics.openlineage = emitter
     app.state.cluster = cluster
     app.state.events = broadcaster
     app.state.metrics = metrics

@@ -346,6 +346,15 @@ class Emitter:
             )
             return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
+    def backlog(self, session: Any) -> int:
+        """Stored changes after the delivered position (an upper bound: ids may have
+        gaps). Read-only; 0 before the emitter made its position."""
+        row = session.get(Meta, CURSOR_KEY)
+        if row is None:
+            return 0
+        top = session.execute(text("SELECT COALESCE(MAX(id), 0) FROM run_event")).scalar_one()
+        return max(0, int(top) - int(row.value))
+
     # -- one pass -----------------------------------------------------------------------
 
     def _read(self, cursor: int) -> list[Change]:

@@ -334,3 +334,20 @@ def test_a_change_committed_late_is_not_jumped_over(pg: Engine, tmp_path: Path) 
         run_id("af/fast-commit"),
         run_id("af/fast-rollback"),
     ]
+
+
+def test_metrics_show_what_is_sent_and_what_waits(engine: Engine, tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from gateway.api.metrics import Metrics
+
+    _lifecycle(engine)
+    emitter = Emitter(engine, _settings(tmp_path))
+    metrics = Metrics(engine)
+    metrics.openlineage = emitter
+    emitter.run_once()
+    _runs(engine, [_run("etl-9", "etl", RunState.RUNNING, started_at=T0)])
+    metrics.refresh()
+    text = generate_latest(metrics.registry).decode()
+    assert "accord_openlineage_events_sent 7.0" in text
+    assert "accord_openlineage_backlog 1.0" in text
