@@ -47,7 +47,6 @@ from openlineage.client.event_v2 import (
     RunState,
 )
 from openlineage.client.facet_v2 import JobFacet, RunFacet, job_type_job, parent_run
-from openlineage.client.serde import Serde
 from openlineage.client.transport import Transport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
@@ -223,11 +222,6 @@ def build_events(
                 )
             )
     return out
-
-
-def event_dict(event: RunEvent) -> dict[str, Any]:
-    """The JSON form of an event, as the transports send it."""
-    return Serde.to_dict(event)
 
 
 def _load_context(session: Any, changes: Sequence[Change]) -> _Context:
