@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import threading
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ __all__ = [
     "builtin_documents",
     "chain_documents",
     "demo_steps",
+    "feed_openlineage",
+    "openlineage_demo_events",
     "run_demo_activity",
     "start_demo",
 ]
@@ -341,7 +346,6 @@ def run_demo_activity(url: str, engine: Any, *, timeout: float = 120.0) -> list[
     line per action. Bounded by ``timeout``; a step that answers unexpectedly is reported,
     not retried."""
     import time
-    from datetime import timedelta
 
     import httpx
 
@@ -447,3 +451,108 @@ def chain_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {"role": "operator", "subjects": [f"dependency:{name}"], "domains": ["*"]},
         ),
     ]
+
+
+# -- OpenLineage: a dbt-like project that sends its events to the demo's source -------------
+OPENLINEAGE_SOURCE = "demo-lineage"
+_DBT_PRODUCER = "https://accord.dev/demo/dbt"
+_DBT_MODELS = [
+    # (model, inputs, outputs): it reads what the demo's ETL writes, so the lineage joins.
+    ("analytics.finance_kpis", ["warehouse.revenue_daily"], ["marts.finance_kpis"]),
+    ("analytics.orders_enriched", ["warehouse.raw_orders"], ["marts.orders_enriched"]),
+]
+
+
+def openlineage_demo_events(n: int, now: datetime) -> list[dict[str, Any]]:
+    """The OpenLineage RunEvents of the ``n``-th demo dbt invocation: a parent run for the
+    invocation and one run per model, each START then COMPLETE (every fifth one of a
+    model FAILs)."""
+    schema = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+    started = now - timedelta(seconds=40)
+    parent_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"accord-demo-dbt/{n}"))
+
+    def at(t: datetime) -> str:
+        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    def body(kind: str, run: str, job: str, t: datetime, **extra: Any) -> dict[str, Any]:
+        return {
+            "eventType": kind,
+            "eventTime": at(t),
+            "producer": _DBT_PRODUCER,
+            "schemaURL": schema,
+            "run": {"runId": run, "facets": extra.pop("facets", {})},
+            "job": {"namespace": "dbt-demo", "name": job},
+            **extra,
+        }
+
+    parent = {
+        "_producer": _DBT_PRODUCER,
+        "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet",
+        "run": {"runId": parent_id},
+        "job": {"namespace": "dbt-demo", "name": "dbt-run-analytics"},
+    }
+    events = [body("START", parent_id, "dbt-run-analytics", started)]
+    failed = False
+    for i, (model, inputs, outputs) in enumerate(_DBT_MODELS):
+        run = str(uuid.uuid5(uuid.NAMESPACE_URL, f"accord-demo-dbt/{n}/{model}"))
+        datasets = {
+            "inputs": [{"namespace": "demo", "name": d} for d in inputs],
+            "outputs": [{"namespace": "demo", "name": d} for d in outputs],
+        }
+        end = "FAIL" if (n + i) % 5 == 0 else "COMPLETE"
+        failed = failed or end == "FAIL"
+        events.append(body("START", run, model, started, facets={"parent": parent}, **datasets))
+        events.append(body(end, run, model, now - timedelta(seconds=5), **datasets))
+    events.append(body("FAIL" if failed else "COMPLETE", parent_id, "dbt-run-analytics", now))
+    return events
+
+
+def feed_openlineage(url: str, engine: Any, stop: threading.Event, *, every: float = 60.0) -> None:
+    """Send the demo's OpenLineage events to its ``openlineage`` source until ``stop``:
+    one dbt invocation soon after the start, then one every ``every`` seconds. Uses a
+    token of role ``agent`` made for this and revoked when it ends."""
+    import httpx
+
+    from gateway.store import session_scope
+    from gateway.store.services.tokens import create_token, revoke_token
+    from gateway.store.types import utcnow
+
+    with session_scope(engine) as s:
+        new = create_token(
+            s,
+            subject="demo-openlineage",
+            role="agent",
+            domain="data",
+            description="demo: the dbt-like project that sends OpenLineage events",
+            expires_at=utcnow() + timedelta(days=1),
+        )
+    token_id = new.record.id
+    assert token_id is not None
+    path = f"/api/v1/sources/{OPENLINEAGE_SOURCE}/openlineage"
+    n = 0
+    try:
+        with httpx.Client(
+            base_url=url, timeout=10, headers={"Authorization": f"Bearer {new.token}"}
+        ) as client:
+            # Wait for the gateway to serve (it starts after this thread), at most 2 min.
+            for _ in range(240):
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if stop.wait(0.5):
+                    return
+            while not stop.wait(every if n else 0.0):
+                n += 1
+                for event in openlineage_demo_events(n, datetime.now(UTC)):
+                    try:
+                        res = client.post(path, json=event)
+                    except httpx.HTTPError as exc:
+                        _log.info("demo OpenLineage event not sent: %s", exc)
+                        break
+                    if res.status_code != 200:
+                        _log.warning("demo OpenLineage event refused: %s", res.text[:200])
+    finally:
+        with session_scope(engine) as s:
+            revoke_token(s, token_id=token_id)

@@ -52,15 +52,36 @@ Single sign-on (OpenID Connect, docs/sso.md); SSO is on when ACCORD_OIDC_ISSUER 
 - ACCORD_OIDC_LEEWAY: seconds of clock skew allowed on ``exp``/``nbf``/``iat`` (30)
 - ACCORD_OIDC_JWKS_CACHE: seconds the provider's keys are kept before a refetch (3600); a
   token signed with an unknown key id refetches them at once (at most every 10 s)
+
+OpenLineage out (docs/openlineage.md); every run state change becomes a RunEvent sent by
+one emitter per deployment, from the stored state changes, after they were committed:
+
+- ACCORD_OPENLINEAGE_TRANSPORT: ``none`` (off, the default), ``http`` or ``file``
+- ACCORD_OPENLINEAGE_URL: the receiver's base URL (http), e.g. ``http://marquez:5000``
+- ACCORD_OPENLINEAGE_ENDPOINT: the path under it (``api/v1/lineage``)
+- ACCORD_OPENLINEAGE_API_KEY: a bearer token for the receiver (optional)
+- ACCORD_OPENLINEAGE_TIMEOUT: seconds one HTTP delivery may take (5)
+- ACCORD_OPENLINEAGE_FILE: the file the ``file`` transport appends JSON lines to
+  (default ``<data dir>/openlineage/events.jsonl``)
+- ACCORD_OPENLINEAGE_NAMESPACE: the job namespace, ``{source}`` replaced by the source's
+  name (``accord://{source}``)
+- ACCORD_OPENLINEAGE_PRODUCER: the ``producer`` URI of every event
+- ACCORD_OPENLINEAGE_START_AT: where an emitter without a stored position starts: ``now``
+  (changes from then on, the default) or ``beginning`` (every stored state change)
+- ACCORD_OPENLINEAGE_EMIT_RECEIVED: also emit runs of ``openlineage`` sources (false: the
+  tools that sent them already emit OpenLineage)
+- ACCORD_OPENLINEAGE_BATCH: state changes read per pass (200)
+- ACCORD_OPENLINEAGE_RETRY_MAX: the longest wait, in seconds, between deliveries to a
+  receiver that is down (60; doubling from 1)
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
@@ -105,6 +126,46 @@ class Settings(BaseSettings):
     oidc_algorithms: Annotated[tuple[str, ...], NoDecode] = ("RS256", "PS256", "ES256", "EdDSA")
     oidc_leeway: int = Field(default=30, ge=0, le=300)
     oidc_jwks_cache: int = Field(default=3600, ge=10)
+
+    # OpenLineage out (gateway.openlineage).
+    openlineage_transport: Literal["none", "http", "file"] = "none"
+    openlineage_url: str | None = None
+    openlineage_endpoint: str = "api/v1/lineage"
+    openlineage_api_key: SecretStr | None = None
+    openlineage_timeout: float = Field(default=5.0, gt=0)
+    openlineage_file: Path | None = None
+    openlineage_namespace: str = "accord://{source}"
+    openlineage_producer: str = "https://accord.dev/gateway/openlineage"
+    openlineage_start_at: Literal["now", "beginning"] = "now"
+    openlineage_emit_received: bool = False
+    openlineage_batch: int = Field(default=200, ge=1, le=5000)
+    openlineage_retry_max: float = Field(default=60.0, ge=1)
+
+    @field_validator("openlineage_namespace")
+    @classmethod
+    def _ol_namespace(cls, v: str) -> str:
+        if "{source}" not in v:
+            raise ValueError("the namespace must contain {source} (one namespace per source)")
+        return v
+
+    @field_validator("openlineage_url")
+    @classmethod
+    def _ol_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError("the OpenLineage receiver must be an http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _ol_http_needs_url(self) -> Settings:
+        if self.openlineage_transport == "http" and not self.openlineage_url:
+            raise ValueError(
+                "ACCORD_OPENLINEAGE_TRANSPORT=http needs ACCORD_OPENLINEAGE_URL (the receiver)"
+            )
+        return self
+
+    @property
+    def openlineage_file_path(self) -> Path:
+        return self.openlineage_file or self.data_dir / "openlineage" / "events.jsonl"
 
     @field_validator("oidc_algorithms", mode="before")
     @classmethod

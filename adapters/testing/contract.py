@@ -57,6 +57,30 @@ async def _drain(h: ContractHarness, cursor: str | None) -> tuple[list[RunRecord
     raise AssertionError(f"list_runs still says more=True after {_MAX_PAGES} pages")
 
 
+def _push_only(h: ContractHarness) -> bool:
+    """A source whose data only arrives by push (``polls = False``): the gateway never
+    reads it, so there is nothing to list or re-read and no job to act on."""
+    return Capability.PUSH in h.adapter.capabilities and not getattr(h.adapter, "polls", True)
+
+
+async def _check_push_only(h: ContractHarness) -> None:
+    """What a push-only adapter must do instead: report nothing of its own, keep the
+    cursor, and refuse every action it does not have with a reason."""
+    assert await _jobs(h) == [], "a push-only adapter lists no jobs of its own"
+    page = await h.adapter.list_runs("c1")
+    assert list(page.runs) == [] and not page.more and page.cursor in (None, "c1")
+    assert await h.adapter.get_runs(["any"]) == []
+    caps = h.adapter.capabilities
+    for cap, call in (
+        (Capability.TRIGGER, lambda: h.adapter.trigger("any", {})),
+        (Capability.CANCEL, lambda: h.adapter.cancel("any")),
+        (Capability.PAUSE, lambda: h.adapter.pause("any")),
+        (Capability.RESUME, lambda: h.adapter.resume("any")),
+    ):
+        if cap not in caps:
+            await _expect_unsupported(call())
+
+
 async def check_info(h: ContractHarness) -> None:
     info = h.adapter.info
     assert isinstance(info, AdapterInfo)
@@ -89,6 +113,8 @@ async def check_inventory(h: ContractHarness) -> None:
 
 
 async def check_runs_cursor(h: ContractHarness) -> None:
+    if _push_only(h):
+        return await _check_push_only(h)
     job = sorted(h.job_ids())[0]
     _, cursor = await _drain(h, None)
     ok_id = await h.run_job(job, RunState.SUCCESS)
@@ -107,6 +133,8 @@ async def check_runs_cursor(h: ContractHarness) -> None:
 
 
 async def check_get_runs(h: ContractHarness) -> None:
+    if _push_only(h):
+        return await _check_push_only(h)
     job = sorted(h.job_ids())[0]
     rid = await h.run_job(job, RunState.SUCCESS)
     got = await h.adapter.get_runs([rid, "no-such-run-id"])
@@ -115,6 +143,8 @@ async def check_get_runs(h: ContractHarness) -> None:
 
 
 async def check_actions(h: ContractHarness) -> None:
+    if _push_only(h):
+        return await _check_push_only(h)
     caps = h.adapter.capabilities
     job = sorted(h.job_ids())[0]
     if Capability.PAUSE in caps:
@@ -165,6 +195,8 @@ async def check_not_found(h: ContractHarness) -> None:
 
 
 async def check_removed_job(h: ContractHarness) -> None:
+    if _push_only(h):
+        return await _check_push_only(h)
     job = sorted(h.job_ids())[-1]
     await h.remove_job(job)
     ids = {j.native_id for j in await _jobs(h)}

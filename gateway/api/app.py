@@ -26,6 +26,7 @@ from gateway.cluster import Cluster, new_replica_id
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
 from gateway.model import SyncHint
+from gateway.openlineage import Emitter
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.sso import OidcProvider
@@ -51,6 +52,7 @@ from .routes import (
     jobs,
     lineage,
     me,
+    openlineage,
     overview,
     policy,
     push,
@@ -237,6 +239,7 @@ def create_app(
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
         evaluator.observe(changes)
+        emitter.poke()
         if any(ch.to_state in _TERMINAL for ch in changes):
             dispatcher.poke()  # a firing may be owed: do not wait for the next poll
         for ch in changes:
@@ -304,6 +307,16 @@ def create_app(
             cluster.on_owned_change = manager.wake
     policy_cache = PolicyCache(engine)
     dispatcher = Dispatcher(engine, manager=manager, policy=policy_cache)
+    # OpenLineage out: one emitter per deployment, from the committed state changes.
+    emitter = Emitter(
+        engine,
+        settings,
+        leader=(
+            cluster.singleton("openlineage-emitter")
+            if cluster and settings.openlineage_transport != "none"
+            else None
+        ),
+    )
 
     def begin_shutdown() -> None:
         # On the event loop: end event streams and cancel sync passes now, so in-flight
@@ -336,6 +349,7 @@ def create_app(
         evaluator.start()
         if settings.automation_dispatch:
             dispatcher.start()
+        emitter.start()
         try:
             async with app.state.mcp.run():
                 yield
@@ -343,6 +357,7 @@ def create_app(
             begin_shutdown()
             await evaluator.stop()
             await dispatcher.stop()
+            await emitter.stop()
             await housekeeping.stop()
             if manager is not None:
                 await manager.stop(timeout=settings.shutdown_grace)
@@ -369,6 +384,8 @@ def create_app(
         settings.auth_failure_limit, settings.auth_failure_window
     )
     app.state.dispatcher = dispatcher
+    app.state.openlineage = emitter
+    metrics.openlineage = emitter
     app.state.cluster = cluster
     app.state.replica_id = replica_id
     app.state.events = broadcaster
@@ -401,6 +418,7 @@ def create_app(
         runs,
         lineage,
         push,
+        openlineage,
         hooks,
         config,
         audit,

@@ -17,6 +17,7 @@ from gateway.sync.worker import health_of, lag_seconds
 
 if TYPE_CHECKING:
     from gateway.cluster import Cluster
+    from gateway.openlineage import Emitter
 
 __all__ = ["Metrics"]
 
@@ -68,7 +69,23 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.openlineage_sent = Gauge(
+            "accord_openlineage_events_sent",
+            "OpenLineage events this process delivered since it started",
+            registry=self.registry,
+        )
+        self.openlineage_failures = Gauge(
+            "accord_openlineage_delivery_failures",
+            "Failed OpenLineage delivery passes of this process since it started",
+            registry=self.registry,
+        )
+        self.openlineage_backlog = Gauge(
+            "accord_openlineage_backlog",
+            "Stored run state changes not yet delivered as OpenLineage events (at most)",
+            registry=self.registry,
+        )
         self.cluster: Cluster | None = None
+        self.openlineage: Emitter | None = None
 
     def refresh(self) -> None:
         with Session(self.engine) as s:
@@ -99,3 +116,8 @@ class Metrics:
             ).all()
             for name, n in rows:
                 self.jobs.labels(name).set(n)
+            emitter = self.openlineage
+            if emitter is not None and emitter.enabled:
+                self.openlineage_sent.set(emitter.sent)
+                self.openlineage_failures.set(emitter.failures)
+                self.openlineage_backlog.set(emitter.backlog(s))

@@ -252,6 +252,16 @@ class PushResult(BaseModel):
     runs: dict[str, int]
 
 
+class OpenLineageResult(BaseModel):
+    """What an OpenLineage event did: the run and job it is about in Accord, and the
+    run counts of the upsert (``changed``: its state moved; ``ignored``: a duplicate or
+    an event older than what is stored)."""
+
+    run: str
+    job: str
+    runs: dict[str, int]
+
+
 class AuditRecordPublic(BaseModel):
     seq: int
     at: datetime

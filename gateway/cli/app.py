@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -165,6 +166,10 @@ def serve(
     settings.port = port or settings.port
     if sync is not None:
         settings.sync_enabled = sync
+    if demo and not os.environ.get("ACCORD_OPENLINEAGE_TRANSPORT"):
+        # The demo shows OpenLineage out: every run change, as a line of a file.
+        settings.openlineage_transport = "file"
+        settings.openlineage_start_at = "beginning"
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
@@ -173,6 +178,7 @@ def serve(
         for noisy in ("httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     federation: DemoFederation | None = None
+    feeding: threading.Event | None = None
     try:
         engine = _engine(settings)
         if demo:
@@ -210,14 +216,16 @@ def serve(
             n = sum(d.get("kind") == "Source" for d in federation.documents) if federation else 0
             db = _redact(settings.resolved_database_url())
             print(f"Demo federation: {n} demo sources (database {db})")
+        if settings.openlineage_transport == "file":
+            print(f"OpenLineage events: appended to {settings.openlineage_file_path}")
+        elif settings.openlineage_transport == "http":
+            print(f"OpenLineage events: sent to {settings.openlineage_url}")
         sys.stdout.flush()
         application = create_app(settings, engine=engine)
         marker = settings.data_dir / "demo-activity-done"
         if demo and not marker.exists():
             # The first start of a demo takes a few real actions through the API, so the
             # audit trail shows what it is for; later starts leave the history as it is.
-            import threading
-
             def activity() -> None:
                 from gateway.demo import run_demo_activity
 
@@ -231,6 +239,18 @@ def serve(
                     marker.touch()
 
             threading.Thread(target=activity, name="demo-activity", daemon=True).start()
+        if demo:
+            # A dbt-like project sends OpenLineage events to the demo's openlineage source.
+            from gateway.demo import feed_openlineage
+
+            local = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}"
+            feeding = threading.Event()
+            threading.Thread(
+                target=feed_openlineage,
+                args=(f"{local}:{settings.port}", engine, feeding),
+                name="demo-openlineage",
+                daemon=True,
+            ).start()
         serve_app(
             application,
             host=settings.host,
@@ -245,6 +265,8 @@ def serve(
         # A second stop request while the demo's parts stop ends the process at once.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
+        if feeding is not None:
+            feeding.set()
         if federation is not None:
             federation.stop()
 

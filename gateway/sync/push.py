@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from gateway.audit import AuditEntry, append
 from gateway.authz import Decision
@@ -17,7 +18,7 @@ from gateway.store.services import ingest
 from gateway.store.tables import Source as SourceRow
 from gateway.store.types import utcnow
 
-__all__ = ["PushRefused", "PushStored", "accept_push"]
+__all__ = ["PushRefused", "PushStored", "accept_push", "authorize_push"]
 
 
 class PushRefused(Exception):
@@ -33,6 +34,19 @@ class PushStored:
     jobs: dict[str, int] | None
     runs: dict[str, int]
     changes: list[ingest.RunChange] = field(default_factory=list)
+
+
+def authorize_push(
+    session: Session, *, name: str, decide: Callable[[str, str, str], Decision], subject: str
+) -> tuple[SourceRow, Decision]:
+    """The source ``name`` if ``subject`` may push to it (404 / 403 otherwise)."""
+    src = session.get(SourceRow, name)
+    if src is None:
+        raise PushRefused(404, "not_found", f"no source named {name!r}")
+    decision = decide(src.domain, f"{name}/*", "push")
+    if not decision.allowed:
+        raise PushRefused(403, "forbidden", f"{subject!r} may not push to {name!r}")
+    return src, decision
 
 
 def accept_push(
@@ -53,12 +67,7 @@ def accept_push(
     the same run can only move it forward.
     """
     with session_scope(engine) as session:
-        src = session.get(SourceRow, name)
-        if src is None:
-            raise PushRefused(404, "not_found", f"no source named {name!r}")
-        decision = decide(src.domain, f"{name}/*", "push")
-        if not decision.allowed:
-            raise PushRefused(403, "forbidden", f"{subject!r} may not push to {name!r}")
+        src, decision = authorize_push(session, name=name, decide=decide, subject=subject)
         if Capability.PUSH not in source_capabilities(src):
             raise PushRefused(
                 409,

@@ -24,6 +24,7 @@ from gateway.model import (
     AdapterAuthError,
     AdapterError,
     AdapterUnavailable,
+    Capability,
     EdgeRecord,
     HealthProblem,
     HealthStatus,
@@ -286,7 +287,7 @@ class SourceWorker:
         started = time.monotonic()
         report = SyncReport(self.name, started_at=utcnow())
         try:
-            if inventory:
+            if inventory and self._lists_inventory():
                 jobs = await self._call(self._collect_jobs)
                 edges: list[EdgeRecord] = []
                 for job in jobs:
@@ -338,6 +339,13 @@ class SourceWorker:
         self._last_delay = 1.0
         if self.on_fenced is not None:
             self.on_fenced(self.name)
+
+    def _lists_inventory(self) -> bool:
+        """Whether the adapter's listing is the source's whole inventory. A push-only
+        adapter (agents or tools send its jobs; it lists none) is not: applying its empty
+        listing would tombstone every job that was sent."""
+        caps = getattr(self.adapter, "capabilities", self.adapter.info.capabilities)
+        return Capability.PUSH not in caps or bool(getattr(self.adapter, "polls", False))
 
     def _store_inventory(self, session: Session, jobs: list[JobRecord]) -> dict[str, int]:
         counts = ingest.apply_inventory(session, source=self.name, domain=self.domain, records=jobs)

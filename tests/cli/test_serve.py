@@ -86,6 +86,22 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
         runs = httpx.get(f"{url}/api/v1/runs?limit=5", headers=headers).json()["items"]
         assert runs, "the demo has run history"
         assert httpx.get(f"{url}/api/v1/jobs").status_code == 401
+        # OpenLineage both ways: run changes are appended to a file of the demo's data
+        # directory, and a dbt-like project feeds the demo's openlineage source.
+        while not queue.empty():
+            lines.append(queue.get_nowait())
+        assert any("OpenLineage events: appended to" in line for line in lines), lines
+        events = tmp_path / "demo" / "openlineage" / "events.jsonl"
+        received: list[object] = []
+        while time.monotonic() < deadline + 30 and not (
+            received and events.exists() and events.stat().st_size
+        ):
+            received = httpx.get(f"{url}/api/v1/runs?source=demo-lineage", headers=headers).json()[
+                "items"
+            ]
+            time.sleep(0.5)
+        assert received, "the demo's openlineage source received runs"
+        assert events.exists() and events.read_text().count("\n") > 0
         # The first start takes a few real actions, so the audit page shows what it is for.
         wanted = {
             ("dana", "trigger", "demo-etl/ingest_orders", "allow", "ok"),

@@ -47,6 +47,7 @@ __all__ = [
     "node_uid",
     "record_edges",
     "run_uid",
+    "upsert_jobs",
     "upsert_runs",
 ]
 
@@ -256,6 +257,52 @@ def apply_inventory(
                 update(table).where(table.c.uid.in_(uids[i : i + _CHUNK])).values(tombstoned_at=now)
             )
     return counts
+
+
+def upsert_jobs(
+    session: Session,
+    *,
+    source: str,
+    domain: str,
+    records: Sequence[JobRecord],
+    now: datetime | None = None,
+) -> list[str]:
+    """Insert or refresh these jobs of ``source`` and leave its other jobs alone.
+
+    For sources that learn of their jobs one at a time (OpenLineage events) rather than
+    by a full listing (``apply_inventory``, which tombstones what is not listed). A
+    tombstoned job reported again is revived. Returns the uids created or changed.
+    """
+    ts = to_db(now or utcnow())
+    assert ts is not None
+    lock_source(session, source)
+    unique = {r.native_id: r for r in records}
+    if not unique:
+        return []
+    table = Job.__table__  # type: ignore[attr-defined]
+    uids = [job_uid(source, nid) for nid in unique]
+    stored = {
+        r[0]: (r[1], r[2] is not None)
+        for r in session.execute(
+            select(table.c.uid, table.c.definition_hash, table.c.tombstoned_at).where(
+                table.c.uid.in_(uids)
+            )
+        )
+    }
+    touched: list[str] = []
+    for nid, rec in unique.items():
+        uid = job_uid(source, nid)
+        values = _job_values(rec, source=source, domain=domain, now=ts)
+        prev = stored.get(uid)
+        if prev is None:
+            session.execute(insert(table), [{**values, "first_seen": ts}])
+            touched.append(uid)
+        elif prev[1] or prev[0] != values["definition_hash"]:
+            session.execute(update(table).where(table.c.uid == uid).values(**values))
+            touched.append(uid)
+        else:
+            session.execute(update(table).where(table.c.uid == uid).values(last_seen=ts))
+    return touched
 
 
 # The stored text of each enum member: a dict lookup costs less than ``Enum.value``.

@@ -291,6 +291,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sources/{name}/openlineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive
+         * @description Store one OpenLineage RunEvent as a job, a run and its lineage of source ``name``.
+         *
+         *     The token needs ``push`` on the source (like an agent's). An event that does not
+         *     validate is refused whole (422 naming the field); duplicated and out-of-order events
+         *     never move a run backwards.
+         */
+        post: operations["receive_api_v1_sources__name__openlineage_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/hooks/{name}": {
         parameters: {
             query?: never;
@@ -1612,6 +1636,109 @@ export interface components {
              */
             kind: string;
         };
+        /** OpenLineageDataset */
+        OpenLineageDataset: {
+            /** Namespace */
+            namespace: string;
+            /** Name */
+            name: string;
+            /** Facets */
+            facets?: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** OpenLineageJob */
+        OpenLineageJob: {
+            /** Namespace */
+            namespace: string;
+            /** Name */
+            name: string;
+            /** Facets */
+            facets?: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * OpenLineageResult
+         * @description What an OpenLineage event did: the run and job it is about in Accord, and the
+         *     run counts of the upsert (``changed``: its state moved; ``ignored``: a duplicate or
+         *     an event older than what is stored).
+         */
+        OpenLineageResult: {
+            /** Run */
+            run: string;
+            /** Job */
+            job: string;
+            /** Runs */
+            runs: {
+                [key: string]: number;
+            };
+        };
+        /** OpenLineageRun */
+        OpenLineageRun: {
+            /**
+             * Runid
+             * Format: uuid
+             */
+            runId: string;
+            facets?: components["schemas"]["RunFacets"];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * OpenLineageRunEvent
+         * @description One OpenLineage RunEvent (the spec's ``RunEvent``).
+         * @example {
+         *       "eventTime": "2026-05-01T03:05:00Z",
+         *       "eventType": "COMPLETE",
+         *       "inputs": [
+         *         {
+         *           "name": "orders.csv",
+         *           "namespace": "s3://raw"
+         *         }
+         *       ],
+         *       "job": {
+         *         "name": "analytics.orders",
+         *         "namespace": "dbt"
+         *       },
+         *       "outputs": [
+         *         {
+         *           "name": "dw.orders",
+         *           "namespace": "postgres://db:5432"
+         *         }
+         *       ],
+         *       "producer": "https://example.com/my-pipeline",
+         *       "run": {
+         *         "runId": "0190d3a8-7c2e-7f4b-9a55-2f6d3c1b8e01"
+         *       },
+         *       "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+         *     }
+         */
+        OpenLineageRunEvent: {
+            /** Eventtype */
+            eventType?: ("START" | "RUNNING" | "COMPLETE" | "ABORT" | "FAIL" | "OTHER") | null;
+            /**
+             * Eventtime
+             * Format: date-time
+             */
+            eventTime: string;
+            /** Producer */
+            producer: string;
+            /** Schemaurl */
+            schemaURL: string;
+            run: components["schemas"]["OpenLineageRun"];
+            job: components["schemas"]["OpenLineageJob"];
+            /** Inputs */
+            inputs?: components["schemas"]["OpenLineageDataset"][];
+            /** Outputs */
+            outputs?: components["schemas"]["OpenLineageDataset"][];
+        } & {
+            [key: string]: unknown;
+        };
         /** OverviewPublic */
         OverviewPublic: {
             /**
@@ -1669,6 +1796,32 @@ export interface components {
             next_cursor: string | null;
             /** Total */
             total?: number | null;
+        };
+        /** ParentFacet */
+        ParentFacet: {
+            run: components["schemas"]["ParentRun"];
+            job: components["schemas"]["ParentJob"];
+        } & {
+            [key: string]: unknown;
+        };
+        /** ParentJob */
+        ParentJob: {
+            /** Namespace */
+            namespace: string;
+            /** Name */
+            name: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ParentRun */
+        ParentRun: {
+            /**
+             * Runid
+             * Format: uuid
+             */
+            runId: string;
+        } & {
+            [key: string]: unknown;
         };
         /** PolicyView */
         PolicyView: {
@@ -1784,6 +1937,12 @@ export interface components {
              * Format: date-time
              */
             observed_at: string;
+        };
+        /** RunFacets */
+        RunFacets: {
+            parent?: components["schemas"]["ParentFacet"] | null;
+        } & {
+            [key: string]: unknown;
         };
         /**
          * RunLineagePublic
@@ -2754,6 +2913,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PushResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    receive_api_v1_sources__name__openlineage_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenLineageRunEvent"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenLineageResult"];
                 };
             };
             /** @description Validation Error */
