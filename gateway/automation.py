@@ -423,24 +423,27 @@ class Dispatcher:
 
     def poke(self) -> None:
         """Wake the loop now (thread-safe): a run just ended."""
-        if self._loop is not None and self._wake is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
+                loop.call_soon_threadsafe(wake.set)
 
-    async def _run(self) -> None:
-        assert self._wake is not None
+    async def _run(self, wake: asyncio.Event) -> None:
+        # The event is this loop's own: a dispatcher started again on another loop (an app
+        # served twice, as tests do) gets a new one, and the old task never waits on it.
         while True:
             try:
                 await self.run_once()
             except Exception:  # the store may be briefly unavailable; try again
                 _log.exception("automation dispatch failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), self.every)
+            wake.clear()
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="automation-dispatch")
+        self._wake = wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(wake), name="automation-dispatch")
 
     async def stop(self) -> None:
         if self._task is not None:
