@@ -28,7 +28,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,30 +41,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
+from bench._common import free_port as _free_port
+from bench._common import pct as _pct
+from bench._common import rss_kib as _rss_kib
 from bench._synthetic import open_database, populate
 
 ACCORD = Path(sys.executable).parent / "accord"
 SIM_JOBS = [f"load/job-{i}" for i in range(5)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Stats:

@@ -30,7 +30,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -51,30 +50,19 @@ from adapters.testing.jenkins_sim import SimState as JenkinsState
 from adapters.testing.kube_sim import ClusterState, KubeSimulator
 from adapters.testing.tfc_sim import SimState as TfcState
 from adapters.testing.tfc_sim import TfcSimulator
+from bench._common import free_port, pct, rss_kib
 
 ACCORD = Path(sys.executable).parent / "accord"
 # Schedules that are not due during a soak, so that no expected run is counted as missed.
 NOT_DUE = "0 3 1 1 *"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return round(rss_kib(pid) / 1024, 1)
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+    return round(pct(values, q), 2) if values else None
 
 
 class Estate:
@@ -290,7 +278,7 @@ def main() -> None:
         "ACCORD_SECRET_SOAK_TFC": estate.tfc_token,
         "ACCORD_LOG_LEVEL": "warning",
     }
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [str(ACCORD), "serve", "--host", "127.0.0.1", "--port", str(port), "-f", str(config)],
