@@ -238,7 +238,6 @@ def create_app(
 
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
-        evaluator.observe(changes)
         emitter.poke()
         if any(ch.to_state in _TERMINAL for ch in changes):
             dispatcher.poke()  # a firing may be owed: do not wait for the next poll
