@@ -520,8 +520,8 @@ DEMO_INBOX_SECRET_ENV = "ACCORD_SECRET_DEMO_INBOX"
 
 
 def inbox_documents(gateway_url: str) -> list[dict[str, Any]]:
-    """A Notifier that sends every event, signed, to the demo inbox of the gateway itself
-    (``gateway.demo_inbox``), so the demo shows what a receiver gets."""
+    """A Notifier that sends the events worth a look, signed, to the demo inbox of the
+    gateway itself (``gateway.demo_inbox``), so the demo shows what a receiver gets."""
     return [
         _doc(
             "Notifier",
@@ -530,7 +530,19 @@ def inbox_documents(gateway_url: str) -> list[dict[str, Any]]:
                 "type": "webhook",
                 "url": gateway_url.rstrip("/") + DEMO_INBOX_PATH,
                 "secretFrom": {"env": DEMO_INBOX_SECRET_ENV},
-                "route": {"events": ["*"]},
+                # Not violation.opened: the starter rules open many at the first start.
+                "route": {
+                    "events": [
+                        "run.failed",
+                        "run.missed",
+                        "sla.at_risk",
+                        "sla.breached",
+                        "approval.requested",
+                        "dependency.held",
+                        "dependency.refused",
+                        "dependency.failed",
+                    ]
+                },
                 "ratePerHour": 120,
             },
         )

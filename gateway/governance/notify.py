@@ -65,6 +65,8 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _BASE_BACKOFF = 10.0
 _MAX_BACKOFF = 3600.0
+# A failure older than this when first stored is history (a new source's past), not news.
+HISTORY = timedelta(hours=24)
 # How long a claimed row stays with its sender before another may send it.
 _LEASE = timedelta(minutes=5)
 SecretResolver = Callable[[SecretRef], SecretStr]
@@ -186,18 +188,29 @@ def run_failures(session: Session, changes: Sequence[Any], *, now: datetime | No
     """Queue ``run.failed`` / ``run.missed`` for the runs among ``changes`` (``RunChange``)
     that just became ``failed``, in the write transaction that stored them: whichever
     replica observed the failure, the message is in the shared outbox when it commits.
-    A missed run is a failed run with native state ``missed``. One incident per run."""
+    A missed run is a failed run with native state ``missed``. One incident per run. A
+    run that ended more than :data:`HISTORY` before it was stored (the history of a source
+    just added) is not news and not notified."""
     failed = {c.uid: c for c in changes if c.to_state == "failed"}
     if not failed or not notifiers(session):
         return 0
+    history = to_db((now or utcnow()) - HISTORY)
     runs = {
         uid: (message, native, actor)
-        for uid, message, native, actor in session.execute(
-            select(col(Run.uid), col(Run.message), col(Run.native_state), col(Run.actor)).where(
-                col(Run.uid).in_(list(failed))
-            )
+        for uid, message, native, actor, ended in session.execute(
+            select(
+                col(Run.uid),
+                col(Run.message),
+                col(Run.native_state),
+                col(Run.actor),
+                col(Run.ended_at),
+            ).where(col(Run.uid).in_(list(failed)))
         ).all()
+        if ended is None or history is None or to_db(ended) >= history  # type: ignore[operator]
     }
+    failed = {uid: c for uid, c in failed.items() if uid in runs}
+    if not failed:
+        return 0
     labels = dict(
         session.execute(
             select(col(Job.uid), col(Job.labels)).where(

@@ -214,3 +214,21 @@ def test_a_withdrawn_missed_run_is_not_notified(engine: Engine, receiver: Receiv
             )
         ).scalar_one()
     assert st == "suppressed"
+
+
+def test_history_of_a_new_source_is_not_notified(any_engine: Engine, receiver: Receiver) -> None:
+    _notifier(any_engine, receiver.url)
+    now = datetime.now(UTC)
+    source(any_engine, "fk", "fake")
+    jobs(any_engine, "fk", [job("etl")])
+    # A source added today reports a failure of three days ago and one of an hour ago.
+    runs(
+        any_engine,
+        "fk",
+        [
+            run("old", "etl", RunState.FAILED, now - timedelta(days=3), now - timedelta(days=3)),
+            run("new", "etl", RunState.FAILED, now - timedelta(hours=1), now - timedelta(hours=1)),
+        ],
+    )
+    anyio.run(lambda: deliver_due(any_engine, secrets=_no_secrets))  # type: ignore[arg-type]
+    assert _incidents(receiver) == {"run.failed:fk/new": 1}
