@@ -46,6 +46,7 @@ from sqlmodel import Session, col
 from gateway.actions import ActionOutcome, perform
 from gateway.audit import AuditEntry, append
 from gateway.authz import PolicyCache
+from gateway.governance.notify import NotificationEvent, enqueue
 from gateway.model import EdgeKind, EdgeRecord, NodeKind, NodeRef
 from gateway.model.resources import Dependency, Guardrail, RetryPolicy
 from gateway.store.engine import session_scope
@@ -163,6 +164,7 @@ def recover_stale(engine: Engine, *, lease: timedelta, now: datetime | None = No
                     "the dispatcher stopped while the tool was being called; whether it acted "
                     "is unknown, so this firing is not repeated (check the tool)"
                 )
+                _notify(s, row, "dependency.failed")
                 append(
                     s,
                     AuditEntry(
@@ -245,12 +247,57 @@ def settle(engine: Engine, *, firing_id: int, outcome: ActionOutcome) -> Firing:
                 row.status = "held"
                 row.next_attempt_at = now + timedelta(seconds=_hold_recheck())
                 row.attempts -= 1  # waiting out a freeze is not a failed delivery
+                _notify(s, row, "dependency.held")
             else:
                 row.status = "dropped" if isinstance(doc, Dependency) else "skipped"
+                _notify(s, row, "dependency.held")
         else:
+            if outcome.status in ("denied", "blocked"):
+                _notify(s, row, "dependency.refused")
             _retry_later(row, doc, now)
+            if row.status == "failed":
+                _notify(s, row, "dependency.failed")
         s.add(row)
         return row
+
+
+_EVENTS = {
+    "dependency.held": ("info", "Dependency firing held"),
+    "dependency.refused": ("warning", "Dependency firing refused"),
+    "dependency.failed": ("critical", "Dependency firing failed"),
+}
+
+
+def _notify(s: Session, row: Firing, kind: str) -> None:
+    """A notification about a Dependency firing, in the transaction that records it: one
+    per firing and event type (held, refused, failed), whatever the number of attempts."""
+    if row.kind != "dependency":
+        return
+    severity, title = _EVENTS[kind]
+    if kind == "dependency.held" and row.status == "dropped":
+        title = "Dependency firing dropped"
+    job = s.execute(select(Job).where(col(Job.uid) == row.job_uid)).scalars().first()
+    enqueue(
+        s,
+        NotificationEvent(
+            type=kind,
+            severity=severity,
+            domain=row.domain,
+            title=f"{title}: {row.rule} → {row.job_uid}",
+            text=row.message or "",
+            incident=f"{kind}:{row.key}",
+            job_uid=row.job_uid,
+            labels=dict(job.labels or {}) if job is not None else {},
+            data={
+                "dependency": row.rule,
+                "firing": row.id,
+                "status": row.status,
+                "upstream_runs": list(row.upstream_runs),
+                "attempts": row.attempts,
+                "approval": row.approval_id,
+            },
+        ),
+    )
 
 
 def _policy_of(s: Session, outcome: ActionOutcome) -> str | None:
@@ -302,6 +349,8 @@ def settle_waiting(engine: Engine) -> int:
                 row.status = "failed"
             row.message = f"approval request {req.id} {req.status}: {req.outcome or ''}".strip()
             row.updated_at = now
+            if row.status == "failed":
+                _notify(s, row, "dependency.failed")
             s.add(row)
             n += 1
     return n

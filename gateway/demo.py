@@ -25,6 +25,8 @@ __all__ = [
     "chain_documents",
     "demo_steps",
     "feed_openlineage",
+    "finance_close",
+    "inbox_documents",
     "openlineage_demo_events",
     "run_demo_activity",
     "start_demo",
@@ -43,8 +45,34 @@ def _source(name: str, domain: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def builtin_documents() -> list[dict[str, Any]]:
+def finance_close(now: datetime) -> tuple[str, str, str]:
+    """The times of the demo's at-risk SLA, set from when the demo starts so it is at risk
+    at once: the books close (demo scheduler) 90 minutes from now, and the finance pack
+    that waits for them (Jenkins simulator) is due 60 minutes from now. Returns the SLA's
+    time zone, the close job's cron line (UTC) and the deadline (HH:MM in that zone); the
+    zone is UTC unless the next 100 minutes cross midnight there, then New York."""
+    tz = "UTC"
+    if (now + timedelta(minutes=100)).date() != now.date():
+        tz = "America/New_York"
+    from zoneinfo import ZoneInfo
+
+    close = (now + timedelta(minutes=90)).astimezone(UTC)
+    deadline = (now + timedelta(minutes=60)).astimezone(ZoneInfo(tz))
+    return tz, f"{close.minute} {close.hour} * * *", f"{deadline:%H:%M}"
+
+
+def builtin_documents(now: datetime | None = None) -> list[dict[str, Any]]:
+    _, close_cron, _ = finance_close(now or datetime.now(UTC))
     etl = [
+        {
+            "id": "close_books",
+            "schedule": close_cron,
+            "minutes": 15,
+            "fail_rate": 0.0,
+            "owners": ["finance"],
+            "labels": {"env": "prod"},
+            "description": "Close the day's books (the finance pack in Jenkins waits for it)",
+        },
         {
             "id": "ingest_orders",
             "schedule": "*/15 * * * *",
@@ -252,9 +280,10 @@ class DemoFederation:
                 _log.warning("stopping a demo part failed: %s", exc)
 
 
-def start_demo(workdir: Path) -> DemoFederation:
+def start_demo(workdir: Path, now: datetime | None = None) -> DemoFederation:
     """Start every adapter's demo part; return their documents with the built-in ones."""
-    fed = DemoFederation(documents=builtin_documents())
+    now = now or datetime.now(UTC)
+    fed = DemoFederation(documents=builtin_documents(now))
     for type_ in registry.types():
         try:
             module = importlib.import_module(f"adapters.{type_}.demo")
@@ -279,7 +308,7 @@ def start_demo(workdir: Path) -> DemoFederation:
             if part.simulated:
                 labels["accord.dev/simulator"] = "true"
         fed.documents.extend(part.documents)
-    fed.documents.extend(chain_documents(fed.documents))
+    fed.documents.extend(chain_documents(fed.documents, now))
     return fed
 
 
@@ -425,14 +454,42 @@ def _take(call: Any, step: DemoStep, report: list[str]) -> int | None:
     return int(approval) if approval is not None else None
 
 
-def chain_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A chain across tools when the demo Jenkins runs: each successful build of the demo
-    revenue mart (demo scheduler) triggers the shop build in the Jenkins simulator."""
+def chain_documents(
+    documents: list[dict[str, Any]], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Chains across tools when the demo Jenkins runs: each successful build of the demo
+    revenue mart (demo scheduler) triggers the shop build in the Jenkins simulator, and
+    closing the books (demo scheduler) triggers the finance pack (Jenkins), whose SLA is
+    at risk because of the upstream it waits for."""
     sources = {d["metadata"]["name"] for d in documents if d.get("kind") == "Source"}
     if "demo-jenkins" not in sources:
         return []
     name = "revenue-mart-to-shop-build"
+    tz, _, deadline = finance_close(now or datetime.now(UTC))
     return [
+        _doc(
+            "Dependency",
+            "books-to-finance-pack",
+            {
+                "upstream": "demo-etl/close_books",
+                "downstream": "demo-jenkins/finance/publish-pack",
+                "when": ["success"],
+                "trigger": True,
+            },
+            domain="data",
+        ),
+        # At risk from the start: the pack must be out by the deadline, and the books it
+        # waits for close half an hour after it. The reason names the upstream.
+        _doc(
+            "SLA",
+            "finance-pack-on-time",
+            {
+                "selector": {"jobs": ["demo-jenkins/finance/publish-pack"]},
+                "finishBy": deadline,
+                "timezone": tz,
+            },
+            domain="data",
+        ),
         _doc(
             "Dependency",
             name,
@@ -448,8 +505,47 @@ def chain_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         _doc(
             "RoleBinding",
             "demo-automation",
-            {"role": "operator", "subjects": [f"dependency:{name}"], "domains": ["*"]},
+            {
+                "role": "operator",
+                "subjects": [f"dependency:{name}", "dependency:books-to-finance-pack"],
+                "domains": ["*"],
+            },
         ),
+    ]
+
+
+# -- notifications: a signed webhook to the gateway's own demo inbox ------------------------
+DEMO_INBOX_PATH = "/api/v1/demo/notifications"
+DEMO_INBOX_SECRET_ENV = "ACCORD_SECRET_DEMO_INBOX"
+
+
+def inbox_documents(gateway_url: str) -> list[dict[str, Any]]:
+    """A Notifier that sends the events worth a look, signed, to the demo inbox of the
+    gateway itself (``gateway.demo_inbox``), so the demo shows what a receiver gets."""
+    return [
+        _doc(
+            "Notifier",
+            "demo-inbox",
+            {
+                "type": "webhook",
+                "url": gateway_url.rstrip("/") + DEMO_INBOX_PATH,
+                "secretFrom": {"env": DEMO_INBOX_SECRET_ENV},
+                # Not violation.opened: the starter rules open many at the first start.
+                "route": {
+                    "events": [
+                        "run.failed",
+                        "run.missed",
+                        "sla.at_risk",
+                        "sla.breached",
+                        "approval.requested",
+                        "dependency.held",
+                        "dependency.refused",
+                        "dependency.failed",
+                    ]
+                },
+                "ratePerHour": 120,
+            },
+        )
     ]
 
 

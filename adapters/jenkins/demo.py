@@ -89,6 +89,13 @@ def build_demo_state(now_ms: int | None = None) -> SimState:
         duration_ms=9000,
     )
     state.add_job(
+        "finance/publish-pack",
+        "pipeline",
+        description="Publish the finance pack once the books are closed (started by Accord)",
+        stages=["Collect", "Render", "Publish"],
+        duration_ms=6000,
+    )
+    state.add_job(
         "ops/nightly-report",
         "pipeline",
         spec="H 2 * * *",

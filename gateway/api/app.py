@@ -6,13 +6,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -222,6 +222,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     start_sync: bool | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     settings = settings or Settings()
     engine = engine or create_db_engine(settings.resolved_database_url())
@@ -238,7 +239,6 @@ def create_app(
 
     def on_change(source: str, changes: list[RunChange]) -> None:
         metrics.runs_ingested.labels(source).inc(len(changes))
-        evaluator.observe(changes)
         emitter.poke()
         if any(ch.to_state in _TERMINAL for ch in changes):
             dispatcher.poke()  # a firing may be owed: do not wait for the next poll
@@ -435,6 +435,8 @@ def create_app(
         cluster_routes,
     ):
         app.include_router(r.router)
+    for extra in routers:  # e.g. the demo's notification inbox
+        app.include_router(extra)
     install_docs(app, title="Accord")
 
     if (CONSOLE_DIR / "index.html").exists():

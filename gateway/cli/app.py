@@ -3,6 +3,7 @@
 import getpass
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -185,6 +186,12 @@ def serve(
             from gateway.demo import start_demo
 
             federation = start_demo(settings.data_dir / "parts")
+            # Notifications go, signed, to the gateway's own demo inbox (gateway.demo_inbox).
+            from gateway.demo import DEMO_INBOX_SECRET_ENV, inbox_documents
+
+            os.environ.setdefault(DEMO_INBOX_SECRET_ENV, secrets.token_urlsafe(24))
+            inbox_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+            federation.documents.extend(inbox_documents(f"http://{inbox_host}:{settings.port}"))
             _apply_documents(
                 engine, [("demo", i, d) for i, d in enumerate(federation.documents, 1)]
             )
@@ -221,7 +228,12 @@ def serve(
         elif settings.openlineage_transport == "http":
             print(f"OpenLineage events: sent to {settings.openlineage_url}")
         sys.stdout.flush()
-        application = create_app(settings, engine=engine)
+        extra = []
+        if demo:
+            from gateway.demo_inbox import inbox_router
+
+            extra.append(inbox_router())
+        application = create_app(settings, engine=engine, routers=extra)
         marker = settings.data_dir / "demo-activity-done"
         if demo and not marker.exists():
             # The first start of a demo takes a few real actions through the API, so the

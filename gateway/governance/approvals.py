@@ -20,6 +20,8 @@ from gateway.store.engine import session_scope
 from gateway.store.tables import ApprovalRequest, Job, Run
 from gateway.store.types import utcnow
 
+from .notify import NotificationEvent, enqueue
+
 __all__ = [
     "INTERRUPTED",
     "RUNNING",
@@ -82,6 +84,31 @@ def create_request(
     session.add(req)
     session.flush()
     session.refresh(req)
+    enqueue(
+        session,
+        NotificationEvent(
+            type="approval.requested",
+            severity="warning",
+            domain=job.domain,
+            title=f"Approval requested: {action} {job.uid}",
+            text=(
+                f"{subject} asks to {action} {job.uid} (guardrail {guardrail.metadata.name}, "
+                f"{guardrail.spec.approvers} approval(s) needed, expires "
+                f"{req.expires_at:%Y-%m-%d %H:%M} UTC)" + (f": {reason}" if reason else "")
+            ),
+            incident=f"approval.requested:{req.id}",
+            job_uid=job.uid,
+            labels=dict(job.labels or {}),
+            data={
+                "request": req.id,
+                "action": action,
+                "guardrail": guardrail.metadata.name,
+                "requested_by": subject,
+                "run": req.run_uid,
+            },
+        ),
+        now=now,
+    )
     return req
 
 

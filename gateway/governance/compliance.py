@@ -37,8 +37,10 @@ from sqlmodel import Session, col, select
 from gateway.model.resources import SLA, ComplianceRule, Domain, Guardrail
 from gateway.store.tables import AppliedResource, Job, Violation
 from gateway.store.tables import Source as SourceRow
+from gateway.store.types import to_db
 
 from .guardrails import selector_matches, window_active
+from .notify import NotificationEvent, enqueue_many
 
 __all__ = [
     "EvaluationSummary",
@@ -327,13 +329,51 @@ def _reconcile(
             },
             where=table.c.resolved_at.is_not(None),
         )
-        session.execute(stmt, new)
+        opened = session.execute(
+            stmt.returning(table.c.id, table.c.rule, table.c.job_uid, table.c.first_seen), new
+        ).all()
         summary.opened += len(new)
+        _notify_opened(session, opened, {(v["rule"], v["job_uid"]): v for v in new}, jobs)
     passed = [(key, row_id) for key, row_id in open_rows.items() if key not in failing]
     names = ctx.rule_names
     for resolution in ("fixed", "rule-removed"):
         ids = [i for (rule, _u), i in passed if (rule in names) == (resolution == "fixed")]
         summary.resolved += _resolve(session, table.c.id.in_(ids), resolution, now) if ids else 0
+
+
+_SEVERITY = {"low": "info", "medium": "warning", "high": "critical", "critical": "critical"}
+
+
+def _notify_opened(
+    session: Session,
+    opened: Sequence[Any],
+    values: dict[tuple[str, str], dict[str, Any]],
+    jobs: Sequence[Job],
+) -> None:
+    """``violation.opened`` for each row this evaluation opened (or reopened), in its
+    transaction; the incident is the row and the time it opened, so a violation that stays
+    open is one message and one that is fixed and comes back is another."""
+    if not opened:
+        return
+    labels = {j.uid: dict(j.labels or {}) for j in jobs}
+    events = []
+    for row_id, rule, job_uid, first_seen in opened:
+        v = values.get((rule, job_uid), {})
+        at = to_db(first_seen)
+        events.append(
+            NotificationEvent(
+                type="violation.opened",
+                severity=_SEVERITY.get(str(v.get("severity")), "warning"),
+                domain=str(v.get("domain") or "default"),
+                title=f"Compliance violation: {rule} on {job_uid}",
+                text=str(v.get("message") or ""),
+                incident=f"violation.opened:{row_id}:{at:%Y-%m-%dT%H:%M:%S.%f}" if at else "",
+                job_uid=job_uid,
+                labels=labels.get(job_uid, {}),
+                data={"violation": row_id, "rule": rule, "rule_severity": v.get("severity")},
+            )
+        )
+    enqueue_many(session, events)
 
 
 def _resolve(session: Session, where: Any, resolution: str, now: datetime) -> int:

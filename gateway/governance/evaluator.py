@@ -3,9 +3,11 @@
 ``run_once`` (every ``every`` seconds from the app lifespan): refresh the forecast
 (incremental), record missed runs for tools that do not, evaluate every SLA instance and
 persist the changes (each change audited, notified and published on the event stream),
-enqueue notifications for failed runs the sync observed, and deliver what is due. All
+and deliver the notifications that are due. Failed and missed runs are not notified
+here: their messages are written to the outbox in the transaction that stores the run
+(``gateway.store.services.ingest.upsert_runs``), by whichever replica observed it. All
 database work runs in worker threads; several replicas may run it at once (writes are
-idempotent by key).
+idempotent by key, sending claims each message by compare-and-set).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,18 +23,15 @@ from typing import Any
 import anyio
 import httpx
 from pydantic import SecretStr
-from sqlalchemy import Engine, select
-from sqlmodel import col
+from sqlalchemy import Engine
 
 from gateway.model.resources import SecretRef
 from gateway.store.engine import session_scope
-from gateway.store.services.ingest import RunChange
-from gateway.store.tables import Job, Run
 from gateway.store.types import utcnow
 
 from .forecast import Forecaster
 from .missed import detect_missed
-from .notify import DeliveryResult, NotificationEvent, deliver_due, enqueue
+from .notify import DeliveryResult, deliver_due
 from .slas import SlaChange, evaluate, load_facts, persist, sla_documents
 
 __all__ = ["CycleReport", "Evaluator"]
@@ -49,7 +47,6 @@ class CycleReport:
     withdrawn: int = 0
     slas: int = 0
     sla_changes: list[SlaChange] = field(default_factory=list)
-    notified: int = 0
     delivery: DeliveryResult | None = None
 
 
@@ -76,16 +73,7 @@ class Evaluator:
         self.client = client
         self.clock = clock
         self.forecaster = Forecaster(engine)
-        self._failed: list[RunChange] = []
-        self._failed_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
-
-    def observe(self, changes: Sequence[RunChange]) -> None:
-        """Run changes from the sync (any thread): failed runs become notifications."""
-        failed = [c for c in changes if c.to_state == "failed"]
-        if failed:
-            with self._failed_lock:
-                self._failed.extend(failed[:10_000])
 
     def _cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
@@ -94,8 +82,6 @@ class Evaluator:
         withdrawn = set(missed.withdrawn)
         recorded = [c for c in missed.recorded if c.uid not in withdrawn]
         report.missed, report.withdrawn = len(recorded), len(withdrawn)
-        with self._failed_lock:
-            failed, self._failed = self._failed, []
         with session_scope(self.engine) as session:
             slas = sla_documents(session)
         results = []
@@ -113,8 +99,6 @@ class Evaluator:
             report.sla_changes = persist(
                 session, results, now=now, evaluated=[name for name, _, _ in slas]
             )
-            for ch in [*recorded, *failed]:
-                report.notified += self._run_event(session, ch)
         for ch in recorded:
             self._publish(
                 "run.changed",
@@ -143,32 +127,6 @@ class Evaluator:
                 },
             )
         return report
-
-    def _run_event(self, session: Any, ch: RunChange) -> int:
-        row = session.execute(
-            select(col(Run.message), col(Run.native_state), col(Run.actor)).where(
-                col(Run.uid) == ch.uid
-            )
-        ).first()
-        job = session.execute(
-            select(col(Job.labels), col(Job.name)).where(col(Job.uid) == ch.job_uid)
-        ).first()
-        missed = row is not None and (row[1] or "").lower() == "missed"
-        kind = "run.missed" if missed else "run.failed"
-        return enqueue(
-            session,
-            NotificationEvent(
-                type=kind,
-                severity="warning",
-                domain=ch.domain,
-                title=f"{'Missed run' if missed else 'Run failed'}: {ch.job_uid}",
-                text=(row[0] or "") if row else "",
-                incident=f"{kind}:{ch.uid}",
-                job_uid=ch.job_uid,
-                labels=dict(job[0]) if job else {},
-                data={"run": ch.uid, "actor": row[2] if row else None},
-            ),
-        )
 
     def _publish(self, kind: str, domain: str, job: str | None, data: dict[str, Any]) -> None:
         if self.publish is not None:

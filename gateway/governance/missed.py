@@ -35,6 +35,7 @@ from gateway.store.tables import Job, Run, RunEvent, ScheduleWatch, Step
 from gateway.store.types import to_db, utcnow
 
 from .forecast import Forecaster, JobInfo, calendar_for
+from .notify import withdraw
 
 __all__ = ["EARLY", "MISSED_ACTOR", "MissedResult", "detect_missed", "missed_id"]
 
@@ -142,6 +143,8 @@ def detect_missed(
             )
             result.recorded.extend(c for c in ingest.changes if c.from_state is None)
         result.withdrawn.extend(_withdraw_cancelled(session, jobs, now, lookback))
+        # Their messages, if not yet sent, are not sent.
+        withdraw(session, [f"run.missed:{uid}" for uid in result.withdrawn])
         for uid, mark in new_marks.items():
             row = session.get(ScheduleWatch, uid)
             if row is None:

@@ -24,7 +24,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
+import secrets as secrets_mod
 import smtplib
 import ssl
 import time
@@ -37,14 +39,14 @@ from typing import Any
 import anyio
 import httpx
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlmodel import Session, col
 
 from gateway.audit import AuditEntry, append
 from gateway.model.resources import SEVERITIES, NotifierSpec, SecretRef
 from gateway.store.engine import session_scope
 from gateway.store.services.ingest import _insert_ignoring_duplicates
-from gateway.store.tables import AppliedResource, Notification
+from gateway.store.tables import AppliedResource, Job, Notification, Run
 from gateway.store.types import to_db, utcnow
 
 __all__ = [
@@ -52,14 +54,21 @@ __all__ = [
     "NotificationEvent",
     "deliver_due",
     "enqueue",
+    "enqueue_many",
     "notifiers",
     "notify",
+    "run_failures",
     "sign",
+    "withdraw",
 ]
 
 _log = logging.getLogger(__name__)
 _BASE_BACKOFF = 10.0
 _MAX_BACKOFF = 3600.0
+# A failure older than this when first stored is history (a new source's past), not news.
+HISTORY = timedelta(hours=24)
+# How long a claimed row stays with its sender before another may send it.
+_LEASE = timedelta(minutes=5)
 SecretResolver = Callable[[SecretRef], SecretStr]
 
 
@@ -136,7 +145,19 @@ def matches(spec: NotifierSpec, event: NotificationEvent) -> bool:
 def enqueue(session: Session, event: NotificationEvent, *, now: datetime | None = None) -> int:
     """Add the event to the outbox of every matching notifier, in the caller's write
     transaction. Returns how many notifiers matched (duplicates are ignored)."""
+    return enqueue_many(session, [event], now=now)
+
+
+def enqueue_many(
+    session: Session, events: Sequence[NotificationEvent], *, now: datetime | None = None
+) -> int:
+    """:func:`enqueue` for several events (the notifiers are read once)."""
+    if not events:
+        return 0
     now = now or utcnow()
+    ns = notifiers(session)
+    if not ns:
+        return 0
     rows: list[dict[str, Any]] = [
         {
             "notifier": n.name,
@@ -154,12 +175,84 @@ def enqueue(session: Session, event: NotificationEvent, *, now: datetime | None 
             "deliveries": [],
             "created_at": to_db(now),
         }
-        for n in notifiers(session)
+        for event in events
+        for n in ns
         if matches(n.spec, event)
     ]
     if rows:
         _insert_ignoring_duplicates(session, Notification.__table__, rows)  # type: ignore[attr-defined]
     return len(rows)
+
+
+def run_failures(session: Session, changes: Sequence[Any], *, now: datetime | None = None) -> int:
+    """Queue ``run.failed`` / ``run.missed`` for the runs among ``changes`` (``RunChange``)
+    that just became ``failed``, in the write transaction that stored them: whichever
+    replica observed the failure, the message is in the shared outbox when it commits.
+    A missed run is a failed run with native state ``missed``. One incident per run. A
+    run that ended more than :data:`HISTORY` before it was stored (the history of a source
+    just added) is not news and not notified."""
+    failed = {c.uid: c for c in changes if c.to_state == "failed"}
+    if not failed or not notifiers(session):
+        return 0
+    history = to_db((now or utcnow()) - HISTORY)
+    runs = {
+        uid: (message, native, actor)
+        for uid, message, native, actor, ended in session.execute(
+            select(
+                col(Run.uid),
+                col(Run.message),
+                col(Run.native_state),
+                col(Run.actor),
+                col(Run.ended_at),
+            ).where(col(Run.uid).in_(list(failed)))
+        ).all()
+        if ended is None or history is None or to_db(ended) >= history  # type: ignore[operator]
+    }
+    failed = {uid: c for uid, c in failed.items() if uid in runs}
+    if not failed:
+        return 0
+    labels = dict(
+        session.execute(
+            select(col(Job.uid), col(Job.labels)).where(
+                col(Job.uid).in_({c.job_uid for c in failed.values()})
+            )
+        ).all()
+    )
+    events: list[NotificationEvent] = []
+    for uid, ch in failed.items():
+        message, native, actor = runs.get(uid, (None, None, None))
+        missed = (native or "").lower() == "missed"
+        kind = "run.missed" if missed else "run.failed"
+        events.append(
+            NotificationEvent(
+                type=kind,
+                severity="warning",
+                domain=ch.domain,
+                title=f"{'Missed run' if missed else 'Run failed'}: {ch.job_uid}",
+                text=message or "",
+                incident=f"{kind}:{uid}",
+                job_uid=ch.job_uid,
+                labels=dict(labels.get(ch.job_uid) or {}),
+                data={"run": uid, "actor": actor},
+            )
+        )
+    return enqueue_many(session, events, now=now)
+
+
+def withdraw(session: Session, incidents: Sequence[str]) -> int:
+    """Suppress the not-yet-sent messages of incidents that no longer hold (a missed run a
+    late run cancelled out). Compare-and-set on ``pending``: a message being sent stays."""
+    if not incidents:
+        return 0
+    res = session.execute(
+        update(Notification)
+        .where(
+            col(Notification.incident).in_(list(incidents)),
+            col(Notification.status) == "pending",
+        )
+        .values(status="suppressed")
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def notify(engine: Engine, event: NotificationEvent) -> int:
@@ -327,16 +420,19 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
-def _claim(
+def _due(
     engine: Engine, now: datetime
 ) -> tuple[list[_Notifier], dict[str, list[Notification]], dict[str, int]]:
+    """What is due (read only): the notifiers, their due rows, messages sent last hour.
+
+    A row left ``sending`` by a sender that died (its lease ended) is due again."""
     with session_scope(engine, write=False) as session:
         ns = notifiers(session)
         due = list(
             session.execute(
                 select(Notification)
                 .where(
-                    col(Notification.status) == "pending",
+                    col(Notification.status).in_(("pending", "sending")),
                     col(Notification.next_attempt_at) <= to_db(now),
                 )
                 .order_by(col(Notification.id))
@@ -364,6 +460,35 @@ def _claim(
     return ns, by, sent
 
 
+def _claim(engine: Engine, rows: Sequence[Notification], token: str, now: datetime) -> set[int]:
+    """Claim ``rows`` for one sending by compare-and-set on the state each was read in
+    (``pending``, or ``sending`` with its lease over): of several racing senders exactly
+    one gets each row. Returns the ids this claim won."""
+    if not rows:
+        return set()
+    lease = to_db(now + _LEASE)
+    with session_scope(engine) as session:
+        for r in sorted(rows, key=lambda r: r.id or 0):  # one lock order for every sender
+            session.execute(
+                update(Notification)
+                .where(
+                    col(Notification.id) == r.id,
+                    col(Notification.status) == r.status,
+                    col(Notification.attempts) == r.attempts,
+                    col(Notification.next_attempt_at) <= to_db(now),
+                )
+                .values(status="sending", claimed_by=token, next_attempt_at=lease)
+            )
+        won = session.execute(
+            select(col(Notification.id)).where(
+                col(Notification.id).in_([r.id for r in rows]),
+                col(Notification.status) == "sending",
+                col(Notification.claimed_by) == token,
+            )
+        ).scalars()
+        return {int(i) for i in won}
+
+
 async def deliver_due(
     engine: Engine,
     *,
@@ -371,10 +496,16 @@ async def deliver_due(
     client: httpx.AsyncClient | None = None,
     now: datetime | None = None,
 ) -> DeliveryResult:
-    """Send every due outbox row (database work in worker threads)."""
+    """Send every due outbox row (database work in worker threads).
+
+    Safe to run in several places at once (threads, processes, replicas): each row is
+    claimed by compare-and-set before it is sent, so each message goes out once. A sender
+    that dies between its claim and its record leaves the row ``sending`` until the lease
+    ends (:data:`_LEASE`); then it is sent again (a message may repeat after a crash, it
+    is never lost)."""
     now = now or utcnow()
     result = DeliveryResult()
-    ns, by, sent_last_hour = await anyio.to_thread.run_sync(_claim, engine, now)
+    ns, by, sent_last_hour = await anyio.to_thread.run_sync(_due, engine, now)
     own = client is None
     http = client or httpx.AsyncClient(timeout=httpx.Timeout(15.0), follow_redirects=False)
     try:
@@ -391,12 +522,18 @@ async def deliver_due(
                 batches.append((n, rows))
             elif budget <= 0:
                 result.postponed += len(rows)
-                await anyio.to_thread.run_sync(_postpone, engine, [r.id for r in rows], now)
+                await anyio.to_thread.run_sync(_postpone, engine, rows, now)
             elif len(rows) > budget:
                 # More is due than the hour allows: one digest carries it all.
                 batches.append((n, rows))
             else:
                 batches.extend((n, [r]) for r in rows)
+        token = f"{os.getpid()}-{secrets_mod.token_hex(8)}"
+        won = await anyio.to_thread.run_sync(
+            _claim, engine, [r for _, rows in batches for r in rows], token, now
+        )
+        batches = [(n, [r for r in rows if r.id in won]) for n, rows in batches]
+        batches = [(n, rows) for n, rows in batches if rows]
 
         async def one(n: _Notifier, rows: list[Notification]) -> None:
             started = time.perf_counter()
@@ -407,8 +544,10 @@ async def deliver_due(
                 ok, error, detail = False, str(exc), str(exc)
             took = round(time.perf_counter() - started, 3)
             outcome = await anyio.to_thread.run_sync(
-                _record, engine, n, [r.id for r in rows], ok, detail, error, took
+                _record, engine, n, [r.id for r in rows], token, ok, detail, error, took
             )
+            if outcome == "skipped":
+                return
             if ok:
                 result.sent += len(rows)
                 result.digests += 1 if len(rows) > 1 else 0
@@ -424,19 +563,26 @@ async def deliver_due(
     return result
 
 
-def _postpone(engine: Engine, ids: list[int | None], now: datetime) -> None:
+def _postpone(engine: Engine, rows: Sequence[Notification], now: datetime) -> None:
     with session_scope(engine) as session:
-        session.execute(
-            update(Notification)
-            .where(and_(col(Notification.id).in_(ids), col(Notification.status) == "pending"))
-            .values(next_attempt_at=to_db(now + timedelta(minutes=5)))
-        )
+        for r in rows:
+            session.execute(
+                update(Notification)
+                .where(
+                    col(Notification.id) == r.id,
+                    col(Notification.status) == r.status,
+                    col(Notification.attempts) == r.attempts,
+                    col(Notification.next_attempt_at) <= to_db(now),
+                )
+                .values(status="pending", next_attempt_at=to_db(now + timedelta(minutes=5)))
+            )
 
 
 def _record(
     engine: Engine,
     n: _Notifier,
     ids: list[int | None],
+    token: str,
     ok: bool,
     detail: str,
     error: str | None,
@@ -446,11 +592,16 @@ def _record(
     with session_scope(engine) as session:
         rows = list(
             session.execute(
-                select(Notification).where(col(Notification.id).in_(ids)).with_for_update()
+                select(Notification)
+                .where(
+                    col(Notification.id).in_(ids),
+                    col(Notification.status) == "sending",
+                    col(Notification.claimed_by) == token,
+                )
+                .with_for_update()
             ).scalars()
         )
-        rows = [r for r in rows if r.status == "pending"]  # another replica got there first
-        if not rows:
+        if not rows:  # the lease ended and another sender took the rows over
             return "skipped"
         digest_id = rows[0].id if len(rows) > 1 else None
         status = "sent"
@@ -474,6 +625,7 @@ def _record(
                 if r.attempts >= n.spec.max_attempts:
                     r.status = "failed"
                 else:
+                    r.status = "pending"
                     r.next_attempt_at = now + _backoff(r.attempts)
             status = r.status if not ok else "sent"
             session.add(r)

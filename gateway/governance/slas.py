@@ -249,8 +249,10 @@ class _Evaluator:
                 p = self.predict(up, period_start, depth + 1)
                 if p.end is None:
                     continue
+                # An upstream ending just as the job starts is on the critical path too: a job
+                # started by a Dependency is forecast to start at its upstream's end.
                 if (start is None and own_start is None and not self._dependency_started(uid)) or (
-                    start is not None and p.end > start
+                    start is not None and p.end >= start
                 ):
                     start = p.end
                     path, why = (up, *p.path), p.why or f"waiting on {up}"

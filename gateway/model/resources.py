@@ -523,6 +523,8 @@ EVENT_TYPES = (
     "violation.opened",
     "approval.requested",
     "dependency.held",
+    "dependency.refused",
+    "dependency.failed",
 )
 
 

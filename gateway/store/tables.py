@@ -360,7 +360,10 @@ class Notification(SQLModel, table=True):
     title: str = Field(sa_type=Text)
     text: str = Field(default="", sa_type=Text)
     data: dict[str, Any] = _json(dict)
-    status: str = "pending"  # pending | sent | failed | suppressed
+    status: str = "pending"  # pending | sending | sent | failed | suppressed
+    # The claim of the sender that set ``sending`` (compare-and-set); while ``sending``,
+    # ``next_attempt_at`` is the end of that claim's lease.
+    claimed_by: str | None = None
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)

@@ -476,7 +476,33 @@ def test_demo_federation_declares_a_chain_across_tools() -> None:
     chain = chain_documents([*builtin_documents(), jenkins])
     res = load_documents([("demo", i, d) for i, d in enumerate(chain, 1)], check_secrets=False)
     assert res.ok, [str(e) for e in res.errors]
-    [dep] = [d.resource for d in res.documents if d.kind == "Dependency"]
+    deps = {d.name: d.resource for d in res.documents if d.kind == "Dependency"}
+    dep = deps["revenue-mart-to-shop-build"]
     assert dep.spec.upstreams == ["demo-etl/build_revenue_mart"]  # type: ignore[attr-defined]
     assert dep.spec.downstream.startswith("demo-jenkins/")  # type: ignore[attr-defined]
+    pack = deps["books-to-finance-pack"]
+    assert pack.spec.upstreams == ["demo-etl/close_books"]  # type: ignore[attr-defined]
+    assert pack.spec.downstream == "demo-jenkins/finance/publish-pack"  # type: ignore[attr-defined]
+    [sla] = [d.resource for d in res.documents if d.kind == "SLA"]
+    assert sla.spec.selector.jobs == ["demo-jenkins/finance/publish-pack"]  # type: ignore[attr-defined]
     assert chain_documents(builtin_documents()) == []
+
+
+def test_demo_sla_is_due_before_the_upstream_it_waits_for_closes() -> None:
+    from gateway.demo import builtin_documents, finance_close
+
+    # The books close 90 min after the demo starts; the pack is due 60 min after it, on
+    # the same local day of the SLA's zone (New York when UTC's day ends within 100 min).
+    assert finance_close(datetime(2026, 12, 2, 10, 0, tzinfo=UTC)) == (
+        "UTC",
+        "30 11 * * *",
+        "11:00",
+    )
+    assert finance_close(datetime(2026, 12, 2, 23, 0, tzinfo=UTC)) == (
+        "America/New_York",
+        "30 0 * * *",
+        "19:00",
+    )
+    etl = next(d for d in builtin_documents(datetime(2026, 12, 2, 10, 0, tzinfo=UTC)))
+    close = next(j for j in etl["spec"]["jobs"] if j["id"] == "close_books")
+    assert close["schedule"] == "30 11 * * *"

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 from queue import Empty, Queue
+from typing import Any
 
 import httpx
 
@@ -125,6 +126,42 @@ def test_serve_demo_prints_url_and_token_and_serves_a_populated_estate(tmp_path:
             and r["outcome"] == "ok"
             for r in items
         ), sorted(seen)
+        # An SLA at risk because of an upstream job in another tool: the finance pack
+        # (Jenkins simulator) waits for the books to close (demo scheduler).
+        pack: list[dict[str, object]] = []
+        while time.monotonic() < deadline + 120 and not (pack and pack[0]["state"] == "at_risk"):
+            pack = httpx.get(f"{url}/api/v1/slas?sla=finance-pack-on-time", headers=headers).json()
+            time.sleep(1)
+        assert pack and pack[0]["state"] == "at_risk", pack
+        assert pack[0]["job_uid"] == "demo-jenkins/finance/publish-pack"
+        assert pack[0]["critical_path"] == ["demo-etl/close_books"], pack
+        assert str(pack[0]["reason"]).startswith("waiting on demo-etl/close_books"), pack
+
+        # Notifications reach the gateway's demo inbox, signed, and the inbox checks the
+        # signature: the SLA at risk is there; a forged message is refused.
+        def messages(inbox: dict[str, Any]) -> list[dict[str, Any]]:
+            # A message is one notification or a digest of several.
+            return [m for i in inbox["items"] for m in i["payload"].get("items", [i["payload"]])]
+
+        inbox: dict[str, Any] = {"items": []}
+        while time.monotonic() < deadline + 150 and not any(
+            m.get("type") == "sla.at_risk" and m.get("job") == "demo-jenkins/finance/publish-pack"
+            for m in messages(inbox)
+        ):
+            inbox = httpx.get(f"{url}/api/v1/demo/notifications", headers=headers).json()
+            time.sleep(1)
+        got = [m for m in messages(inbox) if m.get("type") == "sla.at_risk"]
+        assert got and all(i["signature_verified"] for i in inbox["items"]), inbox
+        assert any("demo-etl/close_books" in str(m["text"]) for m in got), got
+        forged = httpx.post(
+            f"{url}/api/v1/demo/notifications",
+            content=b'{"type": "run.failed"}',
+            headers={"X-Accord-Timestamp": str(int(time.time())), "X-Accord-Signature": "x"},
+        )
+        assert forged.status_code == 401
+        after = httpx.get(f"{url}/api/v1/demo/notifications", headers=headers).json()
+        assert after["rejected"] == 1 and len(messages(after)) >= len(got)
+        assert httpx.get(f"{url}/api/v1/demo/notifications").status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -203,6 +203,13 @@ def test_every_page_renders_and_keyboard_navigation(gateway: Gateway) -> None:
     assert out["result"]["visited"] == ["runs", "governance", "sources", "jobs-all"]
 
 
+def test_dependencies_page_shows_the_chains_and_their_firings(gateway: Gateway) -> None:
+    out = scenario(gateway, "dependencies")
+    names = out["result"]["dependencies"]
+    assert {"books-to-finance-pack", "revenue-mart-to-shop-build"} <= set(names)
+    assert names == [d["name"] for d in gateway.get("/api/v1/dependencies")]
+
+
 def test_token_stays_out_of_urls_and_sign_out_forgets_it(gateway: Gateway) -> None:
     scenario(gateway, "session")
 

@@ -219,6 +219,40 @@ export async function pages({ context, url, token }) {
   return { visited };
 }
 
+/** The Dependencies page lists the demo's chains across tools with the firings the API has. */
+export async function dependencies({ context, url, token }) {
+  const { page, errors } = await newPage(context);
+  await login(page, url, token);
+  await page.goto(`${url}/#/dependencies`);
+  await page.getByRole("heading", { level: 1, name: "Dependencies" }).waitFor();
+  await page.getByTestId("dependencies").waitFor();
+  const before = await apiGet(url, token, "/api/v1/dependencies?firings=10");
+  const cards = await page.locator('[data-testid^="dependency-"][data-testid]:not([data-testid^="dependency-counts-"])').evaluateAll((els) =>
+    els.map((e) => ({
+      name: e.getAttribute("data-testid").slice("dependency-".length),
+      text: e.textContent,
+      firings: [...e.querySelectorAll("[data-firing]")].map((f) => f.getAttribute("data-firing")),
+    })),
+  );
+  const after = await apiGet(url, token, "/api/v1/dependencies?firings=10");
+  assert.deepEqual(cards.map((c) => c.name), after.map((d) => d.name), "one card per dependency");
+  for (const c of cards) {
+    const api = [before, after].map((l) => l.find((d) => d.name === c.name));
+    // The demo keeps running: the page shows the API's firings just before or just after.
+    assert.ok(
+      api.some((d) => d && JSON.stringify(d.firings.map((f) => f.status)) === JSON.stringify(c.firings)),
+      `${c.name}: page ${c.firings}, API ${api.map((d) => d && d.firings.map((f) => f.status))}`,
+    );
+    const d = api[1];
+    assert.ok(c.text.includes(`${d.upstream.join(" + ")} → ${d.downstream}`), `${c.name} shows its chain`);
+  }
+  assert.ok(cards.some((c) => c.name === "books-to-finance-pack"), "the demo's chain across tools");
+  await shot(page, "dependencies");
+  assert.deepEqual(errors, []);
+  await page.close();
+  return { dependencies: cards.map((c) => c.name), firings: cards.map((c) => c.firings.length) };
+}
+
 /** Signing out forgets the token: a reload shows the login form again. */
 export async function session({ context, url, token }) {
   const { page } = await newPage(context);
@@ -283,7 +317,7 @@ export async function runLineage({ context, url, token }) {
   return { child: child.uid, parent: parent.uid, runs: ids.length, edges: data.edges.length };
 }
 
-export const ALL = { overview, jobs, lineage, runLineage, audit, pages, session };
+export const ALL = { overview, jobs, lineage, runLineage, audit, pages, session, dependencies };
 
 /** A viewer of one domain sees only that domain and is offered no action. */
 export async function viewer({ context, url, viewerToken }) {

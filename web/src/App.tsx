@@ -18,6 +18,7 @@ const Runs = lazy(() => import("./pages/Runs").then((m) => ({ default: m.Runs })
 const Sources = lazy(() => import("./pages/Sources").then((m) => ({ default: m.Sources })));
 const Forecast = lazy(() => import("./pages/Forecast").then((m) => ({ default: m.Forecast })));
 const Slas = lazy(() => import("./pages/Slas").then((m) => ({ default: m.Slas })));
+const Dependencies = lazy(() => import("./pages/Dependencies").then((m) => ({ default: m.Dependencies })));
 
 
 
@@ -48,6 +49,8 @@ function Page({ route }: { route: Route }) {
       return <Forecast />;
     case "slas":
       return <Slas route={route} />;
+    case "dependencies":
+      return <Dependencies />;
     default:
       return (
         <Empty>

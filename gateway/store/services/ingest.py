@@ -551,6 +551,12 @@ def upsert_runs(
     if finished:
         # Firings owed by Dependency / RetryPolicy documents, durable in this same commit.
         observe(session, changed_uids=finished, now=observed)
+    if any(c.to_state == "failed" for c in result.changes):
+        # run.failed / run.missed messages, durable in this same commit: in a cluster the
+        # replica that sends them need not be the one that saw the failure.
+        from gateway.governance.notify import run_failures  # (an import cycle at module level)
+
+        run_failures(session, result.changes, now=observed)
     return result
 
 

@@ -11,6 +11,7 @@ const NAV: { path: string; label: string; key: string }[] = [
   { path: "/lineage", label: "Lineage", key: "l" },
   { path: "/forecast", label: "Forecast", key: "f" },
   { path: "/slas", label: "SLAs", key: "e" },
+  { path: "/dependencies", label: "Dependencies", key: "d" },
   { path: "/governance", label: "Governance", key: "g" },
   { path: "/audit", label: "Audit", key: "a" },
   { path: "/sources", label: "Sources", key: "s" },
