@@ -41,7 +41,7 @@ from gateway.store.tables import Run
 from .deps import Principal
 from .fastread import ActionsOf, run_item
 
-__all__ = ["CHUNK", "CSV_COLUMNS", "stream_runs"]
+__all__ = ["CHUNK", "CSV_COLUMNS", "sqlite_lines", "stream_runs"]
 
 CHUNK = 5000
 
@@ -140,6 +140,40 @@ def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
     return [or_(_T.sort_at < at, and_(_T.sort_at == at, _T.id < rid))]
 
 
+def sqlite_lines(
+    session: Session,
+    principal: Principal,
+    conds: list[ColumnElement[bool]],
+    size: int,
+) -> tuple[list[str], list[tuple[str, int]]]:
+    """Up to ``size`` runs (newest first) as the JSON texts the list gives, built by
+    SQLite, with the subject's ``allowed_actions`` added; and each one's keyset key
+    (the stored sort time as text, the id)."""
+    stmt = (
+        select(_sqlite_line(), _T.source, _T.domain, _T.job_uid, _text(_T.sort_at), _T.id)
+        .where(and_(*conds))
+        .order_by(_T.sort_at.desc(), _T.id.desc())
+        .limit(size)
+    )
+    rows = session.execute(stmt).all()
+    if not rows:
+        return [], []
+    actions = ActionsOf(session, principal, RUN_ACTIONS)
+    actions.load_sources({r[1] for r in rows})
+    spliced: dict[tuple[str, str, str], str] = {}
+    lines = []
+    keys = []
+    for line, source, domain, job_uid, sort_at, rid in rows:
+        key = (source, domain, job_uid)
+        tail = spliced.get(key)
+        if tail is None:
+            tail = ',"allowed_actions":' + to_json(actions(source, domain, job_uid)).decode() + "}"
+            spliced[key] = tail
+        lines.append(line[:-1] + tail)
+        keys.append((sort_at, rid))
+    return lines, keys
+
+
 def _chunk_sqlite(
     session: Session,
     principal: Principal,
@@ -147,28 +181,11 @@ def _chunk_sqlite(
     after: tuple[datetime, int] | None,
     size: int,
 ) -> tuple[list[str], tuple[datetime, int] | None]:
-    stmt = (
-        select(_sqlite_line(), _T.source, _T.domain, _T.job_uid, _text(_T.sort_at), _T.id)
-        .where(and_(*conds, *_after(after)))
-        .order_by(_T.sort_at.desc(), _T.id.desc())
-        .limit(size)
-    )
-    rows = session.execute(stmt).all()
-    if not rows:
+    lines, keys = sqlite_lines(session, principal, [*conds, *_after(after)], size)
+    if not lines:
         return [], None
-    actions = ActionsOf(session, principal, RUN_ACTIONS)
-    actions.load_sources({r[1] for r in rows})
-    spliced: dict[tuple[str, str, str], str] = {}
-    lines = []
-    for line, source, domain, job_uid, _sort, _id in rows:
-        key = (source, domain, job_uid)
-        tail = spliced.get(key)
-        if tail is None:
-            tail = ',"allowed_actions":' + to_json(actions(source, domain, job_uid)).decode() + "}"
-            spliced[key] = tail
-        lines.append(line[:-1] + tail)
-    last = rows[-1]
-    return lines, (datetime.fromisoformat(last[4]).replace(tzinfo=UTC), int(last[5]))
+    sort_at, rid = keys[-1]
+    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
 
 
 def _chunk_rows(

@@ -35,7 +35,9 @@ __all__ = [
     "list_run_rows",
     "list_runs",
     "list_sources",
+    "run_after",
     "run_conditions",
+    "run_cursor",
     "run_events",
     "run_lineage",
     "run_stats",
@@ -279,7 +281,7 @@ def list_run_rows(
     endpoints serialize these directly."""
     conds = _run_conds(filt, visible)
     if cursor:
-        conds.append(_run_after(cursor))
+        conds.append(run_after(cursor))
     table = Run.__table__  # type: ignore[attr-defined]
     stmt = (
         select(table)
@@ -295,7 +297,7 @@ def list_run_rows(
     return Page(rows[:limit], nxt)
 
 
-def _run_after(cursor: str) -> ColumnElement[bool]:
+def run_after(cursor: str) -> ColumnElement[bool]:
     """The keyset condition "after this cursor" (runs newest first)."""
     try:
         at_s, rid = _dec(cursor)
@@ -304,6 +306,11 @@ def _run_after(cursor: str) -> ColumnElement[bool]:
     except (ValueError, TypeError):
         raise InvalidCursor("the cursor is not one this API returned") from None
     return or_(col(Run.sort_at) < at, and_(col(Run.sort_at) == at, col(Run.id) < rid))
+
+
+def run_cursor(sort_at: datetime, run_id: int) -> str:
+    """The cursor of the page that follows the run with this (stored) sort time and id."""
+    return _enc([to_db(sort_at).isoformat(), run_id])  # type: ignore[union-attr]
 
 
 def run_conditions(filt: RunFilter, visible: Visible) -> list[ColumnElement[bool]]:
