@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                 rss_before = peak_rss_mb(proc.pid)
                 exported = time_export(client, toks["admin"], stored)
                 rss_after = peak_rss_mb(proc.pid)
+        except SystemExit:
+            sys.stderr.write((Path(tmp) / "gateway.log").read_text(errors="replace")[-4000:])
+            raise
         finally:
             proc.terminate()
             proc.wait(timeout=30)
