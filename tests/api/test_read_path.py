@@ -250,3 +250,36 @@ def test_export_is_gzip_free_even_when_large(read_api: Api) -> None:
     with pytest.raises(gzip.BadGzipFile):
         gzip.decompress(body)
     assert body.count(b"\n") == 95
+
+
+def test_cli_streams_large_json_results(api: Api, live_url: str) -> None:
+    """``accord runs list -o json --all`` streams the export: stdout is one JSON array
+    equal to the paged list, the count goes to stderr."""
+    from typer.testing import CliRunner
+
+    from gateway.cli.app import app
+
+    for i in range(30):
+        api.systems["data"].start_run("etl_orders", at=T0 + timedelta(minutes=i))
+    api.sync("fake-data")
+    listed = _all_pages(api, "op-data")
+    assert len(listed) > 30
+    res = CliRunner().invoke(
+        app,
+        ["runs", "list", "--server", live_url, "--token", api.tokens["op-data"], "-o", "json",
+         "--all"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == listed
+    assert f"{len(listed)} runs" in res.stderr
+    capped = CliRunner().invoke(
+        app,
+        ["runs", "list", "--server", live_url, "--token", api.tokens["op-data"], "-o", "json",
+         "--limit", "1500", "--state", "running"],
+    )  # fmt: skip
+    assert capped.exit_code == 0, capped.output
+    assert json.loads(capped.stdout) == [r for r in listed if r["state"] == "running"]
+    denied = CliRunner().invoke(
+        app, ["runs", "list", "--server", live_url, "--token", "acd_bad", "-o", "json", "--all"]
+    )
+    assert denied.exit_code == 1 and "401" in denied.output
