@@ -137,7 +137,9 @@ def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
     if key is None:
         return []
     at, rid = key
-    return [or_(_T.sort_at < at, and_(_T.sort_at == at, _T.id < rid))]
+    # "sort_at <= at" first: a range the (sort_at, id) index serves; the OR alone makes
+    # SQLite read every newer run again for each chunk.
+    return [_T.sort_at <= at, or_(_T.sort_at < at, _T.id < rid)]
 
 
 def sqlite_lines(

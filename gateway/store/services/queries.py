@@ -305,7 +305,11 @@ def run_after(cursor: str) -> ColumnElement[bool]:
         rid = int(rid)
     except (ValueError, TypeError):
         raise InvalidCursor("the cursor is not one this API returned") from None
-    return or_(col(Run.sort_at) < at, and_(col(Run.sort_at) == at, col(Run.id) < rid))
+    # The "<=" bound lets the (sort_at, id) index serve the range; the OR alone does not.
+    return and_(
+        col(Run.sort_at) <= at,
+        or_(col(Run.sort_at) < at, col(Run.id) < rid),
+    )
 
 
 def run_cursor(sort_at: datetime, run_id: int) -> str:
