@@ -36,3 +36,5 @@ lint:
 bench:
 	$(UV) run python bench/ingest.py
 	$(UV) run python bench/query.py
+	$(UV) run python bench/read_path.py --quick
+	$(UV) run python bench/versus_tools.py --quick

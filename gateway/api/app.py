@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,11 +31,18 @@ from gateway.openlineage import Emitter
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.sso import OidcProvider
-from gateway.store.engine import create_db_engine, is_postgres, session_scope, upgrade
+from gateway.store.engine import (
+    analyze,
+    create_db_engine,
+    is_postgres,
+    session_scope,
+    upgrade,
+)
 from gateway.store.services.ingest import RunChange
 from gateway.store.services.tokens import create_token, list_tokens
 from gateway.sync.manager import SyncManager
 
+from .conditional import GZIP_EXCLUDED, GZIP_MINIMUM, ConditionalGet
 from .docs_ui import install_docs
 from .errors import install_error_handlers
 from .events import Broadcaster, Event
@@ -328,6 +336,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade, engine)
+        await asyncio.to_thread(analyze, engine)
         loop = asyncio.get_running_loop()
         broadcaster.bind(loop)
         app.state.loop = loop
@@ -467,5 +476,12 @@ def create_app(
                 reason=f"body over {settings.max_body_bytes} bytes",
             )
 
+    app.add_middleware(ConditionalGet)
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=GZIP_MINIMUM,
+        compresslevel=1,  # JSON compresses ~8x even so, at a fraction of level 9's time
+        exclude_content_types=GZIP_EXCLUDED,
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, on_reject=refused)
     return app

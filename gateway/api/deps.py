@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from gateway.audit import AuditEntry, record
@@ -224,7 +225,12 @@ def _token_principal(request: Request, session: Session, token: str) -> Principa
     now = utcnow()
     if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:
         assert rec.id is not None
-        touch_token(request.app.state.engine, token_id=rec.id, at=now)
+        try:
+            touch_token(request.app.state.engine, token_id=rec.id, at=now)
+        except OperationalError as exc:
+            # A read must not fail because a long write holds the database: the last
+            # use is written on a later call.
+            _log.warning("could not record the last use of token %s: %s", rec.id, exc.orig)
     return _principal(request, session, rec.subject, rec.id, agent=rec.kind == "agent")
 
 

@@ -7,6 +7,7 @@ import secrets
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -519,11 +520,20 @@ def runs_list(
     state: str | None = None,
     since: Annotated[str | None, typer.Option(help="ISO time or 24h / 7d")] = None,
     limit: int = 50,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="every matching run (with -o json: streamed)")
+    ] = False,
     server: ServerOpt = None,
     token: TokenOpt = None,
     output: OutputOpt = "table",
 ) -> None:
-    """Recent runs across all sources (newest first)."""
+    """Recent runs across all sources (newest first).
+
+    With ``-o json`` and ``--all`` or a ``--limit`` over 1,000, the runs are streamed
+    (from the gateway's export with --server) and written as they arrive, with a count
+    on stderr; stdout stays one JSON array."""
+    if limit < 1:
+        _fail("--limit must be at least 1")
     since_dt = _since(since)
     params: dict[str, Any] = {
         k: v
@@ -538,6 +548,16 @@ def runs_list(
     }
     if since_dt:
         params["since"] = since_dt.isoformat()
+    if output == "json" and (all_runs or limit > STREAM_OVER):
+        params.pop("limit")
+        cap = None if all_runs else limit
+        if server:
+            _stream_runs_json(_export_lines(server, token, params, cap))
+        else:
+            _stream_runs_json(
+                _local_run_lines(source, domain, job, state, since_dt, cap),
+            )
+        return
     if server:
         rows = _api(server, token, "GET", "/api/v1/runs", params=params)["items"]
     else:
@@ -560,6 +580,93 @@ def runs_list(
             )
             rows = [run_public(r).model_dump(mode="json") for r in page.items]
     _table(rows, ["uid", "state", "trigger", "started_at", "duration_s", "native_state"], output)
+
+
+STREAM_OVER = 1000  # -o json streams larger results (the list API pages at 1,000)
+
+
+def _export_lines(
+    server: str, token: str | None, params: dict[str, Any], cap: int | None
+) -> Iterator[str]:
+    """The runs of ``GET /api/v1/runs/export`` (NDJSON), one JSON text per run."""
+    query = {**params, "format": "ndjson", **({"limit": cap} if cap else {})}
+    with _client(server, token) as c:
+        try:
+            with c.stream("GET", "/api/v1/runs/export", params=query, timeout=None) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    try:
+                        msg = resp.json()["error"]["message"]
+                    except (ValueError, KeyError, TypeError):
+                        msg = resp.text[:500]
+                    _fail(f"{resp.status_code}: {msg}")
+                for line in resp.iter_lines():
+                    if line:
+                        yield line
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {server}: {exc}")
+
+
+def _local_run_lines(
+    source: str | None,
+    domain: str | None,
+    job: str | None,
+    state: str | None,
+    since: datetime | None,
+    cap: int | None,
+) -> Iterator[str]:
+    """The local store's runs, newest first, read 1,000 at a time by cursor."""
+    from pydantic_core import to_json
+    from sqlmodel import Session
+
+    from gateway.api.fastread import run_item
+    from gateway.store.services import queries
+
+    engine = _engine()
+    filt = queries.RunFilter(
+        source=source,
+        domain=domain,
+        job=job,
+        state=state.split(",") if state else [],
+        since=since,
+    )
+    cursor: str | None = None
+    left = cap
+    while left is None or left > 0:
+        size = STREAM_OVER if left is None else min(STREAM_OVER, left)
+        with Session(engine) as s:
+            page = queries.list_run_rows(
+                s, visible=_local_principal_visible(), filt=filt, limit=size, cursor=cursor
+            )
+        for row in page.items:
+            yield to_json(run_item(row, [])).decode()
+        if left is not None:
+            left -= len(page.items)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _stream_runs_json(lines: Iterator[str]) -> None:
+    """Write runs as one JSON array as they come; count them on stderr."""
+    tty = err.is_terminal
+    n = 0
+    write = sys.stdout.write
+    write("[")
+    for line in lines:
+        write(("\n" if n == 0 else ",\n") + line)
+        n += 1
+        if n % 5000 == 0:
+            if tty:
+                err.file.write(f"\r{n:,} runs")
+                err.file.flush()
+            elif n % 100_000 == 0:
+                err.print(f"{n:,} runs so far", highlight=False)
+    write("\n]\n" if n else "]\n")
+    sys.stdout.flush()
+    if tty:
+        err.file.write("\r")
+    err.print(f"{n:,} runs", highlight=False)
 
 
 def _since(value: str | None) -> datetime | None:

@@ -140,7 +140,7 @@ def load_documents(
             if isinstance(doc.get("metadata"), dict)
             else None
         )
-        label = f"{kind}/{name}" if kind and name else None
+        label = f"{kind}/{name}" if isinstance(kind, str) and kind and name else None
         if doc.get("apiVersion") != API_VERSION:
             result.errors.append(
                 ConfigError(
@@ -156,15 +156,14 @@ def load_documents(
             failed = True
         else:
             failed = False
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
+            what = (
+                f"unknown kind {kind!r}"
+                if isinstance(kind, str) or kind is None
+                else f"must be a string, got {type(kind).__name__} {kind!r}"
+            )
             result.errors.append(
-                ConfigError(
-                    fname,
-                    idx,
-                    "kind",
-                    f"unknown kind {kind!r}; known kinds: {', '.join(KINDS)}",
-                    label,
-                )
+                ConfigError(fname, idx, "kind", f"{what}; known kinds: {', '.join(KINDS)}", label)
             )
             continue
         try:

@@ -18,6 +18,7 @@ from sqlmodel import Session, create_engine
 __all__ = [
     "SQLITE_PRAGMAS",
     "DatabaseUnavailable",
+    "analyze",
     "create_db_engine",
     "is_postgres",
     "is_sqlite",
@@ -96,6 +97,19 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def analyze(engine: Engine) -> None:
+    """Give SQLite's planner statistics (sampled, so it takes milliseconds at any size).
+
+    Without them SQLite guesses, and for "one job's runs, newest first" it walks a whole
+    domain's runs through the wrong index. PostgreSQL's autovacuum keeps its own."""
+    if not is_sqlite(engine):
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -80,7 +80,7 @@ _documents = st.fixed_dictionaries(
     {},
     optional={
         "apiVersion": st.one_of(st.just("accord.dev/v1"), _scalars),
-        "kind": st.one_of(st.sampled_from(sorted(KINDS)), _scalars),
+        "kind": st.one_of(st.sampled_from(sorted(KINDS)), _values),
         "metadata": st.one_of(
             st.fixed_dictionaries(
                 {},
@@ -133,3 +133,22 @@ def test_validate_never_crashes_and_names_file_and_document(
         for p in problems:
             assert p.startswith(f"{path}:"), (p, text)
             assert "document" in p or "YAML" in p or "empty" in p, (p, text)
+
+
+@pytest.mark.parametrize("kind", ["[]", "[Source]", "{a: 1}", "7", "null"])
+def test_a_kind_that_is_not_a_name_is_a_clear_error(
+    runner: CliRunner, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "kinds.yaml"
+    path.write_text(
+        "apiVersion: accord.dev/v1\nkind: Domain\nmetadata: {name: ok}\n---\n"
+        f"apiVersion: accord.dev/v1\nkind: {kind}\nmetadata: {{name: x}}\n",
+        encoding="utf-8",
+    )
+    res = runner.invoke(app, ["validate", "-f", str(path)])
+    assert (res.exit_code == 1 and res.exception is None) or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    problems = [ln[2:] for ln in res.output.splitlines() if ln.startswith("✗ ")]
+    assert len(problems) == 1, res.output
+    assert problems[0].startswith(f"{path}:") and "document 2" in problems[0], problems
+    assert "kind" in problems[0] and "known kinds" in problems[0], problems

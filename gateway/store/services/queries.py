@@ -32,8 +32,12 @@ __all__ = [
     "job_counts",
     "lineage",
     "list_jobs",
+    "list_run_rows",
     "list_runs",
     "list_sources",
+    "run_after",
+    "run_conditions",
+    "run_cursor",
     "run_events",
     "run_lineage",
     "run_stats",
@@ -263,6 +267,59 @@ def list_runs(
         last = rows[limit - 1]
         nxt = _enc([to_db(last.sort_at).isoformat(), last.id])  # type: ignore[union-attr]
     return Page(rows[:limit], nxt)
+
+
+def list_run_rows(
+    session: Session,
+    *,
+    visible: Visible,
+    filt: RunFilter,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Any]:
+    """``list_runs`` as plain rows (column access by name, no ORM objects): the list
+    endpoints serialize these directly."""
+    conds = _run_conds(filt, visible)
+    if cursor:
+        conds.append(run_after(cursor))
+    table = Run.__table__  # type: ignore[attr-defined]
+    stmt = (
+        select(table)
+        .where(and_(*conds))
+        .order_by(table.c.sort_at.desc(), table.c.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list(session.execute(stmt).mappings().all())
+    nxt = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        nxt = _enc([to_db(last["sort_at"]).isoformat(), last["id"]])  # type: ignore[union-attr]
+    return Page(rows[:limit], nxt)
+
+
+def run_after(cursor: str) -> ColumnElement[bool]:
+    """The keyset condition "after this cursor" (runs newest first)."""
+    try:
+        at_s, rid = _dec(cursor)
+        at = datetime.fromisoformat(at_s)
+        rid = int(rid)
+    except (ValueError, TypeError):
+        raise InvalidCursor("the cursor is not one this API returned") from None
+    # The "<=" bound lets the (sort_at, id) index serve the range; the OR alone does not.
+    return and_(
+        col(Run.sort_at) <= at,
+        or_(col(Run.sort_at) < at, col(Run.id) < rid),
+    )
+
+
+def run_cursor(sort_at: datetime, run_id: int) -> str:
+    """The cursor of the page that follows the run with this (stored) sort time and id."""
+    return _enc([to_db(sort_at).isoformat(), run_id])  # type: ignore[union-attr]
+
+
+def run_conditions(filt: RunFilter, visible: Visible) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a run filter for a subject (shared with the export)."""
+    return _run_conds(filt, visible)
 
 
 def count_runs(session: Session, *, visible: Visible, filt: RunFilter) -> int:

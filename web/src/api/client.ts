@@ -60,10 +60,50 @@ const auth: Middleware = {
   },
 };
 
+/**
+ * Conditional GETs: the gateway tags every JSON answer with a weak ETag. The last answer
+ * of each GET (per URL and token) is kept; the next request sends its tag in
+ * If-None-Match, and a 304 (nothing changed, no body sent) is answered from the kept
+ * body. Polling and live refreshes then cost a few hundred bytes while nothing changes.
+ */
+const CONDITIONAL_ENTRIES = 200;
+const conditional = new Map<string, { etag: string; body: string; headers: [string, string][] }>();
+
+export function clearConditionalCache(): void {
+  conditional.clear();
+}
+
+export async function conditionalFetch(req: Request): Promise<Response> {
+  if (req.method !== "GET") return globalThis.fetch(req);
+  const key = `${req.url}\n${req.headers.get("Authorization") ?? ""}`;
+  const kept = conditional.get(key);
+  if (kept) req.headers.set("If-None-Match", kept.etag);
+  const res = await globalThis.fetch(req);
+  if (res.status === 304 && kept) {
+    conditional.delete(key); // most recently used last
+    conditional.set(key, kept);
+    return new Response(kept.body, { status: 200, headers: kept.headers });
+  }
+  const etag = res.headers.get("ETag");
+  if (res.ok && etag && (res.headers.get("Content-Type") ?? "").startsWith("application/json")) {
+    const body = await res.clone().text();
+    conditional.delete(key);
+    conditional.set(key, { etag, body, headers: [...res.headers.entries()] });
+    while (conditional.size > CONDITIONAL_ENTRIES) {
+      const oldest = conditional.keys().next().value;
+      if (oldest === undefined) break;
+      conditional.delete(oldest);
+    }
+  } else if (kept) {
+    conditional.delete(key);
+  }
+  return res;
+}
+
 export const api = createClient<paths>({
   baseUrl: globalThis.location?.origin ?? "",
   // Looked up per call, so tests can replace fetch.
-  fetch: (req: Request) => globalThis.fetch(req),
+  fetch: (req: Request) => conditionalFetch(req),
 });
 api.use(auth);
 

@@ -169,6 +169,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/runs/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Runs
+         * @description Every run the filter selects that you may read, streamed in constant memory (the
+         *     same filters and authorization as the list, without pages).
+         */
+        get: operations["export_runs_api_v1_runs_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/stats/runs": {
         parameters: {
             query?: never;
@@ -2678,6 +2699,50 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Paged_RunPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_runs_api_v1_runs_export_get: {
+        parameters: {
+            query?: {
+                source?: string | null;
+                domain?: string | null;
+                /** @description job uid */
+                job?: string | null;
+                /** @description repeat or comma-separate */
+                state?: string[] | null;
+                since?: string | null;
+                until?: string | null;
+                label?: string | null;
+                q?: string | null;
+                format?: "ndjson" | "csv";
+                /** @description at most this many runs */
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the runs, newest first: one JSON object per line (each as GET /api/v1/runs lists it) or CSV with a header row */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                    "text/csv": unknown;
                 };
             };
             /** @description Validation Error */

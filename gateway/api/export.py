@@ -1,0 +1,279 @@
+"""Streamed export of runs (NDJSON or CSV) for a filter, in constant memory.
+
+The runs are read newest first in chunks of ``CHUNK`` rows by keyset (sort time, id),
+each chunk in its own short read transaction in a worker thread, and sent as it is
+read. Each NDJSON line is the run exactly as ``GET /api/v1/runs`` lists it. On SQLite
+the line is built by the database (``json_object``) and Python only adds the subject's
+``allowed_actions`` and joins the lines; elsewhere each row is serialized with the list
+endpoint's own encoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from pydantic_core import to_json
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Text,
+    and_,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlmodel import Session
+
+from gateway.actions import RUN_ACTIONS
+from gateway.store.engine import is_sqlite
+from gateway.store.services import queries
+from gateway.store.tables import Run
+
+from .deps import Principal
+from .fastread import ActionsOf, run_item
+
+__all__ = ["CHUNK", "CSV_COLUMNS", "sqlite_lines", "stream_runs"]
+
+CHUNK = 5000
+
+CSV_COLUMNS = (
+    "uid",
+    "source",
+    "job_uid",
+    "domain",
+    "state",
+    "native_state",
+    "trigger",
+    "actor",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "attempt",
+    "url",
+    "message",
+    "observed_at",
+    "allowed_actions",
+    "cancelled_through_accord",
+    "cancel_requested_by",
+)
+
+_T = Run.__table__.c  # type: ignore[attr-defined]
+
+
+def _text(column: Any) -> Any:
+    return type_coerce(column, Text())
+
+
+def _iso(column: Any) -> ColumnElement[Any]:
+    """SQLite's stored 'YYYY-MM-DD HH:MM:SS.ffffff' as the API writes it (ISO 8601, 'Z',
+    no fraction when it is zero)."""
+    raw = _text(column)
+    day = func.substr(raw, 1, 10) + literal("T")
+    return case(
+        (raw.is_(None), null()),
+        (func.substr(raw, 21, 6) == "000000", day + func.substr(raw, 12, 8) + literal("Z")),
+        else_=day + func.substr(raw, 12, 15) + literal("Z"),
+    )
+
+
+def _micros(column: Any) -> Any:
+    raw = _text(column)
+    return func.strftime("%s", raw) * 1_000_000 + func.substr(raw, 21, 6)
+
+
+def _sqlite_line() -> ColumnElement[Any]:
+    """One run as a JSON object, built by SQLite (without ``allowed_actions``)."""
+    started, ended = _T.started_at, _T.ended_at
+    duration = case(
+        (
+            and_(started.is_not(None), ended.is_not(None)),
+            func.max(literal(0.0), (_micros(ended) - _micros(started)) / literal(1_000_000.0)),
+        ),
+        else_=null(),
+    )
+    cancelled = func.json(
+        case(
+            (and_(_T.cancel_requested_at.is_not(None), _T.state == "cancelled"), "true"),
+            else_="false",
+        )
+    )
+    return func.json_object(
+        "uid", _T.uid,
+        "source", _T.source,
+        "job_uid", _T.job_uid,
+        "domain", _T.domain,
+        "state", _T.state,
+        "native_state", _T.native_state,
+        "trigger", _T.trigger,
+        "actor", _T.actor,
+        "queued_at", _iso(_T.queued_at),
+        "started_at", _iso(started),
+        "ended_at", _iso(ended),
+        "duration_s", duration,
+        "attempt", _T.attempt,
+        "url", _T.url,
+        "message", _T.message,
+        "observed_at", _iso(_T.observed_at),
+        "steps", null(),
+        "cancelled_through_accord", cancelled,
+        "cancel_requested_by", _T.cancel_requested_by,
+        "upstream", null(),
+        "downstream", null(),
+        type_=Text(),
+    )  # fmt: skip
+
+
+def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
+    if key is None:
+        return []
+    at, rid = key
+    # "sort_at <= at" first: a range the (sort_at, id) index serves; the OR alone makes
+    # SQLite read every newer run again for each chunk.
+    return [_T.sort_at <= at, or_(_T.sort_at < at, _T.id < rid)]
+
+
+def sqlite_lines(
+    session: Session,
+    principal: Principal,
+    conds: list[ColumnElement[bool]],
+    size: int,
+) -> tuple[list[str], list[tuple[str, int]]]:
+    """Up to ``size`` runs (newest first) as the JSON texts the list gives, built by
+    SQLite, with the subject's ``allowed_actions`` added; and each one's keyset key
+    (the stored sort time as text, the id)."""
+    stmt = (
+        select(_sqlite_line(), _T.source, _T.domain, _T.job_uid, _text(_T.sort_at), _T.id)
+        .where(and_(*conds))
+        .order_by(_T.sort_at.desc(), _T.id.desc())
+        .limit(size)
+    )
+    rows = session.execute(stmt).all()
+    if not rows:
+        return [], []
+    actions = ActionsOf(session, principal, RUN_ACTIONS)
+    actions.load_sources({r[1] for r in rows})
+    spliced: dict[tuple[str, str, str], str] = {}
+    lines = []
+    keys = []
+    for line, source, domain, job_uid, sort_at, rid in rows:
+        key = (source, domain, job_uid)
+        tail = spliced.get(key)
+        if tail is None:
+            tail = ',"allowed_actions":' + to_json(actions(source, domain, job_uid)).decode() + "}"
+            spliced[key] = tail
+        lines.append(line[:-1] + tail)
+        keys.append((sort_at, rid))
+    return lines, keys
+
+
+def _chunk_sqlite(
+    session: Session,
+    principal: Principal,
+    conds: list[ColumnElement[bool]],
+    after: tuple[datetime, int] | None,
+    size: int,
+) -> tuple[list[str], tuple[datetime, int] | None]:
+    lines, keys = sqlite_lines(session, principal, [*conds, *_after(after)], size)
+    if not lines:
+        return [], None
+    sort_at, rid = keys[-1]
+    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
+
+
+def _chunk_rows(
+    session: Session,
+    principal: Principal,
+    conds: list[ColumnElement[bool]],
+    after: tuple[datetime, int] | None,
+    size: int,
+) -> tuple[list[dict[str, Any]], tuple[datetime, int] | None]:
+    stmt = (
+        select(Run.__table__)  # type: ignore[attr-defined]
+        .where(and_(*conds, *_after(after)))
+        .order_by(_T.sort_at.desc(), _T.id.desc())
+        .limit(size)
+    )
+    rows = session.execute(stmt).mappings().all()
+    if not rows:
+        return [], None
+    actions = ActionsOf(session, principal, RUN_ACTIONS)
+    actions.load_sources({r["source"] for r in rows})
+    items = [run_item(r, actions(r["source"], r["domain"], r["job_uid"])) for r in rows]
+    last = rows[-1]
+    return items, (last["sort_at"], int(last["id"]))
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return to_json(value).decode()[1:-1]
+    if isinstance(value, list):
+        return " ".join(value)
+    return value
+
+
+async def stream_runs(
+    engine: Engine,
+    principal: Principal,
+    filt: queries.RunFilter,
+    *,
+    fmt: str,
+    limit: int | None = None,
+    chunk: int | None = None,
+) -> AsyncIterator[bytes]:
+    """The runs ``filt`` selects that ``principal`` may read, newest first, as NDJSON
+    lines or CSV rows (with a header), ``chunk`` rows per read and per piece sent."""
+    chunk = chunk or CHUNK
+    conds = queries.run_conditions(filt, principal.visible())
+    fast = fmt == "ndjson" and is_sqlite(engine)
+    after: tuple[datetime, int] | None = None
+    left = limit
+    if fmt == "csv":
+        yield (",".join(CSV_COLUMNS) + "\r\n").encode()
+    while left is None or left > 0:
+        size = chunk if left is None else min(chunk, left)
+
+        def read(
+            after: tuple[datetime, int] | None = after, size: int = size
+        ) -> tuple[bytes, tuple[datetime, int] | None, int]:
+            with Session(engine) as session:
+                if fast:
+                    lines, nxt = _chunk_sqlite(session, principal, conds, after, size)
+                    data = ("\n".join(lines) + "\n").encode() if lines else b""
+                    return data, nxt, len(lines)
+                items, nxt = _chunk_rows(session, principal, conds, after, size)
+                return _encode(items, fmt), nxt, len(items)
+
+        data, nxt, count = await anyio.to_thread.run_sync(read)
+        if data:
+            yield data
+        if count < size:
+            return
+        after = nxt
+        if left is not None:
+            left -= count
+
+
+def _encode(items: list[dict[str, Any]], fmt: str) -> bytes:
+    if not items:
+        return b""
+    if fmt == "ndjson":
+        return b"".join(to_json(item) + b"\n" for item in items)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for item in items:
+        writer.writerow([_csv_value(item[c]) for c in CSV_COLUMNS])
+    return out.getvalue().encode()

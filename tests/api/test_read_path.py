@@ -1,0 +1,285 @@
+"""The read path: lists serialized from rows, conditional and compressed answers, and the
+streamed export of runs (NDJSON and CSV), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from adapters.testing.fake import FakeSystem, systems
+from gateway.actions import RUN_ACTIONS
+from gateway.api import export
+from gateway.api.app import create_app
+from gateway.api.convert import run_public
+from gateway.api.deps import Principal
+from gateway.api.routes.common import allowed_actions_by_target
+from gateway.authz import load_policy
+from gateway.model import RunState, Trigger
+from gateway.model.records import RunRecord
+from gateway.settings import Settings
+from gateway.store import session_scope
+from gateway.store.services import queries
+from gateway.store.services.ingest import upsert_runs
+from gateway.store.services.tokens import create_token
+from gateway.sync import SyncManager
+
+from .conftest import SOURCES, Api, apply_yaml
+
+T0 = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+MESSAGES = [None, 'quote " backslash \\ tab \t', "émoji ✓ 日本", "line\nbreak", "</script>"]
+
+
+def _records(job: str, n: int, offset: int) -> list[RunRecord]:
+    states = [RunState.SUCCESS, RunState.FAILED, RunState.RUNNING, RunState.QUEUED]
+    out = []
+    for i in range(n):
+        state = states[i % len(states)]
+        start = T0 + timedelta(minutes=offset + i, microseconds=(i * 137_001) % 1_000_000)
+        if i % 5 == 0:
+            start = start.replace(microsecond=0)  # whole seconds: no fraction in the JSON
+        out.append(
+            RunRecord(
+                native_id=f"{job}-{i}",
+                job_native_id=job,
+                state=state,
+                native_state=state.value.upper(),
+                trigger=Trigger.SCHEDULE if i % 2 else Trigger.MANUAL,
+                actor="ann" if i % 3 == 0 else None,
+                queued_at=start - timedelta(seconds=3) if i % 4 else None,
+                started_at=None if state == RunState.QUEUED else start,
+                ended_at=start + timedelta(seconds=i % 7, microseconds=250_000 * (i % 4))
+                if state in (RunState.SUCCESS, RunState.FAILED)
+                else None,
+                attempt=1 + i % 2,
+                url=f"https://ci.example.com/{job}/{i}" if i % 2 else None,
+                message=MESSAGES[i % len(MESSAGES)],
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def read_api(any_engine: Engine, tmp_path: Path) -> Iterator[Api]:
+    data, ops = FakeSystem("api-data"), FakeSystem("api-ops")
+    for n in ("etl_orders", "finance_report"):
+        data.add_job(n)
+    ops.add_job("db-backup")
+    systems.update({"api-data": data, "api-ops": ops})
+    apply_yaml(any_engine, SOURCES)
+    tokens: dict[str, str] = {}
+    with session_scope(any_engine) as s:
+        for who, role, dom in [
+            ("admin", "admin", "*"),
+            ("op-data", "operator", "data"),
+            ("viewer-ops", "viewer", "ops"),
+            ("agent", "agent", "*"),
+        ]:
+            tokens[who] = create_token(s, subject=who, role=role, domain=dom).token
+    settings = Settings(data_dir=tmp_path / "data")
+    app = create_app(settings, engine=any_engine, start_sync=False)
+    with TestClient(app) as client:
+        import anyio
+
+        mgr = SyncManager(any_engine)
+        for src in ("fake-data", "fake-ops"):
+            assert anyio.run(mgr.sync_now, src).error is None
+        with session_scope(any_engine) as s:
+            upsert_runs(
+                s,
+                source="fake-data",
+                domain="data",
+                records=_records("etl_orders", 40, 0) + _records("finance_report", 25, 7),
+            )
+            upsert_runs(s, source="fake-ops", domain="ops", records=_records("db-backup", 30, 3))
+        yield Api(client, any_engine, tokens, {"data": data, "ops": ops})
+    systems.pop("api-data", None)
+    systems.pop("api-ops", None)
+
+
+def _all_pages(api: Api, who: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        q = {**params, "limit": 17, **({"cursor": cursor} if cursor else {})}
+        body = api.get(who, "/api/v1/runs", params=q).json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def test_list_items_equal_the_response_model(read_api: Api) -> None:
+    """Every field of every listed run is what RunPublic (the declared schema) gives."""
+    for who in ("admin", "op-data", "viewer-ops"):
+        items = _all_pages(read_api, who)
+        assert items, who
+        with Session(read_api.engine) as s:
+            policy = load_policy(s)
+            principal = Principal(who, None, "api", policy, policy.grants(who))
+            rows = queries.list_runs(
+                s, visible=principal.visible(), filt=queries.RunFilter(), limit=1000
+            ).items
+            allowed = allowed_actions_by_target(
+                s, principal, ((r.uid, r.source, r.domain, r.job_uid) for r in rows), RUN_ACTIONS
+            )
+            expected = [run_public(r, allowed=allowed[r.uid]).model_dump(mode="json") for r in rows]
+        assert items == expected, who
+    # Roles see what their grants give: the ops viewer may do nothing, the data operator
+    # may act on data runs only.
+    assert {a for r in _all_pages(read_api, "viewer-ops") for a in r["allowed_actions"]} == set()
+    op = _all_pages(read_api, "op-data")
+    assert {r["domain"] for r in op} == {"data"} and any(r["allowed_actions"] for r in op)
+
+
+def test_etag_and_304(read_api: Api) -> None:
+    first = read_api.get("admin", "/api/v1/runs", params={"limit": 5})
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"')
+    again = read_api.client.get(
+        "/api/v1/runs",
+        params={"limit": 5},
+        headers={**read_api.as_("admin"), "If-None-Match": etag},
+    )
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    # Details too; another page or another change gives another tag and a full answer.
+    uid = first.json()["items"][0]["uid"]
+    detail = read_api.get("admin", f"/api/v1/runs/{uid}")
+    assert detail.status_code == 200 and detail.headers["etag"] != etag
+    other = read_api.client.get(
+        "/api/v1/runs",
+        params={"limit": 6},
+        headers={**read_api.as_("admin"), "If-None-Match": etag},
+    )
+    assert other.status_code == 200 and len(other.json()["items"]) == 6
+    with session_scope(read_api.engine) as s:
+        upsert_runs(s, source="fake-ops", domain="ops", records=_records("db-backup", 1, 10_000))
+    changed = read_api.client.get(
+        "/api/v1/runs",
+        params={"limit": 5},
+        headers={**read_api.as_("admin"), "If-None-Match": etag},
+    )
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    # Errors carry no tag.
+    assert "etag" not in read_api.get("admin", "/api/v1/runs/nope").headers
+
+
+def test_large_lists_are_gzipped_small_ones_not(read_api: Api) -> None:
+    big = read_api.client.get(
+        "/api/v1/runs",
+        params={"limit": 100},
+        headers={**read_api.as_("admin"), "Accept-Encoding": "gzip"},
+    )
+    assert big.headers["content-encoding"] == "gzip"
+    assert int(big.headers["content-length"]) < len(big.content) / 3
+    small = read_api.client.get(
+        "/api/v1/runs",
+        params={"limit": 1},
+        headers={**read_api.as_("admin"), "Accept-Encoding": "gzip"},
+    )
+    assert "content-encoding" not in small.headers
+    export_resp = read_api.client.get(
+        "/api/v1/runs/export", headers={**read_api.as_("admin"), "Accept-Encoding": "gzip"}
+    )
+    assert export_resp.status_code == 200 and "content-encoding" not in export_resp.headers
+    assert "etag" not in export_resp.headers
+
+
+@pytest.mark.parametrize("who", ["admin", "op-data", "viewer-ops"])
+def test_export_ndjson_equals_the_list(
+    read_api: Api, who: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHUNK", 7)  # many chunks: the keyset must not skip or repeat
+    listed = _all_pages(read_api, who)
+    resp = read_api.get(who, "/api/v1/runs/export")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/x-ndjson")
+    lines = resp.text.splitlines()
+    assert [json.loads(line) for line in lines] == listed
+    # The same filters as the list.
+    since = (T0 + timedelta(minutes=20)).isoformat()
+    params = {"state": "failed,success", "since": since}
+    filtered = read_api.get(who, "/api/v1/runs/export", params=params).text.splitlines()
+    assert [json.loads(line) for line in filtered] == _all_pages(read_api, who, **params)
+    capped = read_api.get(who, "/api/v1/runs/export", params={"limit": 10}).text.splitlines()
+    assert [json.loads(line) for line in capped] == listed[:10]
+
+
+def test_export_csv_equals_the_list(read_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "CHUNK", 9)
+    listed = _all_pages(read_api, "op-data")
+    resp = read_api.get("op-data", "/api/v1/runs/export", params={"format": "csv"})
+    assert resp.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(resp.text)))
+    assert len(rows) == len(listed)
+    for row, item in zip(rows, listed, strict=True):
+        assert row["uid"] == item["uid"]
+        assert row["message"] == (item["message"] or "")
+        assert row["allowed_actions"].split() == item["allowed_actions"]
+        assert row["started_at"] == (item["started_at"] or "")
+        got = float(row["duration_s"]) if row["duration_s"] else None
+        assert got == item["duration_s"]
+        assert row["cancelled_through_accord"] == str(item["cancelled_through_accord"]).lower()
+
+
+def test_export_honours_domain_authorization(read_api: Api) -> None:
+    ops = read_api.get("viewer-ops", "/api/v1/runs/export").text.splitlines()
+    assert ops and {json.loads(line)["domain"] for line in ops} == {"ops"}
+    # Asking for another domain gives nothing, not an error that says what is there.
+    other = read_api.get("viewer-ops", "/api/v1/runs/export", params={"domain": "data"})
+    assert other.status_code == 200 and other.text == ""
+    assert read_api.client.get("/api/v1/runs/export").status_code == 401
+    bad = read_api.get("admin", "/api/v1/runs/export", params={"format": "xml"})
+    assert bad.status_code == 422
+
+
+def test_export_is_gzip_free_even_when_large(read_api: Api) -> None:
+    body = read_api.client.get(
+        "/api/v1/runs/export", headers={**read_api.as_("admin"), "Accept-Encoding": "gzip"}
+    ).content
+    with pytest.raises(gzip.BadGzipFile):
+        gzip.decompress(body)
+    assert body.count(b"\n") == 95
+
+
+def test_cli_streams_large_json_results(api: Api, live_url: str) -> None:
+    """``accord runs list -o json --all`` streams the export: stdout is one JSON array
+    equal to the paged list, the count goes to stderr."""
+    from typer.testing import CliRunner
+
+    from gateway.cli.app import app
+
+    for i in range(30):
+        api.systems["data"].start_run("etl_orders", at=T0 + timedelta(minutes=i))
+    api.sync("fake-data")
+    listed = _all_pages(api, "op-data")
+    assert len(listed) > 30
+    res = CliRunner().invoke(
+        app,
+        ["runs", "list", "--server", live_url, "--token", api.tokens["op-data"], "-o", "json",
+         "--all"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == listed
+    assert f"{len(listed)} runs" in res.stderr
+    capped = CliRunner().invoke(
+        app,
+        ["runs", "list", "--server", live_url, "--token", api.tokens["op-data"], "-o", "json",
+         "--limit", "1500", "--state", "running"],
+    )  # fmt: skip
+    assert capped.exit_code == 0, capped.output
+    assert json.loads(capped.stdout) == [r for r in listed if r["state"] == "running"]
+    denied = CliRunner().invoke(
+        app, ["runs", "list", "--server", live_url, "--token", "acd_bad", "-o", "json", "--all"]
+    )
+    assert denied.exit_code == 1 and "401" in denied.output
