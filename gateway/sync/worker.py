@@ -165,7 +165,8 @@ class SourceWorker:
     async def run(self) -> None:
         while not self._stopped:
             now = time.monotonic()
-            if now >= min(self._next_inventory, self._next_runs) or self._pending_inventory:
+            due = now >= min(self._next_inventory, self._next_runs) or self._pending_inventory
+            if due and now >= self._retry_at:
                 try:
                     report = await self.sync_once(
                         inventory=self._pending_inventory or now >= self._next_inventory
@@ -174,11 +175,14 @@ class SourceWorker:
                     break
                 now = time.monotonic()
                 if report.error is None:
+                    self._retry_at = 0.0
                     if report.inventory is not None:
                         self._next_inventory = now + self.inventory_every
                     self._next_runs = now + self.runs_every
                 else:
                     delay = self._last_delay
+                    # Nothing (a pending inventory, a hint) starts a pass before then.
+                    self._retry_at = now + delay
                     self._next_runs = now + delay
                     self._next_inventory = max(self._next_inventory, now + delay)
             elif now >= self._next_check:
@@ -188,13 +192,18 @@ class SourceWorker:
                     _log.warning("source %s: %s", self.name, exc)
             wait = max(
                 0.05,
-                min(self._next_inventory, self._next_runs, self._next_check) - time.monotonic(),
+                min(
+                    max(min(self._next_inventory, self._next_runs), self._retry_at),
+                    self._next_check,
+                )
+                - time.monotonic(),
             )
             self._wake.clear()
             with anyio.move_on_after(wait):
                 await self._wake.wait()
 
     _last_delay: float = 0.0
+    _retry_at: float = 0.0  # monotonic time before which a failing source is not retried
 
     # -- one pass --------------------------------------------------------------------------
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -321,6 +330,7 @@ class SourceWorker:
                 _log.exception("source %s: cannot record the failure", self.name)
         else:
             self.backoff.success()
+            self._back_on_schedule(report)
             self._sync_health = (HealthStatus.OK, "")
             try:
                 await self._db(lambda s: self._mark(s, ok=True))
@@ -330,6 +340,20 @@ class SourceWorker:
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
+
+    def _back_on_schedule(self, report: SyncReport) -> None:
+        """A pass succeeded, whoever asked for it: the schedule is the normal interval
+        again. A source found well by an on-demand pass ("Sync now") while its loop was
+        backing off would otherwise wait out the back-off (up to the circuit's 5 minutes)
+        before its next scheduled pass."""
+        now = time.monotonic()
+        self._retry_at = 0.0
+        self._next_runs = min(self._next_runs, now + self.runs_every)
+        if report.inventory is not None:
+            self._next_inventory = now + self.inventory_every
+        else:
+            self._next_inventory = min(self._next_inventory, now + self.inventory_every)
+        self._wake.set()
 
     def _fenced(self, exc: LeaseLost, report: SyncReport) -> None:
         """Another replica holds the source now: this pass wrote nothing more; the
