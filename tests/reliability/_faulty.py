@@ -16,7 +16,7 @@ import httpx
 
 __all__ = ["FaultyHop"]
 
-MODES = ("ok", "slow", "html", "truncated", "wrong_types", "flapping", "down")
+MODES = ("ok", "slow", "html", "truncated", "wrong_types", "flapping", "down", "unavailable")
 
 
 def _wrong_types(value: Any) -> Any:
@@ -38,8 +38,9 @@ class FaultyHop:
 
     ``down`` closes the listening socket (connections are refused); ``flapping``
     alternates ``period`` seconds up and down; ``slow`` answers after ``delay`` seconds;
-    ``truncated`` cuts every answer in half (alternately: a short body with a matching
-    length, i.e. broken JSON, and a connection closed before the announced length).
+    ``unavailable`` answers 503 with Retry-After; ``truncated`` cuts every answer in
+    half (alternately: a short body with a matching length, i.e. broken JSON, and a
+    connection closed before the announced length).
     """
 
     def __init__(self, upstream: str, *, delay: float = 10.0, period: float = 1.5) -> None:
@@ -160,6 +161,10 @@ class FaultyHop:
         if mode == "html":
             page = b"<html><head><title>Sign in</title></head><body>Proxy login</body></html>"
             return self._reply(h, 200, "text/html;charset=utf-8", page)
+        if mode == "unavailable":
+            return self._reply(
+                h, 503, "text/html", b"<html>Service Unavailable</html>", {"Retry-After": "1"}
+            )
         if mode == "slow":
             time.sleep(self.delay)
         headers = {
