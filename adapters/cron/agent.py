@@ -31,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -168,6 +169,11 @@ class _Item:
     damage: str | None = None  # the file is set aside, not deleted, once delivered
 
 
+def _now() -> datetime:
+    """This host's clock (with the test skew of ``ACCORD_TEST_CLOCK_SKEW``, if set)."""
+    return datetime.now(UTC) + timedelta(seconds=_spool.clock_skew())
+
+
 def _inventory_hash(records: Sequence[JobRecord]) -> str:
     rows = [r.model_dump(mode="json", exclude={"next_run_at"}) for r in records]
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
@@ -205,7 +211,7 @@ class Agent:
         for directory in self.reader.spool_dirs(discovery):
             for path in iter_runs(directory):
                 known.add(str(path))
-                run, damage = inspect_run(path, now=now.timestamp())
+                run, damage = inspect_run(path)  # the file times are the real clock
                 if run is None:
                     if damage:  # nothing in it can be delivered
                         self._set_aside(path, damage, delivered=False)
@@ -328,7 +334,11 @@ class Agent:
             response = self.client.post(
                 self.url,
                 json=body,
-                headers={"Authorization": f"Bearer {self.options.token}"},
+                headers={
+                    "Authorization": f"Bearer {self.options.token}",
+                    # This host's clock: the gateway measures how far off it is.
+                    "Date": format_datetime(_now(), usegmt=True),
+                },
             )
         except httpx.HTTPError as exc:
             raise PushError(f"cannot reach {self.options.server}: {exc}") from None
@@ -357,7 +367,7 @@ class Agent:
     def step(self) -> StepResult:
         """One round: collect, push in batches, acknowledge. Never raises for the gateway's
         answers; returns what happened."""
-        now = datetime.now(UTC)
+        now = _now()
         try:
             discovery = self.reader.discover()
         except OSError as exc:
