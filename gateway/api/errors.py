@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.model import (
@@ -24,7 +24,7 @@ from gateway.model import (
     InvalidResponse,
     NotFound,
 )
-from gateway.store.engine import DatabaseUnavailable
+from gateway.store.engine import DatabaseUnavailable, database_error
 from gateway.store.services.queries import InvalidCursor
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
@@ -140,25 +140,3 @@ def install_error_handlers(app: FastAPI) -> None:
         _log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc.orig)
         headers = {"Retry-After": "5"} if status == 503 else None
         return error_response(request, status, code, message, headers=headers)
-
-
-def database_error(exc: DBAPIError) -> tuple[int, str, str]:
-    """What to answer for a database failure: the database gone (PostgreSQL restarted,
-    network) is 503 and passes; a full disk (SQLite) is 507 until space returns; the rest
-    is a bug (500). The driver's own text is logged, never sent (it may name hosts)."""
-    text = str(exc.orig).lower()
-    if "disk is full" in text or "no space left" in text or "database or disk is full" in text:
-        return (
-            507,
-            "database_full",
-            "the database cannot grow: its disk (or its size limit) is full; nothing was "
-            "changed by this request — free space and try again",
-        )
-    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
-        return (
-            503,
-            "database_unavailable",
-            "the database cannot be reached right now (restarting, or the network); "
-            "nothing was changed by this request — try again shortly",
-        )
-    return 500, "internal_error", "internal error"

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import anyio
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
@@ -34,7 +35,7 @@ from gateway.model import (
     SourceHealth,
     SyncHint,
 )
-from gateway.store.engine import session_scope
+from gateway.store.engine import database_error, session_scope
 from gateway.store.services import ingest
 from gateway.store.tables import Run
 from gateway.store.tables import Source as SourceRow
@@ -316,6 +317,20 @@ class SourceWorker:
                 self._fenced(lost, report)
         except LeaseLost as exc:
             self._fenced(exc, report)
+        except DBAPIError as exc:  # the store failed (full, gone): say which, plainly
+            status, _code, message = database_error(exc)
+            if status == 500:
+                _log.exception("source %s: sync failed unexpectedly", self.name)
+                report.error = f"internal error: {type(exc).__name__}: {exc.orig}"
+            else:
+                _log.error("source %s: %s (%s)", self.name, message, exc.orig)
+                report.error = (
+                    "the gateway's database is full (its disk or its size limit): what the "
+                    "source holds beyond what is stored is read again once there is room"
+                    if status == 507
+                    else "the gateway's database cannot be reached: the pass is tried again"
+                )
+            await self._store_failed(report)
         except Exception as exc:  # a bug or a store failure must not kill the worker
             _log.exception("source %s: sync failed unexpectedly", self.name)
             report.error = f"internal error: {type(exc).__name__}: {exc}"
@@ -354,6 +369,17 @@ class SourceWorker:
         else:
             self._next_inventory = min(self._next_inventory, now + self.inventory_every)
         self._wake.set()
+
+    async def _store_failed(self, report: SyncReport) -> None:
+        self._last_delay = self.backoff.failure()
+        try:  # a full database may still take this one-row update; if not, the log says it
+            await self._db(
+                lambda s: self._mark(
+                    s, ok=False, status=HealthStatus.DEGRADED, message=report.error or ""
+                )
+            )
+        except Exception:
+            _log.warning("source %s: cannot record the failure in the database", self.name)
 
     def _fenced(self, exc: LeaseLost, report: SyncReport) -> None:
         """Another replica holds the source now: this pass wrote nothing more; the
