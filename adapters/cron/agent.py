@@ -31,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,7 +45,7 @@ from .config import CronConfig
 from .missed import missed_runs
 from .observe import HostReader, JobIndex, syslog_record
 from .parser import Discovery
-from .spool_read import SpoolRun, iter_runs, read_run
+from .spool_read import DAMAGED_DIR, SpoolRun, inspect_run, iter_runs
 from .syslog import FileCursor, Pairing
 
 __all__ = ["Agent", "AgentOptions", "PushError", "main"]
@@ -165,6 +166,12 @@ class _Item:
     path: Path | None = None  # spool file
     events: int = 0
     finished: bool = False
+    damage: str | None = None  # the file is set aside, not deleted, once delivered
+
+
+def _now() -> datetime:
+    """This host's clock (with the test skew of ``ACCORD_TEST_CLOCK_SKEW``, if set)."""
+    return datetime.now(UTC) + timedelta(seconds=_spool.clock_skew())
 
 
 def _inventory_hash(records: Sequence[JobRecord]) -> str:
@@ -204,27 +211,49 @@ class Agent:
         for directory in self.reader.spool_dirs(discovery):
             for path in iter_runs(directory):
                 known.add(str(path))
-                run = read_run(path)
+                run, damage = inspect_run(path)  # the file times are the real clock
                 if run is None:
+                    if damage:  # nothing in it can be delivered
+                        self._set_aside(path, damage, delivered=False)
                     continue
                 done = self.state.delivered.get(str(path), 0)
                 finished = run.end is not None
                 lost = not finished and not run.wrapper_alive()
+                if damage and not (finished or lost):
+                    damage = None  # its wrapper still writes: look again when it ended
                 if done == -1 or (finished and done >= run.events):
-                    self._forget(path)  # delivered before a crash; only the cleanup is left
+                    # delivered before a crash; only the cleanup is left
+                    if damage:
+                        self._set_aside(path, damage, delivered=True)
+                    else:
+                        self._forget(path)
                     continue
                 if done >= run.events and not lost:
                     continue  # nothing new (a run still going)
                 record = self.reader.spool_record(run, index)
+                if record is None and index.for_spool(run.start) is not None:
+                    # A job of this host, but its events do not make a valid run.
+                    self._set_aside(path, damage or "its events do not form a valid run", False)
+                    continue
                 if record is None:
                     self._unmatched(path, run, now)
                     continue
+                if damage:
+                    note = f"the agent found its spool file damaged ({damage})"
+                    message = f"{record.message}; {note}" if record.message else note
+                    record = record.model_copy(update={"message": message})
                 if record.started_at is not None:
                     self._started(record.job_native_id, record.started_at)
                 items.append(
                     (
                         run.started_ns,
-                        _Item(record, path, -1 if lost else run.events, finished or lost),
+                        _Item(
+                            record,
+                            path,
+                            -1 if lost else run.events,
+                            finished or lost,
+                            damage,
+                        ),
                     )
                 )
         self.state.delivered = {k: v for k, v in self.state.delivered.items() if k in known}
@@ -237,6 +266,41 @@ class Agent:
         age = now.timestamp() - run.started_ns / 1e9
         if run.end is not None and age > self.options.config.retention.total_seconds():
             self._forget(path)
+
+    def _set_aside(self, path: Path, damage: str, delivered: bool) -> None:
+        """Move a damaged run file to the spool's ``damaged/`` folder (with a note saying
+        why), so that it is neither retried forever nor deleted unseen; the source's
+        health lists it until a person removes it."""
+        aside = path.parent.parent / DAMAGED_DIR
+        what = "its intact part was delivered" if delivered else "nothing in it could be delivered"
+        try:
+            aside.mkdir(exist_ok=True)
+            os.replace(path, aside / path.name)
+            (aside / f"{path.name}.reason").write_text(
+                f"{datetime.now(UTC).isoformat()} {damage}; {what}\n", encoding="utf-8"
+            )
+        except OSError as exc:
+            _log.error("damaged spool file %s (%s) cannot be set aside: %s", path, damage, exc)
+            return
+        self.state.delivered.pop(str(path), None)
+        _log.error("damaged spool file %s: %s; %s; moved to %s", path.name, damage, what, aside)
+
+    def _damaged(self, discovery: Discovery) -> list[str]:
+        """One health problem per spool holding damaged run files."""
+        out: list[str] = []
+        for directory in self.reader.spool_dirs(discovery):
+            aside = directory / DAMAGED_DIR
+            try:
+                names = sorted(n for n in os.listdir(aside) if n.endswith(".jsonl"))
+            except OSError:
+                continue
+            if names:
+                out.append(
+                    f"{len(names)} damaged spool file(s) set aside in {aside} "
+                    f"(the newest: {names[-1]}; the .reason file beside each says what is "
+                    "wrong; remove them once inspected)"
+                )
+        return out
 
     def _forget(self, path: Path) -> None:
         with contextlib.suppress(OSError):
@@ -270,7 +334,11 @@ class Agent:
             response = self.client.post(
                 self.url,
                 json=body,
-                headers={"Authorization": f"Bearer {self.options.token}"},
+                headers={
+                    "Authorization": f"Bearer {self.options.token}",
+                    # This host's clock: the gateway measures how far off it is.
+                    "Date": format_datetime(_now(), usegmt=True),
+                },
             )
         except httpx.HTTPError as exc:
             raise PushError(f"cannot reach {self.options.server}: {exc}") from None
@@ -299,7 +367,7 @@ class Agent:
     def step(self) -> StepResult:
         """One round: collect, push in batches, acknowledge. Never raises for the gateway's
         answers; returns what happened."""
-        now = datetime.now(UTC)
+        now = _now()
         try:
             discovery = self.reader.discover()
         except OSError as exc:
@@ -335,6 +403,7 @@ class Agent:
         )
         items.extend(_Item(r) for r in missed)
         extra = [read.error] if read.error else []
+        extra += self._damaged(discovery)
         health = self.reader.health(
             discovery,
             extra=extra,
@@ -398,7 +467,9 @@ class Agent:
     def _acknowledge(self, item: _Item) -> None:
         if item.path is None:
             return
-        if item.finished:
+        if item.damage:
+            self._set_aside(item.path, item.damage, delivered=True)
+        elif item.finished:
             self._forget(item.path)
         else:
             self.state.delivered[str(item.path)] = item.events

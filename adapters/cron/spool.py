@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "ENV_CLOCK_SKEW",
     "ENV_SPOOL_DIR",
     "RunWriter",
+    "clock_skew",
     "default_dir",
     "dumps",
     "iso",
@@ -41,6 +43,20 @@ __all__ = [
 
 ENV_SPOOL_DIR = "ACCORD_SPOOL_DIR"
 VERSION = 1
+# Seconds added to this host's clock by ``accord exec`` and ``accord agent``: a test aid
+# that stands in for a host whose clock is off (the gateway measures and allows for it).
+ENV_CLOCK_SKEW = "ACCORD_TEST_CLOCK_SKEW"
+
+
+def clock_skew(env: Mapping[str, str] | None = None) -> float:
+    """The test clock skew of this process (0 unless ``ACCORD_TEST_CLOCK_SKEW`` is set)."""
+    raw = (os.environ if env is None else env).get(ENV_CLOCK_SKEW)
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError:
+        return 0.0
 
 
 def default_dir(env: Mapping[str, str] | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,19 @@ from typing import Any
 from .spool import iso, proc_start_time
 from .states import native_state, signal_name, state_value
 
-__all__ = ["SpoolRun", "iter_runs", "read_run", "record_dict", "running_info"]
+__all__ = [
+    "DAMAGED_DIR",
+    "SpoolRun",
+    "inspect_run",
+    "iter_runs",
+    "read_run",
+    "record_dict",
+    "running_info",
+]
 
 _MESSAGE_MAX = 2000
+DAMAGED_DIR = "damaged"  # where the agent sets damaged run files aside, in the spool
+SETTLE_SECONDS = 60.0  # a file without a complete start this old is not being written
 
 
 class SpoolRun:
@@ -53,30 +64,68 @@ class SpoolRun:
 
 def read_run(path: Path) -> SpoolRun | None:
     """Parse a run file; None if it holds no complete start event (yet)."""
+    return inspect_run(path)[0]
+
+
+def inspect_run(
+    path: Path, *, now: float | None = None, settle: float = SETTLE_SECONDS
+) -> tuple[SpoolRun | None, str | None]:
+    """Parse a run file and say what is damaged in it, if anything.
+
+    Damage: a complete line that is not a spool event (a corrupted record), no readable
+    start event in a file that is not being written (``settle`` seconds since its last
+    write), or an unfinished last record whose writer is gone (a file truncated
+    mid-record). An unfinished last record of a live wrapper is a write in progress, not
+    damage. The run (None without a readable start) is returned with the damage.
+    """
     try:
         with open(path, "rb") as fh:
             data = fh.read()
+        mtime = os.stat(path).st_mtime
     except OSError:
-        return None
-    complete = data[: data.rfind(b"\n") + 1]
+        return None, None
+    cut = data.rfind(b"\n") + 1
+    complete, tail = data[:cut], data[cut:]
     start: dict[str, Any] | None = None
     end: dict[str, Any] | None = None
     events = 0
-    for raw in complete.splitlines():
+    bad: list[int] = []
+    for n, raw in enumerate(complete.splitlines(), 1):
         try:
             event = json.loads(raw)
         except ValueError:
+            bad.append(n)
             continue
-        if not isinstance(event, dict):
+        if not isinstance(event, dict) or event.get("event") not in ("start", "end"):
+            bad.append(n)
             continue
         events += 1
         if event.get("event") == "start" and start is None:
             start = event
         elif event.get("event") == "end":
             end = event
+    problems = [f"line {n} is not a spool event" for n in bad[:3]]
+    if len(bad) > 3:
+        problems.append(f"and {len(bad) - 3} more damaged lines")
     if start is None or not isinstance(start.get("run"), str):
-        return None
-    return SpoolRun(path, start, end, events)
+        age = (time.time() if now is None else now) - mtime
+        if complete:
+            problems.insert(0, "no readable start event")
+        elif age >= settle:
+            problems.insert(
+                0,
+                f"truncated before its first record was complete ({len(tail)} bytes)"
+                if tail
+                else "empty",
+            )
+        return None, ("; ".join(problems) or None)
+    run = SpoolRun(path, start, end, events)
+    if tail and (end is not None or not run.wrapper_alive()):
+        problems.append(
+            f"truncated mid-record after line {len(complete.splitlines())} "
+            f"({len(tail)} bytes of an unfinished event)"
+        )
+    return run, ("; ".join(problems) or None)
 
 
 def iter_runs(spool: Path) -> Iterator[Path]:

@@ -251,7 +251,8 @@ def main(argv: list[str]) -> int:
         print(_USAGE, file=sys.stderr)
         return 2
     args = parsed
-    start_ns = time.time_ns()
+    skew = _spool.clock_skew()
+    start_ns = time.time_ns() + int(skew * 1e9)
     started = time.monotonic()
     host = os.uname().nodename
     # Accord's "trigger now" of a wrapped line names the run through the environment; the
@@ -364,7 +365,7 @@ def main(argv: list[str]) -> int:
         {
             "event": "end",
             "run": run_id,
-            "at": _spool.iso(time.time()),
+            "at": _spool.iso(time.time() + skew),
             "exit": code,
             "signal": signal_no,
             "duration": round(time.monotonic() - started, 6),

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.model import (
@@ -23,7 +24,7 @@ from gateway.model import (
     InvalidResponse,
     NotFound,
 )
-from gateway.store.engine import DatabaseUnavailable
+from gateway.store.engine import DatabaseUnavailable, database_error
 from gateway.store.services.queries import InvalidCursor
 
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
@@ -130,3 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def _db(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return error_response(request, 503, "database_unavailable", str(exc))
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        status, code, message = database_error(exc)
+        if status == 500:
+            raise exc  # a bug: the server's own error path logs it and answers 500
+        _log.warning("%s %s: %s (%s)", request.method, request.url.path, message, exc.orig)
+        headers = {"Retry-After": "5"} if status == 503 else None
+        return error_response(request, status, code, message, headers=headers)

@@ -39,6 +39,7 @@ from gateway.audit import AuditEntry, append
 from gateway.model.calendar import zone
 from gateway.model.resources import SLASpec
 from gateway.store.tables import AppliedResource, Edge, Run, SlaState
+from gateway.store.tables import Source as SourceRow
 from gateway.store.types import to_db, utcnow
 
 from .forecast import Forecaster, JobInfo
@@ -128,6 +129,21 @@ def selects(spec: SLASpec, job: JobInfo) -> bool:
 def load_facts(session: Session, *, now: datetime, job_uids: Iterable[str] | None) -> Facts:
     """Runs of the last 48 h, last successes of ``job_uids`` and every depends_on edge."""
     facts = Facts()
+    # Run times are each source's own; a host whose clock is off (measured from its
+    # agent's pushes) has them moved onto the gateway's clock here, so that a host ten
+    # minutes behind does not make a run look ten minutes longer or a success older.
+    skew = {
+        name: timedelta(seconds=offset)
+        for name, offset in session.execute(
+            select(col(SourceRow.name), col(SourceRow.clock_offset_s)).where(
+                col(SourceRow.clock_offset_s).is_not(None), col(SourceRow.clock_offset_s) != 0
+            )
+        ).all()
+    }
+
+    def ours(source: str, t: datetime | None) -> datetime | None:
+        return t - skew[source] if t is not None and source in skew else t
+
     since = to_db(now - timedelta(hours=48))
     rows = session.execute(
         select(
@@ -138,22 +154,36 @@ def load_facts(session: Session, *, now: datetime, job_uids: Iterable[str] | Non
             col(Run.ended_at),
             col(Run.sort_at),
             col(Run.native_state),
+            col(Run.source),
         )
         .where(col(Run.sort_at) >= since)
         .order_by(col(Run.sort_at).desc())
     ).all()
-    for r in rows:
-        facts.runs.setdefault(r[1], []).append(RunFact(*r))
+    for uid, job, state, started, ended, at, native, source in rows:
+        facts.runs.setdefault(job, []).append(
+            RunFact(
+                uid,
+                job,
+                state,
+                ours(source, started),
+                ours(source, ended),
+                ours(source, at) or at,
+                native,
+            )
+        )
     if job_uids is not None:
         ids = sorted(set(job_uids))
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            for uid, ended in session.execute(
-                select(col(Run.job_uid), func.max(col(Run.ended_at)))
+            for uid, source, ended in session.execute(
+                select(col(Run.job_uid), col(Run.source), func.max(col(Run.ended_at)))
                 .where(col(Run.state) == "success", col(Run.job_uid).in_(chunk))
-                .group_by(col(Run.job_uid))
+                .group_by(col(Run.job_uid), col(Run.source))
             ).all():
-                if ended is not None:
+                ended = ours(source, ended)
+                if ended is not None and (
+                    uid not in facts.last_success or ended > facts.last_success[uid]
+                ):
                     facts.last_success[uid] = ended
     for src, dst in session.execute(
         select(col(Edge.src_uid), col(Edge.dst_uid)).where(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -12,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DatabaseUnavailable",
     "analyze",
     "create_db_engine",
+    "database_error",
     "is_postgres",
     "is_sqlite",
     "lock_config",
@@ -56,6 +58,11 @@ SQLITE_PRAGMAS: tuple[str, ...] = (
 )
 
 
+# A cap on the SQLite database's size, in pages (``PRAGMA max_page_count``), for an
+# installation that must never fill its disk: writes past it fail like a full disk does.
+ENV_SQLITE_MAX_PAGES = "ACCORD_SQLITE_MAX_PAGES"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy emit BEGIN itself (see ``_sqlite_begin``): the driver's own implicit
     # transactions start only at the first write, which turns read-then-write into a race.
@@ -63,6 +70,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cur.execute(pragma)
+    cap = os.environ.get(ENV_SQLITE_MAX_PAGES, "")
+    if cap.isdigit() and int(cap) > 0:
+        cur.execute(f"PRAGMA max_page_count={int(cap)}")
     cur.close()
 
 
@@ -199,3 +209,25 @@ def session_scope(engine: Engine, *, write: bool = True) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def database_error(exc: DBAPIError) -> tuple[int, str, str]:
+    """What to answer for a database failure: the database gone (PostgreSQL restarted,
+    network) is 503 and passes; a full disk (SQLite) is 507 until space returns; the rest
+    is a bug (500). The driver's own text is logged, never sent (it may name hosts)."""
+    text = str(exc.orig).lower()
+    if "disk is full" in text or "no space left" in text or "database or disk is full" in text:
+        return (
+            507,
+            "database_full",
+            "the database cannot grow: its disk (or its size limit) is full; nothing was "
+            "changed by this request — free space and try again",
+        )
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return (
+            503,
+            "database_unavailable",
+            "the database cannot be reached right now (restarting, or the network); "
+            "nothing was changed by this request — try again shortly",
+        )
+    return 500, "internal_error", "internal error"

@@ -66,6 +66,10 @@ class Source(SQLModel, table=True):
     inventory_every_s: float = 300.0
     runs_every_s: float = 30.0
     stale_after_s: float = 900.0
+    # How far the clock of the source's host is ahead of the gateway's (seconds; negative:
+    # behind), measured from its agent's pushes (their Date header). Run times stay the
+    # host's own; SLAs judge them on the gateway's clock. None: never measured.
+    clock_offset_s: float | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

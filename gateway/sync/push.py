@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -49,6 +50,28 @@ def authorize_push(
     return src, decision
 
 
+SKEW_NOTED = 60.0  # seconds of clock difference worth telling a person about
+_SKEW_IGNORED = 2.0  # the Date header's resolution plus the push's own latency
+
+
+def clock_offset(sent_at: datetime, received_at: datetime) -> float:
+    """How far the sender's clock is ahead of ours (seconds); 0 within the resolution."""
+    offset = (sent_at - received_at).total_seconds()
+    return 0.0 if abs(offset) <= _SKEW_IGNORED else round(offset, 1)
+
+
+def skew_problem(offset: float | None) -> str | None:
+    if offset is None or abs(offset) < SKEW_NOTED:
+        return None
+    minutes = abs(offset) / 60
+    way = "ahead of" if offset > 0 else "behind"
+    return (
+        f"the clock of this source's host is {minutes:.0f} min {way} the gateway's: run "
+        "times are shown as the host recorded them, SLAs allow for the difference "
+        "(synchronise the host's clock, e.g. with NTP)"
+    )
+
+
 def accept_push(
     engine: Engine,
     *,
@@ -60,6 +83,7 @@ def accept_push(
     runs: Sequence[RunRecord],
     health: SourceHealth | None,
     request_id: str | None,
+    sent_at: datetime | None = None,
 ) -> PushStored:
     """Authorize and store one push (blocking: call it in a worker thread).
 
@@ -86,12 +110,19 @@ def accept_push(
         now = utcnow()
         src.last_sync_at = now
         src.last_success_at = now
+        if sent_at is not None:
+            src.clock_offset_s = clock_offset(sent_at, now)
         if health is not None:
             src.health = health.status.value
             src.health_message = health.message
             src.problems = [p.model_dump(exclude_none=True) for p in health.problems]
+            skew = skew_problem(src.clock_offset_s)
+            if skew:
+                src.problems = [*src.problems, {"message": skew}]
             src.checked_at = now
-        else:
+        elif src.health in ("unknown", "stale"):
+            # A push without health (the later batches of an agent's round) says nothing
+            # new about it: what the round's first batch said stands.
             src.health = "ok"
             src.health_message = ""
             src.problems = []

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import anyio
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col
 
 from adapters.base import Adapter
@@ -34,7 +35,7 @@ from gateway.model import (
     SourceHealth,
     SyncHint,
 )
-from gateway.store.engine import session_scope
+from gateway.store.engine import database_error, session_scope
 from gateway.store.services import ingest
 from gateway.store.tables import Run
 from gateway.store.tables import Source as SourceRow
@@ -165,7 +166,8 @@ class SourceWorker:
     async def run(self) -> None:
         while not self._stopped:
             now = time.monotonic()
-            if now >= min(self._next_inventory, self._next_runs) or self._pending_inventory:
+            due = now >= min(self._next_inventory, self._next_runs) or self._pending_inventory
+            if due and now >= self._retry_at:
                 try:
                     report = await self.sync_once(
                         inventory=self._pending_inventory or now >= self._next_inventory
@@ -174,11 +176,14 @@ class SourceWorker:
                     break
                 now = time.monotonic()
                 if report.error is None:
+                    self._retry_at = 0.0
                     if report.inventory is not None:
                         self._next_inventory = now + self.inventory_every
                     self._next_runs = now + self.runs_every
                 else:
                     delay = self._last_delay
+                    # Nothing (a pending inventory, a hint) starts a pass before then.
+                    self._retry_at = now + delay
                     self._next_runs = now + delay
                     self._next_inventory = max(self._next_inventory, now + delay)
             elif now >= self._next_check:
@@ -188,13 +193,18 @@ class SourceWorker:
                     _log.warning("source %s: %s", self.name, exc)
             wait = max(
                 0.05,
-                min(self._next_inventory, self._next_runs, self._next_check) - time.monotonic(),
+                min(
+                    max(min(self._next_inventory, self._next_runs), self._retry_at),
+                    self._next_check,
+                )
+                - time.monotonic(),
             )
             self._wake.clear()
             with anyio.move_on_after(wait):
                 await self._wake.wait()
 
     _last_delay: float = 0.0
+    _retry_at: float = 0.0  # monotonic time before which a failing source is not retried
 
     # -- one pass --------------------------------------------------------------------------
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -307,6 +317,20 @@ class SourceWorker:
                 self._fenced(lost, report)
         except LeaseLost as exc:
             self._fenced(exc, report)
+        except DBAPIError as exc:  # the store failed (full, gone): say which, plainly
+            status, _code, message = database_error(exc)
+            if status == 500:
+                _log.exception("source %s: sync failed unexpectedly", self.name)
+                report.error = f"internal error: {type(exc).__name__}: {exc.orig}"
+            else:
+                _log.error("source %s: %s (%s)", self.name, message, exc.orig)
+                report.error = (
+                    "the gateway's database is full (its disk or its size limit): what the "
+                    "source holds beyond what is stored is read again once there is room"
+                    if status == 507
+                    else "the gateway's database cannot be reached: the pass is tried again"
+                )
+            await self._store_failed(report)
         except Exception as exc:  # a bug or a store failure must not kill the worker
             _log.exception("source %s: sync failed unexpectedly", self.name)
             report.error = f"internal error: {type(exc).__name__}: {exc}"
@@ -321,6 +345,7 @@ class SourceWorker:
                 _log.exception("source %s: cannot record the failure", self.name)
         else:
             self.backoff.success()
+            self._back_on_schedule(report)
             self._sync_health = (HealthStatus.OK, "")
             try:
                 await self._db(lambda s: self._mark(s, ok=True))
@@ -330,6 +355,31 @@ class SourceWorker:
         report.seconds = time.monotonic() - started
         self.last_report = report
         return report
+
+    def _back_on_schedule(self, report: SyncReport) -> None:
+        """A pass succeeded, whoever asked for it: the schedule is the normal interval
+        again. A source found well by an on-demand pass ("Sync now") while its loop was
+        backing off would otherwise wait out the back-off (up to the circuit's 5 minutes)
+        before its next scheduled pass."""
+        now = time.monotonic()
+        self._retry_at = 0.0
+        self._next_runs = min(self._next_runs, now + self.runs_every)
+        if report.inventory is not None:
+            self._next_inventory = now + self.inventory_every
+        else:
+            self._next_inventory = min(self._next_inventory, now + self.inventory_every)
+        self._wake.set()
+
+    async def _store_failed(self, report: SyncReport) -> None:
+        self._last_delay = self.backoff.failure()
+        try:  # a full database may still take this one-row update; if not, the log says it
+            await self._db(
+                lambda s: self._mark(
+                    s, ok=False, status=HealthStatus.DEGRADED, message=report.error or ""
+                )
+            )
+        except Exception:
+            _log.warning("source %s: cannot record the failure in the database", self.name)
 
     def _fenced(self, exc: LeaseLost, report: SyncReport) -> None:
         """Another replica holds the source now: this pass wrote nothing more; the

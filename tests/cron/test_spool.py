@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.cron.spool import RunWriter, default_dir, dumps, iso, new_run_id
-from adapters.cron.spool_read import iter_runs, read_run, record_dict
+from adapters.cron.spool_read import inspect_run, iter_runs, read_run, record_dict
 from gateway.model import RunRecord, RunState
 
 
@@ -99,3 +99,27 @@ def test_record_of_a_finished_and_of_a_lost_run(tmp_path: Path) -> None:
     assert done.message == "killed by SIGKILL after 1 min 2 s; last output:\nlast words"
     assert done.ended_at is not None and done.started_at is not None
     assert (done.ended_at - done.started_at).total_seconds() == 62.5
+
+
+def test_damage_is_told_from_a_write_in_progress(tmp_path: Path) -> None:
+    """A live wrapper's unfinished line is a write in progress; a corrupted line, a file
+    cut mid-record by a dead writer, or a start that never became whole is damage."""
+    w = RunWriter(str(tmp_path), 1_700_000_000_000_000_000, os.getpid())
+    w.write({"event": "start", "run": "h:1", "at": iso(1.7e9), "pid": os.getpid()})
+    with open(w.path, "ab") as fh:
+        fh.write(b'{"v":1,"event":"end"')  # this process (alive) is still writing
+    run, damage = inspect_run(Path(w.path))
+    assert run is not None and damage is None
+    dead = Path(w.path).read_bytes().replace(f'"pid":{os.getpid()}'.encode(), b'"pid":999999')
+    Path(w.path).write_bytes(dead)
+    run, damage = inspect_run(Path(w.path))
+    assert run is not None and damage and "truncated mid-record after line 1" in damage
+    Path(w.path).write_bytes(b"\x00garbage\n" + dead)
+    run, damage = inspect_run(Path(w.path))
+    assert damage and "line 1 is not a spool event" in damage
+    Path(w.path).write_bytes(b'{"v":1,"event":"st')
+    assert inspect_run(Path(w.path)) == (None, None), "a start being written"
+    assert inspect_run(Path(w.path), now=os.stat(w.path).st_mtime + 120)[1] == (
+        "truncated before its first record was complete (18 bytes)"
+    )
+    w.close()

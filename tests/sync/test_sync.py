@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -208,3 +210,49 @@ def test_stale_when_no_recent_success(engine: Engine, fake: FakeSystem) -> None:
         row = s.get(SourceRow, "a")
         assert row is not None
         assert health_of(row) == "stale"
+
+
+@pytest.mark.anyio
+async def test_sync_now_that_succeeds_ends_the_back_off(engine: Engine, fake: FakeSystem) -> None:
+    """A source found well again by an on-demand pass ("Sync now") goes back to its normal
+    interval at once instead of waiting out the back-off its loop was in."""
+    fake.fault = AdapterUnavailable("503 from source")
+    w = _worker(engine)
+    w.backoff = Backoff(base=120, cap=300)  # one failure backs off for minutes
+    task = asyncio.create_task(w.run())
+    try:
+        with anyio.fail_after(5):
+            while w.last_report is None or w.last_report.error is None:
+                await anyio.sleep(0.02)
+        assert w._last_delay >= 60
+        fake.fault = None
+        report = await w.sync_once()  # "Sync now"
+        assert report.error is None
+        rid = fake.start_run("j1")
+        with anyio.fail_after(3):  # the next scheduled pass, runsEvery 50 ms
+            while f"a/{rid}" not in _runs(engine):
+                await anyio.sleep(0.05)
+    finally:
+        w.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.anyio
+async def test_a_source_failing_from_the_start_is_not_retried_in_a_tight_loop(
+    engine: Engine, fake: FakeSystem
+) -> None:
+    """Its first inventory is still pending, which must not override the back-off."""
+    fake.fault = AdapterUnavailable("503 from source")
+    w = _worker(engine)
+    w.backoff = Backoff(base=2, cap=300)
+    task = asyncio.create_task(w.run())
+    try:
+        await anyio.sleep(1.5)
+        assert 1 <= w.passes <= 2, f"{w.passes} passes in 1.5 s against a failing source"
+    finally:
+        w.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
 from fastapi import APIRouter, Depends, Request
 
 from gateway.sync.push import PushRefused, accept_push
@@ -12,6 +15,17 @@ from ..events import Event
 from ..schemas import PushRequest, PushResult
 
 router = APIRouter(prefix="/api/v1/sources", tags=["agents"])
+
+
+def _sent_at(value: str | None) -> datetime | None:
+    """The agent's clock when it sent the push (its HTTP Date header), if it said."""
+    if not value:
+        return None
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return at if at.tzinfo is not None else None
 
 
 @router.post("/{name}/push", response_model=PushResult)
@@ -32,6 +46,7 @@ def push(
             runs=body.runs,
             health=body.health,
             request_id=request.state.request_id,
+            sent_at=_sent_at(request.headers.get("Date")),
         )
     except PushRefused as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
