@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -54,8 +55,57 @@ class BenchError(Exception):
     """The benchmark cannot go on; the message says why."""
 
 
-def _on_deadline(signum: int, frame: Any) -> None:
-    raise BenchError("no result within the deadline (--deadline); the machine may be overloaded")
+class Report:
+    """Prints the result once, from the main thread or from the deadline's watchdog."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.lock = threading.Lock()
+        self.sent = False
+
+    def send(self) -> bool:
+        with self.lock:
+            if self.sent:
+                return False
+            self.sent = True
+        self.result["load_after"] = _load()
+        print(json.dumps(self.result), flush=True)
+        if "error" in self.result:
+            print(f"bench/scale.py: {self.result['error']}", file=sys.stderr, flush=True)
+        return True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise BenchError("stopped by SIGTERM")
+
+
+def _watchdog(
+    seconds: float, report: Report, stop_pg: list[str], dirs: list[Path]
+) -> threading.Timer:
+    """At the deadline, whatever the main thread is doing (waiting on a replica, the
+    database, a stuck clean-up): kill what was started, print the result with the
+    reason, and exit with status 1."""
+
+    def fire() -> None:
+        if report.sent:
+            return
+        report.result.setdefault(
+            "error",
+            f"no result within {seconds:g} s (--deadline); the machine may be overloaded",
+        )
+        for r in list(Replica.running):
+            r.proc.kill()
+        if stop_pg:
+            subprocess.run(stop_pg, check=False, capture_output=True, timeout=30)
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        if report.send():
+            os._exit(1)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _load() -> list[float]:
@@ -270,8 +320,6 @@ def main() -> None:
     if args.quick:
         args.sources, args.window = 30, 12.0
     deadline = args.deadline or (480.0 if args.quick else 1200.0)
-    signal.signal(signal.SIGALRM, _on_deadline)
-    signal.setitimer(signal.ITIMER_REAL, deadline)
     tmp = Path(tempfile.mkdtemp(prefix="accord-scale-"))
     stop_pg: list[str] = []
     pgdir = tmp
@@ -289,13 +337,19 @@ def main() -> None:
         "lease_s": args.lease,
         "window_s": args.window,
     }
+    report = Report(result)
+    dirs = [tmp]
+    watchdog = _watchdog(deadline, report, stop_pg, dirs)
+    signal.signal(signal.SIGTERM, _on_sigterm)  # `timeout` and CI cancels clean up too
     try:
         sim = JenkinsSimulator(state, tokens={"accord": TOKEN}, latency=args.latency).start()
         if args.database_url:
             server = args.database_url
         else:
             pgdir = Path(tempfile.mkdtemp(prefix="accord-scale-pg-"))
-            server, stop_pg = _postgres(pgdir)
+            dirs.append(pgdir)
+            server, stop = _postgres(pgdir)
+            stop_pg.extend(stop)
         for n in (1, 3):
             db = _fresh(server)
             engine = create_db_engine(db)
@@ -344,7 +398,7 @@ def main() -> None:
         detail = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
         result["error"] = detail
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)  # cleaning up is bounded on its own
+        # The watchdog stays armed: a clean-up that hangs still ends at the deadline.
         for r in list(Replica.running):
             try:
                 r.stop()
@@ -357,10 +411,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not args.database_url:
             shutil.rmtree(pgdir, ignore_errors=True)
-    result["load_after"] = _load()
-    print(json.dumps(result), flush=True)
+    watchdog.cancel()
+    if not report.send():  # the watchdog reported first and is exiting
+        time.sleep(60)
     if "error" in result:
-        print(f"bench/scale.py: {result['error']}", file=sys.stderr)
         sys.exit(1)
 
 
