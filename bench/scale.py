@@ -314,12 +314,12 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=30.0)
     ap.add_argument("--lease", type=float, default=5.0)
     ap.add_argument(
-        "--deadline", type=float, help="seconds for the whole run (default 1200; quick 480)"
+        "--deadline", type=float, help="seconds for the whole run (default 1200; quick 600)"
     )
     args = ap.parse_args()
     if args.quick:
         args.sources, args.window = 30, 12.0
-    deadline = args.deadline or (480.0 if args.quick else 1200.0)
+    deadline = args.deadline or (600.0 if args.quick else 1200.0)
     tmp = Path(tempfile.mkdtemp(prefix="accord-scale-"))
     stop_pg: list[str] = []
     pgdir = tmp
