@@ -7,11 +7,12 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, func
+from sqlmodel import col, select
 
 from adapters.base import (
     DEFAULT_CONCURRENCY,
@@ -27,8 +28,11 @@ from gateway.model import Capability, SyncHint, parse_duration
 from gateway.secrets import resolve_secret
 from gateway.store.engine import session_scope
 from gateway.store.services.ingest import RunChange
+from gateway.store.tables import Job as JobRow
 from gateway.store.tables import Source as SourceRow
+from gateway.store.types import utcnow
 
+from .slots import PassSlots
 from .worker import SourceWorker, SyncCancelled, SyncReport
 
 __all__ = ["NotHolder", "SyncManager", "adapter_settings", "build_adapter"]
@@ -117,7 +121,7 @@ class SyncManager:
         self.engine = engine
         self.cluster = cluster
         self.on_fenced = on_fenced
-        self._slots = asyncio.Semaphore(max_passes) if max_passes else None
+        self._slots = PassSlots(max_passes) if max_passes else None
         self._tokens: dict[str, int] = {}  # lease token each worker runs under
         self._refresh_now = asyncio.Event()
         self._sweep_leader = cluster.singleton("compliance-sweep") if cluster else None
@@ -165,6 +169,11 @@ class SyncManager:
         for name in list(self._adapters):
             if name not in rows:
                 await self._stop_worker(name)
+        resume: dict[str, tuple[float | None, float | None]] = {}
+        if owned is not None:
+            starting = [n for n, r in rows.items() if n not in self.workers and r.enabled]
+            if starting:
+                resume = await asyncio.to_thread(self._resume_points, starting)
         for name, row in rows.items():
             if name in self.workers or not row.enabled:
                 continue
@@ -182,6 +191,13 @@ class SyncManager:
                 self._prints[name] = _fingerprint(row)
                 continue
             worker = self._worker(row, adapter, token=None if owned is None else owned[name])
+            if name in resume:
+                # A source this replica has just taken (from a replica that stopped, or
+                # handed over): its first pass goes first for a slot and reads the runs
+                # from the stored cursor, re-listing the jobs only if the stored listing
+                # is older than the inventory interval or than the source's definition.
+                overdue_for, inventory_age = resume[name]
+                worker.resume(overdue_for=overdue_for, inventory_age=inventory_age, urgent=True)
             self.workers[name] = worker
             self._prints[name] = _fingerprint(row)
             self._tasks[name] = asyncio.create_task(worker.run(), name=f"sync:{name}")
@@ -211,6 +227,33 @@ class SyncManager:
         if self.on_fenced is not None:
             self.on_fenced(name)
         self.wake()
+
+    def _resume_points(self, names: list[str]) -> dict[str, tuple[float | None, float | None]]:
+        """For each source: seconds its runs have been due (None: never synced) and the
+        age of its stored job listing (None: none usable). The listing's time is when its
+        jobs were last seen by a full listing, usable if it is after the source's last
+        change of definition."""
+        out: dict[str, tuple[float | None, float | None]] = {}
+        with session_scope(self.engine, write=False) as session:
+            now = utcnow()
+            listed = dict(
+                session.execute(
+                    select(JobRow.source, func.max(JobRow.last_seen))
+                    .where(col(JobRow.source).in_(names), col(JobRow.tombstoned_at).is_(None))
+                    .group_by(JobRow.source)
+                ).all()
+            )
+            for row in session.exec(select(SourceRow).where(col(SourceRow.name).in_(names))):
+                overdue = None
+                if row.last_sync_at is not None:
+                    since = (now - _aware(row.last_sync_at)).total_seconds()
+                    overdue = since - row.runs_every_s
+                age = None
+                seen = listed.get(row.name)
+                if seen is not None and _aware(seen) >= _aware(row.updated_at):
+                    age = (now - _aware(seen)).total_seconds()
+                out[row.name] = (overdue, age)
+        return out
 
     def _mark_broken(self, name: str, message: str) -> None:
         with session_scope(self.engine) as session:
@@ -370,6 +413,10 @@ class SyncManager:
     def _row(self, name: str) -> SourceRow | None:
         with session_scope(self.engine) as session:
             return session.get(SourceRow, name)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _polls(adapter: Adapter) -> bool:

@@ -42,6 +42,7 @@ from gateway.store.tables import Source as SourceRow
 from gateway.store.types import utcnow
 
 from .backoff import Backoff
+from .slots import PassSlots
 
 __all__ = [
     "SourceWorker",
@@ -102,7 +103,7 @@ class SourceWorker:
         pass_lock: asyncio.Lock | None = None,
         on_pass: Callable[[str], None] | None = None,
         fence: Callable[[Session], None] | None = None,
-        slots: asyncio.Semaphore | None = None,
+        slots: PassSlots | None = None,
         on_fenced: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -139,6 +140,27 @@ class SourceWorker:
         self._queued_inventory = False
         self.passes = 0  # passes run (coalesced requests share one)
         self.on_pass = on_pass
+        # The first pass of a source this replica has just taken over goes first for a
+        # pass slot (see ``resume``).
+        self._urgent = False
+
+    def resume(
+        self, *, overdue_for: float | None, inventory_age: float | None, urgent: bool
+    ) -> None:
+        """Start where the stored state of the source says, not from scratch (in a cluster,
+        when this replica takes the source over). ``overdue_for``: seconds since the runs
+        were due (from the last stored sync; None: never synced); ``inventory_age``:
+        seconds since the stored job listing (None: none usable, list again). A listing
+        younger than the inventory interval is not repeated: the runs resume from the
+        stored cursor. ``urgent``: the first pass goes before this process's other
+        waiting passes."""
+        now = time.monotonic()
+        if overdue_for is not None:
+            self._next_runs = now - max(0.0, overdue_for)
+        if inventory_age is not None and inventory_age < self.inventory_every:
+            self._pending_inventory = False
+            self._next_inventory = now + self.inventory_every - max(0.0, inventory_age)
+        self._urgent = urgent
 
     # -- control ---------------------------------------------------------------------------
     def hint(self, hints: list[SyncHint]) -> None:
@@ -284,7 +306,15 @@ class SourceWorker:
         async with self._pass_lock:
             if self.slots is None:
                 return await self._counted_pass(inventory)
-            async with self.slots:
+            # Due since the earliest of: its runs, its listing if this pass lists, now (a
+            # pass asked for on demand).
+            due = min(
+                self._next_runs,
+                self._next_inventory if inventory else self._next_runs,
+                time.monotonic(),
+            )
+            urgent, self._urgent = self._urgent, False
+            async with self.slots.take(due=due, urgent=urgent):
                 return await self._counted_pass(inventory)
 
     async def _counted_pass(self, inventory: bool) -> SyncReport:

@@ -201,6 +201,11 @@ def test_audit_verify_and_export_downloads(gateway: Gateway) -> None:
 def test_every_page_renders_and_keyboard_navigation(gateway: Gateway) -> None:
     out = scenario(gateway, "pages")
     assert out["result"]["visited"] == ["runs", "governance", "sources", "jobs-all"]
+    # The Sources page shows the cluster; on SQLite it says one process syncs every source.
+    enabled = [s for s in gateway.get("/api/v1/sources") if s["enabled"]]
+    assert out["result"]["cluster"]["mode"] == "single"
+    assert out["result"]["cluster"]["sources"] == len(enabled) > 0
+    assert "One process" in out["result"]["cluster"]["shown"]
 
 
 def test_dependencies_page_shows_the_chains_and_their_firings(gateway: Gateway) -> None:

@@ -208,6 +208,13 @@ export async function pages({ context, url, token }) {
   const sources = await apiGet(url, token, "/api/v1/sources");
   const sim = await page.locator('[data-testid="sources-table"] .tag-sim').count();
   assert.equal(sim, sources.filter((s) => s.simulator).length, "simulators are labelled");
+  // The cluster panel: a SQLite gateway says it is one process syncing every enabled source.
+  const cluster = await apiGet(url, token, "/api/v1/cluster");
+  const single = await page.getByTestId("cluster-single").textContent();
+  assert.equal(cluster.mode, "single");
+  assert.match(single, /One process/);
+  assert.ok(single.includes(`(${cluster.sources.length} sources)`), `cluster panel counts the sources: ${single}`);
+  assert.equal(cluster.sources.length, sources.filter((s) => s.enabled).length);
   await page.goto(`${url}/#/governance`);
   await page.getByTestId("policy-roles").waitFor();
   const policy = await apiGet(url, token, "/api/v1/policy");
@@ -216,7 +223,7 @@ export async function pages({ context, url, token }) {
   assert.ok(await page.getByTestId("policy-bindings").getByText("data-team").count(), "bindings");
   assert.deepEqual(errors, []);
   await page.close();
-  return { visited };
+  return { visited, cluster: { mode: cluster.mode, sources: cluster.sources.length, shown: single } };
 }
 
 /** The Dependencies page lists the demo's chains across tools with the firings the API has. */

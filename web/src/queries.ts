@@ -4,6 +4,14 @@ import { api, unwrap } from "./api/client";
 export const useSources = () =>
   useQuery({ queryKey: ["sources"], queryFn: () => unwrap(api.GET("/api/v1/sources")) });
 
+/** Replicas and source leases; refreshed often, lease ages change by the second. */
+export const useCluster = () =>
+  useQuery({
+    queryKey: ["cluster"],
+    queryFn: () => unwrap(api.GET("/api/v1/cluster")),
+    refetchInterval: 5_000,
+  });
+
 export const overviewQuery = {
   queryKey: ["overview"],
   queryFn: () => unwrap(api.GET("/api/v1/overview")),

@@ -1,6 +1,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap } from "../api/client";
 import { useAuth } from "../auth";
+import { ClusterPanel } from "../components/ClusterPanel";
 import { McpPanel } from "../components/McpPanel";
 import { Empty, ErrorState, HealthBadge, Labels, Q, SourceTags } from "../components/ui";
 import { fmtAgo, fmtDuration, fmtTime } from "../format";
@@ -103,6 +104,7 @@ export function Sources() {
           )
         }
       </Q>
+      <ClusterPanel />
       <McpPanel />
     </>
   );

@@ -112,7 +112,7 @@ containers:
       {{- if $root.Values.auditSigningKey.secretName }}
       - {name: audit-key, mountPath: /etc/accord/keys, readOnly: true}
       {{- end }}
-      {{- if and (eq .component "sync") $root.Values.config }}
+      {{- if $root.Values.config }}
       - {name: config, mountPath: /etc/accord/config, readOnly: true}
       {{- end }}
 volumes:
@@ -126,7 +126,7 @@ volumes:
       secretName: {{ $root.Values.auditSigningKey.secretName }}
       defaultMode: 0440
   {{- end }}
-  {{- if and (eq .component "sync") $root.Values.config }}
+  {{- if $root.Values.config }}
   - name: config
     configMap:
       name: {{ include "accord.fullname" $root }}-config
