@@ -178,9 +178,17 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
     ``day_or`` None: Vixie cron's rule (OR unless either day field starts with ``*``).
     Raises ``ValueError`` for an expression croniter cannot read.
     """
+    line = _cron_line(" ".join(expression.split()), day_or, expression)
+    zone(tz)  # unknown zones fail here, not at evaluation
+    return Calendar((line,), tz)
+
+
+@lru_cache(maxsize=65_536)
+def _cron_line(expr: str, day_or: bool | None, expression: str) -> CalendarLine:
+    """The expanded line of a normalised expression (shared by every zone it runs in);
+    ``expression`` is the text as given, for error messages."""
     from croniter import croniter  # the gateway's only cron dependency
 
-    expr = " ".join(expression.split())
     try:
         fields, _ = croniter.expand(expr)
     except Exception as exc:  # croniter raises several types for bad input
@@ -191,7 +199,7 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
         parts = expr.split() if not expr.startswith("@") else ["0", "0", "*", "*", "*"]
         day_or = not (parts[2].startswith("*") or parts[4].startswith("*"))
     try:
-        line = CalendarLine(
+        return CalendarLine(
             minutes=tuple(_values(fields[0], 0, 59)),
             hours=tuple(_values(fields[1], 0, 23)),
             days=frozenset(_values(fields[2], 1, 31)),
@@ -201,5 +209,3 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
         )
     except (TypeError, ValueError):  # L, W, # and other extensions: no calendar
         raise ValueError(f"unsupported cron expression {expression!r}") from None
-    zone(tz)  # unknown zones fail here, not at evaluation
-    return Calendar((line,), tz)
