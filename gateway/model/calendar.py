@@ -114,39 +114,32 @@ class Calendar:
         """Start times as epoch minutes in ``(after, until]``, oldest first."""
         if until <= after or not self.lines:
             return []
-        z = zone(self.tz)
         shift = int(self.shift.total_seconds() // 60)
-        lo_dt = from_minute(after - shift).astimezone(z)
-        hi_dt = from_minute(until - shift).astimezone(z)
-        day = lo_dt.date() - timedelta(days=1)
-        last = hi_dt.date() + timedelta(days=1)
         out: list[int] = []
-        one_day = timedelta(days=1)
-        while day <= last and len(out) < limit:
+        for day, midnight, b in _days(self.tz, after - shift, until - shift):
+            if len(out) >= limit:
+                break
             lines = [line for line in self.lines if line.day_matches(day)]
-            if lines:
-                mods = (
-                    self._mods  # type: ignore[attr-defined]
-                    if len(lines) == len(self.lines) or self._same_times  # type: ignore[attr-defined]
-                    else sorted({h * 60 + m for ln in lines for h in ln.hours for m in ln.minutes})
-                )
-                midnight = datetime(day.year, day.month, day.day)
-                start_off = z.utcoffset(midnight)
-                end_off = z.utcoffset(midnight + one_day)
-                base = to_minute(midnight.replace(tzinfo=UTC)) + shift
-                if start_off == end_off and start_off is not None:
-                    b = base - int(start_off.total_seconds() // 60)
-                    out.extend(b + x for x in mods if after < b + x <= until)
-                else:  # a DST change today: convert each wall time
-                    for x in mods:
-                        wall = midnight + timedelta(minutes=x)
-                        t = wall.replace(tzinfo=z).astimezone(UTC)
-                        if t.astimezone(z).replace(tzinfo=None) != wall:
-                            continue  # skipped by the change
-                        m = to_minute(t) + shift
-                        if after < m <= until:
-                            out.append(m)
-            day += one_day
+            if not lines:
+                continue
+            mods = (
+                self._mods  # type: ignore[attr-defined]
+                if len(lines) == len(self.lines) or self._same_times  # type: ignore[attr-defined]
+                else sorted({h * 60 + m for ln in lines for h in ln.hours for m in ln.minutes})
+            )
+            if b is not None:
+                b += shift
+                out.extend(b + x for x in mods if after < b + x <= until)
+            else:  # a DST change today: convert each wall time
+                z = zone(self.tz)
+                for x in mods:
+                    wall = midnight + timedelta(minutes=x)
+                    t = wall.replace(tzinfo=z).astimezone(UTC)
+                    if t.astimezone(z).replace(tzinfo=None) != wall:
+                        continue  # skipped by the change
+                    m = to_minute(t) + shift
+                    if after < m <= until:
+                        out.append(m)
         out.sort()
         return out[:limit]
 
@@ -163,6 +156,29 @@ class Calendar:
             searched += step
             step = min(step * 2, timedelta(days=400))
         return None
+
+
+@lru_cache(maxsize=256)
+def _days(tz: str, lo: int, hi: int) -> tuple[tuple[date, datetime, int | None], ...]:
+    """The local days around epoch minutes ``(lo, hi]`` in ``tz`` (one more each side),
+    each with its local midnight and, when no DST change falls on it, the epoch minute
+    of that midnight (None: convert each wall time). Shared by every calendar in ``tz``
+    evaluated over the same window."""
+    z = zone(tz)
+    day = from_minute(lo).astimezone(z).date() - timedelta(days=1)
+    last = from_minute(hi).astimezone(z).date() + timedelta(days=1)
+    one_day = timedelta(days=1)
+    out: list[tuple[date, datetime, int | None]] = []
+    while day <= last:
+        midnight = datetime(day.year, day.month, day.day)
+        start_off = z.utcoffset(midnight)
+        end_off = z.utcoffset(midnight + one_day)
+        b: int | None = None
+        if start_off == end_off and start_off is not None:
+            b = to_minute(midnight.replace(tzinfo=UTC)) - int(start_off.total_seconds() // 60)
+        out.append((day, midnight, b))
+        day += one_day
+    return tuple(out)
 
 
 def _values(field: Sequence[int | str], low: int, high: int) -> list[int]:
