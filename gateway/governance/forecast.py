@@ -18,11 +18,13 @@ Refresh does blocking database work: call it in a worker thread.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import heapq
 import itertools
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,15 +137,31 @@ def _median_sorted(values: Sequence[float]) -> float:
     return values[i] if n % 2 else (values[i - 1] + values[i]) / 2
 
 
-def calendar_for(job: JobInfo) -> Calendar | None:
-    """The job's calendar from its adapter type (None: no calendar dialect or no schedule)."""
-    if not job.expression:
-        return None
+_Hook = Callable[..., "Calendar | None"]
+
+
+def _calendar_hook(source_type: str) -> _Hook | None:
     try:
-        cls = registry.get(job.source_type)
+        cls = registry.get(source_type)
     except UnknownAdapterType:
         return None
-    hook = getattr(cls, "schedule_calendar", None)
+    hook: _Hook | None = getattr(cls, "schedule_calendar", None)
+    return hook
+
+
+def calendar_for(job: JobInfo, hooks: dict[str, _Hook | None] | None = None) -> Calendar | None:
+    """The job's calendar from its adapter type (None: no calendar dialect or no schedule).
+
+    ``hooks``: the adapter hooks found so far, by type (one refresh looks each type up
+    once)."""
+    if not job.expression:
+        return None
+    if hooks is None:
+        hook = _calendar_hook(job.source_type)
+    elif job.source_type in hooks:
+        hook = hooks[job.source_type]
+    else:
+        hook = hooks[job.source_type] = _calendar_hook(job.source_type)
     if hook is None:
         return None
     cal: Calendar | None = hook(
@@ -336,7 +354,8 @@ class Forecaster:
         past = to_minute(now - _PAST)
         slack = int(_SLACK.total_seconds() // 60)
         memo: dict[tuple[Calendar, int, int], list[int]] = {}
-        with self._lock:
+        hooks: dict[str, _Hook | None] = {}
+        with self._lock, _no_collection():
             seen = set()
             for job in jobs:
                 seen.add(job.uid)
@@ -350,7 +369,7 @@ class Forecaster:
                 )
                 entry = self._entries.get(job.uid)
                 if entry is None or entry.key != key:
-                    cal = calendar_for(job)
+                    cal = calendar_for(job, hooks)
                     end = need_to + slack
                     entry = _Entry(key, cal, past, end, self._compute(job, cal, past, end, memo))
                     self._entries[job.uid] = entry
@@ -549,6 +568,22 @@ class Forecaster:
 
 
 _NO_DURATIONS = Durations()
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a refresh builds its (acyclic) entries: a
+    cold refresh allocates hundreds of thousands of long-lived objects, and the full
+    collections they trigger would scan the whole heap again and again (a quarter of
+    the refresh's CPU in bench/forecast.py). Reference counting still frees everything."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _ceil_minute(t: datetime) -> int:
