@@ -27,6 +27,7 @@ are read by key (Airflow 3.3+) or by offset (older 3.x).
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ from collections.abc import (
 )
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -73,7 +74,7 @@ from gateway.model import (
     SourceHealth,
     StepRecord,
 )
-from gateway.model.calendar import Calendar, calendar_from_cron
+from gateway.model.calendar import Calendar, calendar_from_cron, from_minute, to_minute
 
 from . import states
 from .client import (
@@ -166,22 +167,7 @@ class AirflowAdapter(BaseAdapter):
         DAGs in UTC or a zone without DST; across a DST change of the DAG's zone the later
         times can be an hour off until Airflow reports the next run. Asset, manual and
         interval timetables have no calendar (the reported next run is used alone)."""
-        text = expression.strip()
-        if text.startswith("@") and text not in _AIRFLOW_PRESETS:
-            return None
-        try:
-            base = calendar_from_cron(_AIRFLOW_PRESETS.get(text, text), "UTC")
-        except (ValueError, KeyError):
-            return None
-        if next_run_at is None:
-            return base
-        near = base.between(next_run_at - timedelta(hours=14), next_run_at + timedelta(hours=14))
-        if not near:
-            return base
-        shift = next_run_at - min(near, key=lambda t: abs(t - next_run_at))
-        if abs(shift) > timedelta(hours=14) or shift.total_seconds() % 900:
-            return base  # not a zone offset: the DAG does not follow this summary
-        return Calendar(base.lines, "UTC", shift)
+        return _airflow_calendar(expression, next_run_at)
 
     config: AirflowConfig
 
@@ -846,3 +832,41 @@ class _Scan:
             _log.warning("ignoring an unreadable Airflow runs cursor (%s); starting over", exc)
             return None
         return cls(since, nxt, page, offset)
+
+
+@lru_cache(maxsize=65_536)
+def _airflow_calendar(expression: str, next_run_at: datetime | None) -> Calendar | None:
+    """The calendar of one timetable summary aligned with one reported next run (DAGs
+    with the same summary and next run share it)."""
+    text = expression.strip()
+    if text.startswith("@") and text not in _AIRFLOW_PRESETS:
+        return None
+    try:
+        base = calendar_from_cron(_AIRFLOW_PRESETS.get(text, text), "UTC")
+    except (ValueError, KeyError):
+        return None
+    if next_run_at is None:
+        return base
+    if next_run_at.tzinfo is None:
+        raise ValueError("next_run_at must be timezone-aware")
+    window = timedelta(hours=14)
+    near = base.minutes(to_minute(next_run_at - window), to_minute(next_run_at + window))
+    if not near:
+        return base
+    # The start nearest the reported run (the earlier one on a tie): the starts are
+    # sorted, so it is one of the neighbours of the reported run's minute.
+    i = bisect.bisect_left(near, to_minute(next_run_at))
+    nearest = min(
+        (from_minute(m) for m in near[max(0, i - 1) : i + 2]),
+        key=lambda t: abs(t - next_run_at),
+    )
+    shift = next_run_at - nearest
+    if abs(shift) > window or shift.total_seconds() % 900:
+        return base  # not a zone offset: the DAG does not follow this summary
+    return _shifted(base, shift)
+
+
+@lru_cache(maxsize=4096)
+def _shifted(base: Calendar, shift: timedelta) -> Calendar:
+    """``base`` moved by ``shift`` (DAGs aligned the same way share one calendar)."""
+    return Calendar(base.lines, "UTC", shift)

@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -144,16 +145,7 @@ class CronAdapter(BaseAdapter):
     ) -> Calendar | None:
         """Vixie cron: five fields or an ``@special`` (``@reboot`` has no calendar), on the
         wall clock of the line's ``CRON_TZ`` (else the daemon's zone)."""
-        try:
-            schedule = parse_schedule(expression)
-        except ScheduleError:
-            return None
-        if schedule.fields is None:
-            return None
-        try:
-            return calendar_from_cron(schedule.fields, timezone or "UTC")
-        except (ValueError, KeyError):
-            return None
+        return _cron_calendar(expression, timezone or "UTC")
 
     # The gateway polls local-mode sources (and also accepts pushes from accord exec).
     polls: ClassVar[bool] = True
@@ -457,3 +449,18 @@ class CronAgentAdapter(CronAdapter):
 
     async def resume(self, job_id: str) -> None:
         raise self._refuse("resume a job")
+
+
+@lru_cache(maxsize=65_536)
+def _cron_calendar(expression: str, tz: str) -> Calendar | None:
+    """The calendar of one crontab schedule in one zone (shared by every job with it)."""
+    try:
+        schedule = parse_schedule(expression)
+    except ScheduleError:
+        return None
+    if schedule.fields is None:
+        return None
+    try:
+        return calendar_from_cron(schedule.fields, tz)
+    except (ValueError, KeyError):
+        return None

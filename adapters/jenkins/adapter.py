@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import httpx
@@ -74,7 +75,7 @@ from .client import (
     TreeItem,
 )
 from .config import JenkinsConfig
-from .cron import SpecError, next_fire, parse_spec
+from .cron import LineSets, SpecError, compile_spec, next_fire, parse_spec
 from .states import (
     QUEUE_CANCELLED,
     QUEUE_LEFT,
@@ -234,21 +235,14 @@ class JenkinsAdapter(BaseAdapter):
         """Jenkins timer specs: ``H`` resolved with Jenkins' own hash of the job's full name
         (the job id), every line, all five fields must match (no day OR)."""
         try:
-            spec = parse_spec(expression, job_id)
+            spec = compile_spec(expression)
         except SpecError:
             return None
-        lines = tuple(
-            CalendarLine(
-                minutes=tuple(sorted(line.minutes)),
-                hours=tuple(sorted(line.hours)),
-                days=line.days,
-                months=line.months,
-                weekdays=line.weekdays,
-                day_or=False,
-            )
-            for line in spec.lines
-        )
-        return Calendar(lines, spec.timezone or timezone or "UTC") if lines else None
+        if not spec.lines:
+            return None
+        # Jobs whose H values land on the same times share one (hashable) calendar, so the
+        # forecaster evaluates it once.
+        return _jenkins_calendar(spec.line_sets(job_id), spec.timezone or timezone or "UTC")
 
     config: JenkinsConfig
 
@@ -1037,3 +1031,22 @@ def _steps(wfapi: dict[str, Any]) -> tuple[StepRecord, ...]:
             )
         )
     return tuple(steps)
+
+
+@lru_cache(maxsize=65_536)
+def _jenkins_calendar(lines: tuple[LineSets, ...], tz: str) -> Calendar:
+    """The calendar of resolved Jenkins lines (all five fields must match, no day OR)."""
+    return Calendar(
+        tuple(
+            CalendarLine(
+                minutes=tuple(sorted(minutes)),
+                hours=tuple(sorted(hours)),
+                days=days,
+                months=months,
+                weekdays=weekdays,
+                day_or=False,
+            )
+            for minutes, hours, days, months, weekdays in lines
+        ),
+        tz,
+    )

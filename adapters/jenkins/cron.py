@@ -25,13 +25,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "CompiledSpec",
     "CronLine",
     "JavaRandom",
+    "LineSets",
     "SpecError",
     "TimerSpec",
+    "compile_spec",
     "jenkins_hash",
     "next_fire",
     "parse_spec",
@@ -203,22 +207,36 @@ def _range(start: int, end: int, step: int, field: int) -> set[int]:
     return set(range(start, end + 1, step))
 
 
-def _hash(start: int, end: int, step: int | None, field: int, rnd: JavaRandom) -> set[int]:
+def _hash_op(start: int, end: int, step: int | None, field: int) -> tuple[int, int, int]:
+    """Check an ``H`` term and return what it draws: ``(start, end, step)``; step 1
+    draws one value (plain ``H``, and ``H/1``, which Jenkins reads like ``H``)."""
     _check(start, field)
     _check(end, field)
     if step is None:  # plain H picks one value
-        return {start + rnd.next_int(end + 1 - start)}
+        return (start, end, 1)
     if step <= 0:
         raise SpecError(f"step must be positive, but found {step}")
     if step > end - start + 1:
         raise SpecError(f"{step} is an invalid value. Must be within 1 and {end - start + 1}")
-    if step == 1:  # Jenkins reads "H/1" like "H": one value
+    return (start, end, step)
+
+
+def _draw(op: tuple[int, int, int], rnd: JavaRandom) -> set[int]:
+    start, end, step = op
+    if step == 1:
         return {start + rnd.next_int(end + 1 - start)}
     return set(range(start + rnd.next_int(step), end + 1, step))
 
 
-def _field(text: str, field: int, rnd: JavaRandom) -> set[int]:
+# A compiled field: the fixed values, and the H terms drawn in order (left to right).
+_CompiledField = tuple[frozenset[int], tuple[tuple[int, int, int], ...]]
+# A resolved line: minutes, hours, days of month, months, weekdays (0 = Sunday).
+LineSets = tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int], frozenset[int]]
+
+
+def _field(text: str, field: int) -> _CompiledField:
     values: set[int] = set()
+    draws: list[tuple[int, int, int]] = []
     for term in text.split(","):
         m = _TERM.match(term)
         if m is None:
@@ -234,15 +252,49 @@ def _field(text: str, field: int, rnd: JavaRandom) -> set[int]:
             values |= _range(_LOWER[field], _UPPER[field], int(g["sstep"] or 1), field)
         elif g["hlo"] is not None:
             step = int(g["hrstep"]) if g["hrstep"] is not None else None
-            values |= _hash(int(g["hlo"]), int(g["hhi"]), step, field, rnd)
+            draws.append(_hash_op(int(g["hlo"]), int(g["hhi"]), step, field))
         else:
             upper = {2: 28, 4: 6}.get(field, _UPPER[field])
             step = int(g["hstep"]) if g["hstep"] is not None else None
-            values |= _hash(_LOWER[field], upper, step, field, rnd)
-    return values
+            draws.append(_hash_op(_LOWER[field], upper, step, field))
+    return frozenset(values), tuple(draws)
 
 
-def _line(source: str, rnd: JavaRandom) -> CronLine:
+@dataclass(frozen=True)
+class _CompiledLine:
+    source: str
+    fields: tuple[_CompiledField, ...]
+
+    def sets(self, rnd: JavaRandom | None) -> LineSets:
+        """The five value sets with every ``H`` drawn from ``rnd`` (in Jenkins' order)."""
+        out: list[frozenset[int]] = []
+        for fixed, draws in self.fields:
+            if not draws:
+                out.append(fixed)
+                continue
+            assert rnd is not None
+            values = set(fixed)
+            for op in draws:
+                values |= _draw(op, rnd)
+            out.append(frozenset(values))
+        weekdays = out[4]
+        if 7 in weekdays:  # 7 is Sunday too
+            weekdays = (weekdays - {7}) | {0}
+        return (out[0], out[1], out[2], out[3], frozenset(weekdays))
+
+    def resolve(self, rnd: JavaRandom | None) -> CronLine:
+        minutes, hours, days, months, weekdays = self.sets(rnd)
+        return CronLine(
+            source=self.source,
+            minutes=minutes,
+            hours=hours,
+            days=days,
+            months=months,
+            weekdays=weekdays,
+        )
+
+
+def _line(source: str) -> _CompiledLine:
     text = source
     if text.startswith("@"):
         alias = _ALIASES.get(text[1:])
@@ -252,27 +304,43 @@ def _line(source: str, rnd: JavaRandom) -> CronLine:
     fields = text.split()
     if len(fields) != 5:
         raise SpecError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
-    sets = [_field(f, i, rnd) for i, f in enumerate(fields)]
-    weekdays = sets[4]
-    if 7 in weekdays:  # 7 is Sunday too
-        weekdays = (weekdays - {7}) | {0}
-    return CronLine(
-        source=source,
-        minutes=frozenset(sets[0]),
-        hours=frozenset(sets[1]),
-        days=frozenset(sets[2]),
-        months=frozenset(sets[3]),
-        weekdays=frozenset(weekdays),
-    )
+    return _CompiledLine(source, tuple(_field(f, i) for i, f in enumerate(fields)))
 
 
-def parse_spec(spec: str, full_name: str) -> TimerSpec:
-    """Parse a ``TimerTrigger`` spec of the job ``full_name`` (``team/app/main``).
+@dataclass(frozen=True)
+class CompiledSpec:
+    """A checked spec whose ``H`` terms are still to be drawn for a job (see
+    :func:`compile_spec`); ``hashed`` says whether the job's name matters at all."""
 
-    Raises :class:`SpecError` where Jenkins would reject the spec.
+    spec: str
+    lines: tuple[_CompiledLine, ...]
+    timezone: str | None
+    hashed: bool
+
+    def line_sets(self, full_name: str) -> tuple[LineSets, ...]:
+        """Each line's value sets for the job ``full_name`` (what :meth:`resolve` gives,
+        without building the spec objects)."""
+        rnd = jenkins_hash(full_name) if self.hashed else None
+        return tuple(line.sets(rnd) for line in self.lines)
+
+    def resolve(self, full_name: str) -> TimerSpec:
+        """The spec of the job ``full_name``: every ``H`` drawn from the job's hash."""
+        rnd = jenkins_hash(full_name) if self.hashed else None
+        return TimerSpec(
+            spec=self.spec,
+            lines=tuple(line.resolve(rnd) for line in self.lines),
+            timezone=self.timezone,
+        )
+
+
+@lru_cache(maxsize=4096)
+def compile_spec(spec: str) -> CompiledSpec:
+    """Check a ``TimerTrigger`` spec once; jobs sharing it only draw their ``H`` values.
+
+    Raises :class:`SpecError` where Jenkins would reject the spec (every check is on the
+    text alone, so compiling and resolving give the errors :func:`parse_spec` gives).
     """
-    rnd = jenkins_hash(full_name)
-    lines: list[CronLine] = []
+    lines: list[_CompiledLine] = []
     timezone: str | None = None
     for number, raw in enumerate(re.split(r"\r?\n", spec), start=1):
         line = raw.strip()
@@ -286,10 +354,19 @@ def parse_spec(spec: str, full_name: str) -> TimerSpec:
         if not line or line.startswith("#"):
             continue
         try:
-            lines.append(_line(line, rnd))
+            lines.append(_line(line))
         except SpecError as exc:
             raise SpecError(f"line {number} ({line!r}): {exc}") from None
-    return TimerSpec(spec=spec, lines=tuple(lines), timezone=timezone)
+    hashed = any(draws for line in lines for _, draws in line.fields)
+    return CompiledSpec(spec=spec, lines=tuple(lines), timezone=timezone, hashed=hashed)
+
+
+def parse_spec(spec: str, full_name: str) -> TimerSpec:
+    """Parse a ``TimerTrigger`` spec of the job ``full_name`` (``team/app/main``).
+
+    Raises :class:`SpecError` where Jenkins would reject the spec.
+    """
+    return compile_spec(spec).resolve(full_name)
 
 
 def next_fire(spec: TimerSpec, after: datetime, default_zone: str = "UTC") -> datetime | None:

@@ -18,12 +18,13 @@ Refresh does blocking database work: call it in a worker thread.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import heapq
 import itertools
 import math
-import statistics
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,8 +116,8 @@ def durations_of(samples: Sequence[float]) -> Durations:
     values = sorted(s for s in samples if s >= 0)
     if not values:
         return Durations()
-    med = statistics.median(values)
-    mad = statistics.median(abs(v - med) for v in values) * 1.4826
+    med = _median_sorted(values)
+    mad = _median_sorted(sorted([abs(v - med) for v in values])) * 1.4826
     kept = (
         [v for v in values if mad == 0 or abs(v - med) <= 3 * mad] if len(values) >= 4 else values
     )
@@ -124,20 +125,43 @@ def durations_of(samples: Sequence[float]) -> Durations:
         # Most runs took the same time: a run far from it is an outlier.
         kept = [v for v in values if abs(v - med) <= max(0.5 * med, 60.0)]
     kept = kept or values
-    m = statistics.median(kept)
+    m = _median_sorted(kept)
     p90 = kept[min(len(kept) - 1, max(0, math.ceil(0.9 * len(kept)) - 1))]
     return Durations(m, p90, len(kept), len(values) - len(kept))
 
 
-def calendar_for(job: JobInfo) -> Calendar | None:
-    """The job's calendar from its adapter type (None: no calendar dialect or no schedule)."""
-    if not job.expression:
-        return None
+def _median_sorted(values: Sequence[float]) -> float:
+    """``statistics.median`` of values already sorted (the same arithmetic, no re-sort)."""
+    n = len(values)
+    i = n // 2
+    return values[i] if n % 2 else (values[i - 1] + values[i]) / 2
+
+
+_Hook = Callable[..., "Calendar | None"]
+
+
+def _calendar_hook(source_type: str) -> _Hook | None:
     try:
-        cls = registry.get(job.source_type)
+        cls = registry.get(source_type)
     except UnknownAdapterType:
         return None
-    hook = getattr(cls, "schedule_calendar", None)
+    hook: _Hook | None = getattr(cls, "schedule_calendar", None)
+    return hook
+
+
+def calendar_for(job: JobInfo, hooks: dict[str, _Hook | None] | None = None) -> Calendar | None:
+    """The job's calendar from its adapter type (None: no calendar dialect or no schedule).
+
+    ``hooks``: the adapter hooks found so far, by type (one refresh looks each type up
+    once)."""
+    if not job.expression:
+        return None
+    if hooks is None:
+        hook = _calendar_hook(job.source_type)
+    elif job.source_type in hooks:
+        hook = hooks[job.source_type]
+    else:
+        hook = hooks[job.source_type] = _calendar_hook(job.source_type)
     if hook is None:
         return None
     cal: Calendar | None = hook(
@@ -238,6 +262,50 @@ def read_durations(session: Session, uids: Iterable[str] | None) -> dict[str, li
     return out
 
 
+class _DurationTable:
+    """Durations per job, each computed from its samples when first read (a refresh of
+    100,000 jobs stores the samples; only the jobs someone looks at are summarised).
+
+    A read of a summary already made takes no lock; making one, and storing new samples,
+    hold the table's lock, so a summary of old samples never replaces new ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, Durations] = {}
+        self._raw: dict[str, tuple[float, ...]] = {}
+
+    def set_samples(self, items: Iterable[tuple[str, Iterable[float]]]) -> int:
+        """Store new samples per job; how many jobs."""
+        n = 0
+        with self._lock:
+            for uid, samples in items:
+                raw = tuple(samples)
+                if raw:
+                    self._raw[uid] = raw
+                    self._done.pop(uid, None)
+                else:
+                    self._done[uid] = _NO_DURATIONS
+                    self._raw.pop(uid, None)
+                n += 1
+        return n
+
+    def get(self, uid: str, default: Durations) -> Durations:
+        done = self._done.get(uid)
+        if done is not None:
+            return done
+        with self._lock:
+            raw = self._raw.pop(uid, None)
+            if raw is None:
+                return self._done.get(uid, default)
+            done = self._done[uid] = durations_of(raw)
+            return done
+
+    def pop(self, uid: str) -> None:
+        with self._lock:
+            self._done.pop(uid, None)
+            self._raw.pop(uid, None)
+
+
 class Forecaster:
     """Per-job cached forecast; thread-safe (one refresh at a time, reads see a snapshot)."""
 
@@ -247,7 +315,7 @@ class Forecaster:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._jobs: dict[str, JobInfo] = {}
-        self._durations: dict[str, Durations] = {}
+        self._durations = _DurationTable()
         self._duration_key: dict[str, datetime | None] = {}
         self._derived: dict[str, list[Expected]] = {}
         self._dependencies: dict[str, list[str]] = {}
@@ -286,7 +354,8 @@ class Forecaster:
         past = to_minute(now - _PAST)
         slack = int(_SLACK.total_seconds() // 60)
         memo: dict[tuple[Calendar, int, int], list[int]] = {}
-        with self._lock:
+        hooks: dict[str, _Hook | None] = {}
+        with self._lock, _no_collection():
             seen = set()
             for job in jobs:
                 seen.add(job.uid)
@@ -300,7 +369,7 @@ class Forecaster:
                 )
                 entry = self._entries.get(job.uid)
                 if entry is None or entry.key != key:
-                    cal = calendar_for(job)
+                    cal = calendar_for(job, hooks)
                     end = need_to + slack
                     entry = _Entry(key, cal, past, end, self._compute(job, cal, past, end, memo))
                     self._entries[job.uid] = entry
@@ -315,13 +384,16 @@ class Forecaster:
             for gone in set(self._entries) - seen:
                 self._entries.pop(gone, None)
                 self._jobs.pop(gone, None)
-                self._durations.pop(gone, None)
+                self._durations.pop(gone)
                 self._duration_key.pop(gone, None)
-            for uid in stale_durations:
-                self._durations[uid] = durations_of(samples.get(uid, ()))
-                job_info = self._jobs.get(uid)
+            stale = list(stale_durations)
+            stats.durations_read = self._durations.set_samples(
+                (uid, samples.get(uid, ())) for uid in stale
+            )
+            jobs_by_uid = self._jobs
+            for uid in stale:
+                job_info = jobs_by_uid.get(uid)
                 self._duration_key[uid] = job_info.last_run_at if job_info else None
-                stats.durations_read += 1
             self._dependencies = {k: list(v) for k, v in dependencies.items()}
             self._derived = self._derive(now)
             stats.dependency_jobs = len(self._derived)
@@ -363,7 +435,7 @@ class Forecaster:
                 per_up = [self._ends(u, derived) for u in ups]
                 if not per_up or any(not p for p in per_up):
                     continue
-                med = self._durations.get(down, Durations()).median_s
+                med = self._durations.get(down, _NO_DURATIONS).median_s
                 out: list[Expected] = []
                 for end, basis in per_up[0]:
                     start = end
@@ -392,12 +464,12 @@ class Forecaster:
         entry = self._entries.get(uid)
         if entry is None:
             return []
-        med = self._durations.get(uid, Durations()).median_s or 0.0
+        med = self._durations.get(uid, _NO_DURATIONS).median_s or 0.0
         return [(from_minute(t) + timedelta(seconds=med), uid) for t in entry.times]
 
     # -- reading ----------------------------------------------------------------------------
     def durations(self, uid: str) -> Durations:
-        return self._durations.get(uid, Durations())
+        return self._durations.get(uid, _NO_DURATIONS)
 
     def job(self, uid: str) -> JobInfo | None:
         return self._jobs.get(uid)
@@ -415,7 +487,7 @@ class Forecaster:
         entry = self._entries.get(uid)
         if entry is None:
             return []
-        med = self._durations.get(uid, Durations()).median_s
+        med = self._durations.get(uid, _NO_DURATIONS).median_s
         basis = "schedule" if entry.calendar is not None else "reported"
         times = entry.times
         lo = bisect.bisect_left(times, _ceil_minute(start))
@@ -496,6 +568,22 @@ class Forecaster:
 
 
 _NO_DURATIONS = Durations()
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a refresh builds its (acyclic) entries: a
+    cold refresh allocates hundreds of thousands of long-lived objects, and the full
+    collections they trigger would scan the whole heap again and again (a quarter of
+    the refresh's CPU in bench/forecast.py). Reference counting still frees everything."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _ceil_minute(t: datetime) -> int:

@@ -114,39 +114,32 @@ class Calendar:
         """Start times as epoch minutes in ``(after, until]``, oldest first."""
         if until <= after or not self.lines:
             return []
-        z = zone(self.tz)
         shift = int(self.shift.total_seconds() // 60)
-        lo_dt = from_minute(after - shift).astimezone(z)
-        hi_dt = from_minute(until - shift).astimezone(z)
-        day = lo_dt.date() - timedelta(days=1)
-        last = hi_dt.date() + timedelta(days=1)
         out: list[int] = []
-        one_day = timedelta(days=1)
-        while day <= last and len(out) < limit:
+        for day, midnight, b in _days(self.tz, after - shift, until - shift):
+            if len(out) >= limit:
+                break
             lines = [line for line in self.lines if line.day_matches(day)]
-            if lines:
-                mods = (
-                    self._mods  # type: ignore[attr-defined]
-                    if len(lines) == len(self.lines) or self._same_times  # type: ignore[attr-defined]
-                    else sorted({h * 60 + m for ln in lines for h in ln.hours for m in ln.minutes})
-                )
-                midnight = datetime(day.year, day.month, day.day)
-                start_off = z.utcoffset(midnight)
-                end_off = z.utcoffset(midnight + one_day)
-                base = to_minute(midnight.replace(tzinfo=UTC)) + shift
-                if start_off == end_off and start_off is not None:
-                    b = base - int(start_off.total_seconds() // 60)
-                    out.extend(b + x for x in mods if after < b + x <= until)
-                else:  # a DST change today: convert each wall time
-                    for x in mods:
-                        wall = midnight + timedelta(minutes=x)
-                        t = wall.replace(tzinfo=z).astimezone(UTC)
-                        if t.astimezone(z).replace(tzinfo=None) != wall:
-                            continue  # skipped by the change
-                        m = to_minute(t) + shift
-                        if after < m <= until:
-                            out.append(m)
-            day += one_day
+            if not lines:
+                continue
+            mods = (
+                self._mods  # type: ignore[attr-defined]
+                if len(lines) == len(self.lines) or self._same_times  # type: ignore[attr-defined]
+                else sorted({h * 60 + m for ln in lines for h in ln.hours for m in ln.minutes})
+            )
+            if b is not None:
+                b += shift
+                out.extend(b + x for x in mods if after < b + x <= until)
+            else:  # a DST change today: convert each wall time
+                z = zone(self.tz)
+                for x in mods:
+                    wall = midnight + timedelta(minutes=x)
+                    t = wall.replace(tzinfo=z).astimezone(UTC)
+                    if t.astimezone(z).replace(tzinfo=None) != wall:
+                        continue  # skipped by the change
+                    m = to_minute(t) + shift
+                    if after < m <= until:
+                        out.append(m)
         out.sort()
         return out[:limit]
 
@@ -165,6 +158,29 @@ class Calendar:
         return None
 
 
+@lru_cache(maxsize=256)
+def _days(tz: str, lo: int, hi: int) -> tuple[tuple[date, datetime, int | None], ...]:
+    """The local days around epoch minutes ``(lo, hi]`` in ``tz`` (one more each side),
+    each with its local midnight and, when no DST change falls on it, the epoch minute
+    of that midnight (None: convert each wall time). Shared by every calendar in ``tz``
+    evaluated over the same window."""
+    z = zone(tz)
+    day = from_minute(lo).astimezone(z).date() - timedelta(days=1)
+    last = from_minute(hi).astimezone(z).date() + timedelta(days=1)
+    one_day = timedelta(days=1)
+    out: list[tuple[date, datetime, int | None]] = []
+    while day <= last:
+        midnight = datetime(day.year, day.month, day.day)
+        start_off = z.utcoffset(midnight)
+        end_off = z.utcoffset(midnight + one_day)
+        b: int | None = None
+        if start_off == end_off and start_off is not None:
+            b = to_minute(midnight.replace(tzinfo=UTC)) - int(start_off.total_seconds() // 60)
+        out.append((day, midnight, b))
+        day += one_day
+    return tuple(out)
+
+
 def _values(field: Sequence[int | str], low: int, high: int) -> list[int]:
     if field == ["*"]:
         return list(range(low, high + 1))
@@ -178,9 +194,17 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
     ``day_or`` None: Vixie cron's rule (OR unless either day field starts with ``*``).
     Raises ``ValueError`` for an expression croniter cannot read.
     """
+    line = _cron_line(" ".join(expression.split()), day_or, expression)
+    zone(tz)  # unknown zones fail here, not at evaluation
+    return Calendar((line,), tz)
+
+
+@lru_cache(maxsize=65_536)
+def _cron_line(expr: str, day_or: bool | None, expression: str) -> CalendarLine:
+    """The expanded line of a normalised expression (shared by every zone it runs in);
+    ``expression`` is the text as given, for error messages."""
     from croniter import croniter  # the gateway's only cron dependency
 
-    expr = " ".join(expression.split())
     try:
         fields, _ = croniter.expand(expr)
     except Exception as exc:  # croniter raises several types for bad input
@@ -191,7 +215,7 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
         parts = expr.split() if not expr.startswith("@") else ["0", "0", "*", "*", "*"]
         day_or = not (parts[2].startswith("*") or parts[4].startswith("*"))
     try:
-        line = CalendarLine(
+        return CalendarLine(
             minutes=tuple(_values(fields[0], 0, 59)),
             hours=tuple(_values(fields[1], 0, 23)),
             days=frozenset(_values(fields[2], 1, 31)),
@@ -201,5 +225,3 @@ def calendar_from_cron(expression: str, tz: str = "UTC", *, day_or: bool | None 
         )
     except (TypeError, ValueError):  # L, W, # and other extensions: no calendar
         raise ValueError(f"unsupported cron expression {expression!r}") from None
-    zone(tz)  # unknown zones fail here, not at evaluation
-    return Calendar((line,), tz)

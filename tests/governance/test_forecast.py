@@ -12,7 +12,7 @@ from adapters.cron.schedule import parse_schedule
 from adapters.jenkins.adapter import JenkinsAdapter
 from adapters.jenkins.cron import next_fire, parse_spec
 from adapters.kubernetes.adapter import KubernetesAdapter
-from gateway.governance.forecast import Forecaster, durations_of
+from gateway.governance.forecast import Forecaster, JobInfo, durations_of
 from gateway.model import RunState
 from gateway.model.calendar import calendar_from_cron
 
@@ -67,6 +67,64 @@ def test_jenkins_h_spec_resolves_per_job_like_jenkins() -> None:
     a = _cal(JenkinsAdapter, "H 2 * * *", "UTC", "team/build-warehouse")
     b = _cal(JenkinsAdapter, "H 2 * * *", "UTC", "other/job")
     assert a != b  # H spreads jobs by name
+
+
+def test_jenkins_jobs_sharing_a_spec_keep_their_own_h_values() -> None:
+    # One spec is checked once and shared; each job still draws its own H values, in
+    # Jenkins' order, whatever job was resolved before it.
+    spec = "H H(0-6) * * *\nH/15 * * * 1-5\n@weekly"
+    names = [f"team-{i}/job-{i}" for i in range(40)]
+    first = [parse_spec(spec, n).resolved for n in names]
+    again = [parse_spec(spec, n).resolved for n in reversed(names)][::-1]
+    assert first == again
+    assert len(set(first)) > 30  # spread by name, not one shared draw
+    assert parse_spec("H 2 * * *", "a").resolved == parse_spec("H 2 * * *", "a").resolved
+
+
+def _jenkins_job(spec: str, definition_hash: str) -> JobInfo:
+    return JobInfo(
+        uid="jenkins-a/team/nightly",
+        native_id="team/nightly",
+        source="jenkins-a",
+        source_type="jenkins",
+        domain="data",
+        name="nightly",
+        labels={},
+        expression=spec,
+        timezone="UTC",
+        next_run_at=None,
+        paused=False,
+        definition_hash=definition_hash,
+        last_run_at=None,
+    )
+
+
+def test_a_job_whose_schedule_changes_gets_the_new_calendar() -> None:
+    # Calendars are shared between jobs and refreshes; a changed spec must not keep the old.
+    f = Forecaster(None)
+    f.update([_jenkins_job("H 2 * * *", "v1")], {}, {}, [], now=T0)
+    daily = f.expected("jenkins-a/team/nightly", T0, T0 + timedelta(days=1))
+    assert len(daily) == 1 and daily[0].at.hour == 2
+    f.update([_jenkins_job("H/30 * * * *", "v2")], {}, {}, [], now=T0)
+    got = f.expected("jenkins-a/team/nightly", T0, T0 + timedelta(days=1))
+    assert len(got) == 48
+    assert len({t.at.minute for t in got}) == 2  # H/30: two minutes, 30 apart
+    assert (got[1].at - got[0].at) == timedelta(minutes=30)
+
+
+def test_new_durations_replace_a_summary_already_read() -> None:
+    # Durations are summarised on first read; newer runs must replace that summary.
+    f = Forecaster(None)
+    uid = "jenkins-a/team/nightly"
+    f.update([_jenkins_job("H 2 * * *", "v1")], {}, {uid: [600, 600, 660]}, [uid], now=T0)
+    assert f.durations(uid).median_s == 600
+    assert f.expected(uid, T0, T0 + timedelta(days=1))[0].end is not None
+    f.update([_jenkins_job("H 2 * * *", "v1")], {}, {uid: [60, 60, 120]}, [uid], now=T0)
+    assert f.durations(uid).median_s == 60
+    (run_,) = f.expected(uid, T0, T0 + timedelta(days=1))
+    assert run_.end == run_.at + timedelta(seconds=60)
+    f.update([_jenkins_job("H 2 * * *", "v1")], {}, {}, [uid], now=T0)
+    assert f.durations(uid).median_s is None  # no successful run left to learn from
 
 
 def test_kubernetes_time_zone_and_every() -> None:
