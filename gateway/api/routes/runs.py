@@ -19,7 +19,7 @@ from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..export import sqlite_lines, stream_runs
 from ..fastread import ActionsOf, reader, run_item
-from ..params import Time, check_choices
+from ..params import INT64_MAX, Time, check_choices
 from ..schemas import (
     ActionRequest,
     ActionResult,
@@ -141,7 +141,9 @@ async def export_runs(
     label: str | None = None,
     q: str | None = Query(default=None, max_length=200),
     format: Literal["ndjson", "csv"] = "ndjson",
-    limit: Annotated[int | None, Query(ge=1, description="at most this many runs")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="at most this many runs")
+    ] = None,
 ) -> StreamingResponse:
     """Every run the filter selects that you may read, streamed in constant memory (the
     same filters and authorization as the list, without pages)."""
