@@ -219,12 +219,15 @@ def test_100_concurrent_syncs_of_one_source_coalesce(gateway: Gateway) -> None:
             )
 
     before = gateway.passes("demo-etl")
+    began = time.monotonic()
     answers = asyncio.run(burst())
+    took = time.monotonic() - began
     assert [r.status_code for r in answers] == [200] * 100, {r.text for r in answers}
     ran = gateway.passes("demo-etl") - before
     # They share one pass; the worker's own schedule may have one running that they
-    # cannot share (runs only, while they ask for the inventory too), or add one.
-    assert 1 <= ran <= 3, ran
+    # cannot share (runs only, while they ask for the inventory too), or add one — and
+    # on a slow machine one more for each 10 s runs interval the burst lasted.
+    assert 1 <= ran <= 3 + int(took // 10), (ran, took)
     assert len({r.json()["started_at"] for r in answers}) <= 2
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=10) == 0
