@@ -134,17 +134,27 @@ def HOOK() -> str:
 def test_a_paused_replica_that_lost_its_leases_writes_nothing(cluster: Cluster) -> None:
     cl = cluster
     victim = cl.replicas[2]
-    mine = sorted(s for s, h in cl.holders().items() if h == victim.id)
-    assert mine
-    tokens = {s["name"]: s["token"] for s in cl.get(victim, "/api/v1/cluster").json()["sources"]}
+    # The victim holds its share before it is paused (replicas that just started are still
+    # taking theirs).
+    assert wait_until(
+        lambda: any(h == victim.id for h in cl.holders().values()), timeout=10 * LEASE
+    ), cl.holders()
+    # Its sources and their fencing tokens from one answer: a source handed on after it
+    # (shares still settling) only gets a larger token.
+    view = cl.get(victim, "/api/v1/cluster").json()["sources"]
+    mine = sorted(s["name"] for s in view if s["holder"] == victim.id)
+    tokens = {s["name"]: s["token"] for s in view}
+    assert mine, view
     os.kill(victim.proc.pid, signal.SIGSTOP)
     try:
         for job in ("build", "deploy"):
             cl.jenkins.run(job, "FAILURE")
-        # Its sources move to the others and get the new builds there.
+        # Its sources move to the others and get the new builds there (how fast is the
+        # SIGKILL test's and bench/scale.py's concern; this test is about fencing, so it
+        # allows a loaded machine ten lease periods).
         assert wait_until(
             lambda: all(cl.holders().get(s) not in (None, victim.id) for s in mine),
-            timeout=LEASE + 2 * LEASE / 3 + 10,
+            timeout=10 * LEASE,
             interval=0.3,
         ), cl.holders()
         assert wait_until(lambda: _synced(cl, mine), timeout=RUNS_EVERY + 30, interval=0.3)

@@ -23,6 +23,9 @@ from tests.conftest import _fresh_pg_database, wait_until
 from ._gateway import Gateway, accord
 
 LIMIT = 5
+# Seconds a failure counts: long enough that a burst of 40 requests on a loaded machine
+# stays inside one window.
+WINDOW = 8
 
 
 def _new_token(gw: Gateway, subject: str, *extra: str) -> tuple[int, str]:
@@ -50,7 +53,10 @@ def throttled_gateway(tmp_path: Path) -> Gateway:
     gw = Gateway(
         tmp_path / "data",
         sync=False,
-        extra_env={"ACCORD_AUTH_FAILURE_LIMIT": str(LIMIT), "ACCORD_AUTH_FAILURE_WINDOW": "3"},
+        extra_env={
+            "ACCORD_AUTH_FAILURE_LIMIT": str(LIMIT),
+            "ACCORD_AUTH_FAILURE_WINDOW": str(WINDOW),
+        },
     ).start()
     yield gw  # type: ignore[misc]
     gw.stop()
@@ -80,7 +86,7 @@ def test_brute_force_from_one_address_is_throttled_and_audited_once_per_burst(
     # After Retry-After the address may try again; a new burst, after a quiet window, is
     # audited again.
     assert wait_until(lambda: _me(gw, good, "127.0.0.2").status_code == 200, timeout=30)
-    time.sleep(3.2)
+    time.sleep(WINDOW + 0.2)
     for g in guesses[: LIMIT + 3]:
         _me(gw, g, "127.0.0.2")
     assert [r["target"] for r in _throttle_records(gw)] == ["address:127.0.0.2"] * 2
