@@ -106,7 +106,27 @@ def create_db_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A replica that stalls inside a transaction (a pause, a frozen VM) would keep its row
+    # locks, and the others take leases with SKIP LOCKED: its sources would stay orphaned
+    # for as long as it stalls. PostgreSQL ends such a session after two lease periods,
+    # releasing the locks (no write transaction of Accord idles that long between two
+    # statements; one that did would have outlived its lease anyway).
+    idle_ms = int(2 * _lease_seconds() * 1000)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"options": f"-c idle_in_transaction_session_timeout={idle_ms}"},
+    )
+
+
+def _lease_seconds() -> float:
+    """``ACCORD_LEASE_SECONDS`` as the settings read it (15 s unless set)."""
+    try:
+        return max(float(os.environ.get("ACCORD_LEASE_SECONDS", "15")), 1.0)
+    except ValueError:
+        return 15.0
 
 
 def analyze(engine: Engine) -> None:

@@ -228,6 +228,6 @@ def test_100_concurrent_syncs_of_one_source_coalesce(gateway: Gateway) -> None:
     # cannot share (runs only, while they ask for the inventory too), or add one — and
     # on a slow machine one more for each 10 s runs interval the burst lasted.
     assert 1 <= ran <= 3 + int(took // 10), (ran, took)
-    assert len({r.json()["started_at"] for r in answers}) <= 2
+    assert len({r.json()["started_at"] for r in answers}) <= 2 + int(took // 10)
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=10) == 0
