@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
 
 __all__ = ["LONG", "Gateway", "accord", "free_port", "kills"]
 
@@ -129,3 +133,36 @@ class Gateway:
 
     def client(self, timeout: float = 60) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+
+
+def jenkins_source(tmp_path: Path, jobs: list[str]) -> tuple[JenkinsSimulator, str, Path]:
+    """A Jenkins simulator with one finished build per job, its token, and a source
+    document ``ci`` that syncs it every second (what the fault tests load)."""
+    token = secrets.token_hex(16)
+    state = SimState(seed=random.randrange(1 << 30))
+    for job in jobs:
+        state.add_job(job)
+        state.run(job, "SUCCESS", cause=cause_timer())
+    sim = JenkinsSimulator(state, tokens={"accord": token}).start()
+    config = tmp_path / "ci.yaml"
+    config.write_text(
+        f"""apiVersion: accord.dev/v1
+kind: Source
+metadata: {{name: ci, domain: default}}
+spec:
+  type: jenkins
+  url: {sim.url}
+  username: accord
+  token: {{env: ACCORD_SECRET_TEST_JENKINS_TOKEN}}
+  maxBuildsPerJob: 100
+  triggerWait: 0s
+  sync: {{inventoryEvery: 5s, runsEvery: 1s}}
+"""
+    )
+    return sim, token, config
+
+
+def expected_builds(sim: JenkinsSimulator) -> set[str]:
+    """The run uids source ``ci`` must hold: every build the simulator has."""
+    with sim.state.lock:
+        return {f"ci/{j.full_name}#{b.number}" for j in sim.state.jobs() for b in j.builds.values()}

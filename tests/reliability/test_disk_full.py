@@ -12,7 +12,6 @@ catches up with every build, each stored once.
 from __future__ import annotations
 
 import random
-import secrets
 import sqlite3
 import threading
 import time
@@ -21,10 +20,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
+from adapters.testing.jenkins_sim import cause_timer
 from tests.conftest import wait_until
 
-from ._gateway import LONG, Gateway, accord
+from ._gateway import LONG, Gateway, accord, expected_builds, jenkins_source
 
 JOBS = ["build", "deploy", "nightly"]
 
@@ -59,32 +58,9 @@ def _stored(db: Path) -> tuple[set[str], list[str], int]:
     return runs, dups, int(applied)
 
 
-def _expected(sim: JenkinsSimulator) -> set[str]:
-    with sim.state.lock:
-        return {f"ci/{j.full_name}#{b.number}" for j in sim.state.jobs() for b in j.builds.values()}
-
-
 def test_sqlite_full_gives_a_clear_error_stays_consistent_and_recovers(tmp_path: Path) -> None:
-    token = secrets.token_hex(16)
-    state = SimState(seed=random.randrange(1 << 30))
-    for job in JOBS:
-        state.add_job(job)
-        state.run(job, "SUCCESS", cause=cause_timer())
-    sim = JenkinsSimulator(state, tokens={"accord": token}).start()
-    (tmp_path / "ci.yaml").write_text(
-        f"""apiVersion: accord.dev/v1
-kind: Source
-metadata: {{name: ci, domain: default}}
-spec:
-  type: jenkins
-  url: {sim.url}
-  username: accord
-  token: {{env: ACCORD_SECRET_TEST_JENKINS_TOKEN}}
-  maxBuildsPerJob: 100
-  triggerWait: 0s
-  sync: {{inventoryEvery: 5s, runsEvery: 1s}}
-"""
-    )
+    sim, token, _config = jenkins_source(tmp_path, JOBS)
+    state = sim.state
     data = tmp_path / "data"
     db = data / "accord.db"
     env = {"ACCORD_SECRET_TEST_JENKINS_TOKEN": token}
@@ -146,7 +122,7 @@ spec:
         # Room again: the cap lifted (as when the disk is freed), the gateway catches up.
         del gw.extra_env["ACCORD_SQLITE_MAX_PAGES"]
         gw.start()
-        expected = _expected(sim)
+        expected = expected_builds(sim)
 
         def caught_up() -> bool:
             httpx.post(f"{gw.url}/api/v1/sources/ci/sync", headers=gw.headers, timeout=60)

@@ -10,7 +10,6 @@ change twice. Short mode: 2 restarts; ACCORD_LONG_TESTS=1: 10.
 from __future__ import annotations
 
 import random
-import secrets
 import subprocess
 import threading
 import time
@@ -21,10 +20,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from adapters.testing.jenkins_sim import JenkinsSimulator, SimState, cause_timer
+from adapters.testing.jenkins_sim import cause_timer
 from tests.conftest import _fresh_pg_database, _Postgres, wait_until
 
-from ._gateway import Gateway, kills
+from ._gateway import Gateway, expected_builds, jenkins_source, kills
 
 JOBS = ["build", "deploy", "nightly"]
 
@@ -126,11 +125,6 @@ class _Load:
                 self._count(0)
 
 
-def _expected(sim: JenkinsSimulator) -> set[str]:
-    with sim.state.lock:
-        return {f"ci/{j.full_name}#{b.number}" for j in sim.state.jobs() for b in j.builds.values()}
-
-
 def _stored(url: str) -> tuple[set[str], list[str]]:
     engine = create_engine(url)
     try:
@@ -153,26 +147,8 @@ def _stored(url: str) -> tuple[set[str], list[str]]:
 def test_postgres_restarted_under_load(tmp_path: Path, cluster: _Cluster) -> None:
     assert cluster.url is not None
     db = _fresh_pg_database(cluster.url)
-    token = secrets.token_hex(16)
-    state = SimState(seed=random.randrange(1 << 30))
-    for job in JOBS:
-        state.add_job(job)
-        state.run(job, "SUCCESS", cause=cause_timer())
-    sim = JenkinsSimulator(state, tokens={"accord": token}).start()
-    (tmp_path / "ci.yaml").write_text(
-        f"""apiVersion: accord.dev/v1
-kind: Source
-metadata: {{name: ci, domain: default}}
-spec:
-  type: jenkins
-  url: {sim.url}
-  username: accord
-  token: {{env: ACCORD_SECRET_TEST_JENKINS_TOKEN}}
-  maxBuildsPerJob: 100
-  triggerWait: 0s
-  sync: {{inventoryEvery: 5s, runsEvery: 1s}}
-"""
-    )
+    sim, token, _config = jenkins_source(tmp_path, JOBS)
+    state = sim.state
     gw = Gateway(
         tmp_path / "data",
         db,
@@ -214,7 +190,7 @@ spec:
         stop_builds.set()
         producer.join(10)
         load.end()
-        expected = _expected(sim)
+        expected = expected_builds(sim)
         assert wait_until(lambda: _stored(db)[0] == expected, timeout=60, interval=0.5), (
             f"lost {sorted(expected - _stored(db)[0])[:5]}"
         )
