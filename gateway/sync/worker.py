@@ -249,7 +249,10 @@ class SourceWorker:
 
         A request is answered by the latest pass if that pass started less than
         ``max_age`` seconds before it (waiting for it if it still runs) and covers what
-        was asked (inventory). Otherwise, if a pass is running, the request waits for the
+        was asked (inventory) — unless that earlier pass fails: then the answer comes
+        from a pass that starts after the request (the source may have been fixed in
+        between; a person's "Sync now" must not get the error it was clicked to clear).
+        Otherwise, if a pass is running, the request waits for the
         one follow-up pass, which starts when the running pass ends and which every
         request arriving meanwhile shares; if none is running, a pass starts. With the
         default ``max_age`` of 0 the answer always comes from a pass that started after
@@ -258,7 +261,18 @@ class SourceWorker:
         caller does not cancel a pass others wait for; ``stop`` does, and its waiters get
         SyncCancelled.
         """
-        task = self._request(inventory, max_age)
+        asked = time.monotonic()
+        task, earlier = self._request(inventory, max_age)
+        report = await self._await(task)
+        if earlier and report.error is not None:
+            # The shared pass began before this request and failed: the source may have
+            # been fixed since (a person clicks "Sync now" once it is). Answer from a pass
+            # that starts after the request, shared with whoever else asks meanwhile.
+            task, _ = self._request(inventory, time.monotonic() - asked)
+            report = await self._await(task)
+        return report
+
+    async def _await(self, task: asyncio.Task[SyncReport]) -> SyncReport:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -267,26 +281,28 @@ class SourceWorker:
                 raise SyncCancelled(self.name) from None
             raise
 
-    def _request(self, inventory: bool, max_age: float) -> asyncio.Task[SyncReport]:
+    def _request(self, inventory: bool, max_age: float) -> tuple[asyncio.Task[SyncReport], bool]:
+        """The pass that answers a request, and whether it began before the request."""
         if self._stopped:
             raise SyncCancelled(self.name)
         if self._queued is not None:
             self._queued_inventory |= inventory
-            return self._queued
+            return self._queued, False
         last = self._last
         if last is not None and not (last.done() and (last.cancelled() or last.exception())):
             recent = time.monotonic() - self._last_started < max_age
-            if recent and (self._last_inventory or not inventory):
-                return last
+            failed = last.done() and last.result().error is not None
+            if recent and not failed and (self._last_inventory or not inventory):
+                return last, True
             if not last.done():
                 self._queued_inventory = inventory
                 self._queued = asyncio.create_task(
                     self._follow_up(last), name=f"sync-pass:{self.name}:next"
                 )
-                return self._queued
+                return self._queued, False
         task = asyncio.create_task(self._locked_pass(inventory), name=f"sync-pass:{self.name}")
         self._began(task, inventory)
-        return task
+        return task, False
 
     def _began(self, task: asyncio.Task[SyncReport], inventory: bool) -> None:
         self._last = task

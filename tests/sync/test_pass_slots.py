@@ -101,7 +101,10 @@ async def test_a_slot_handed_to_a_cancelled_waiter_is_passed_on() -> None:
 @pytest.fixture
 def systems_for_takeover(engine: Engine) -> Iterator[tuple[FakeSystem, FakeSystem]]:
     busy = FakeSystem("slots-busy")
-    busy.delay = 0.02  # each call to the scheduler takes a while: the replica is saturated
+    # Each call to the scheduler takes a while: the replica is saturated. A pass lasts
+    # well over the worker's shortest wait between passes (50 ms), so at any moment every
+    # source but the one running waits for the slot, on a fast machine too.
+    busy.delay = 0.1
     busy.add_job("build")
     taken = FakeSystem("slots-taken")
     for job in ("a", "b", "c"):

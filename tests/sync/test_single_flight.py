@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from adapters.testing.fake import FakeSystem, systems
+from gateway.model.errors import AdapterUnavailable
 from gateway.store.tables import Source as SourceRow
 from gateway.sync import SyncManager
 from gateway.sync.manager import build_adapter
@@ -105,6 +106,36 @@ async def test_a_burst_of_requests_shares_the_running_pass(
     assert (await worker.sync_once(max_age=2)).inventory is not None
     assert probe.started["a"] == 3
     assert slow.calls.count("list_jobs") == 2
+
+
+@pytest.mark.anyio
+async def test_a_failed_earlier_pass_does_not_answer_a_later_request(
+    engine: Engine, slow: FakeSystem, probe: PassProbe
+) -> None:
+    """A person fixes the source and clicks "Sync now" within the coalescing window of a
+    pass that failed (or is failing): the answer comes from a pass that starts after the
+    click, not the error the click was meant to clear."""
+    worker = _worker(engine)
+    slow.fault = AdapterUnavailable("connection refused")
+    failed = await worker.sync_once(max_age=2)
+    assert failed.error is not None and probe.started["a"] == 1
+    slow.fault = None  # fixed
+    fresh = await worker.sync_once(max_age=2)
+    assert fresh.error is None, fresh.error
+    assert probe.started["a"] == 2
+    # Failing while requests wait on it: they get a pass of their own (started after
+    # their requests), one shared by all of them.
+    slow.fault = AdapterUnavailable("connection refused")
+    first = asyncio.create_task(worker.sync_once(inventory=False))
+    while probe.started["a"] == 2:
+        await asyncio.sleep(0.005)
+    waiting = [asyncio.create_task(worker.sync_once(inventory=False, max_age=2)) for _ in range(5)]
+    reports = await asyncio.gather(first, *waiting)
+    assert all(r.error is not None for r in reports)
+    assert probe.started["a"] == 4, "the failing pass plus one shared follow-up"
+    assert len({id(r) for r in reports[1:]}) == 1 and reports[1] is not reports[0]
+    assert reports[1].started_at > reports[0].started_at
+    assert probe.most["a"] == 1
 
 
 @pytest.mark.anyio
