@@ -7,12 +7,16 @@ accepts, only the actions this source can do.
 
 from __future__ import annotations
 
-from adapters.base import Registry, registry
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.base import Adapter, Registry, registry
 from gateway.model import Capability
 from gateway.store.tables import Source as SourceRow
 from gateway.sync.manager import adapter_settings
 
-__all__ = ["source_capabilities", "unsupported_action"]
+__all__ = ["capabilities_of", "source_capabilities", "unsupported_action"]
 
 
 def source_capabilities(row: SourceRow, reg: Registry = registry) -> frozenset[Capability]:
@@ -22,6 +26,29 @@ def source_capabilities(row: SourceRow, reg: Registry = registry) -> frozenset[C
         return reg.capabilities(row.type, adapter_settings(row))
     except (LookupError, ValueError):
         return frozenset()
+
+
+_MEMO: dict[tuple[type[Adapter], str], frozenset[str]] = {}
+
+
+def capabilities_of(source_type: str, spec: Mapping[str, Any]) -> frozenset[str]:
+    """``source_capabilities`` from a stored source's type and spec, as strings, memoized
+    by the adapter class and the spec's content (list pages ask for the same few sources
+    on every request; checking the settings each time cost more than reading the page).
+    A type not installed has none and is not kept (it may be installed later)."""
+    try:
+        cls = registry.get(source_type)
+    except LookupError:
+        return frozenset()
+    key = (cls, json.dumps(spec, sort_keys=True, default=str))
+    got = _MEMO.get(key)
+    if got is None:
+        row = SourceRow(name="-", type=source_type, domain="-", spec=dict(spec))
+        got = frozenset(str(c) for c in source_capabilities(row))
+        if len(_MEMO) >= 4096:
+            _MEMO.clear()
+        _MEMO[key] = got
+    return got
 
 
 def unsupported_action(row: SourceRow, action: str, reg: Registry = registry) -> str | None:

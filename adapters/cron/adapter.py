@@ -22,6 +22,7 @@ the gateway's upserts make that harmless.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import threading
@@ -59,8 +60,10 @@ from .missed import missed_runs
 from .observe import HostReader, JobIndex, syslog_record
 from .parser import CronLine, Discovery
 from .schedule import ScheduleError, parse_schedule
-from .spool_read import iter_runs, read_run
+from .spool_read import inspect_run, iter_runs
 from .syslog import FileCursor, Pairing
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["CronAdapter", "CronAgentAdapter"]
 
@@ -173,6 +176,8 @@ class CronAdapter(BaseAdapter):
         self._log_error: str | None = None
         self._unmatched = 0
         self._pruned_at: datetime | None = None
+        # Damaged run files in the spools (path → what is wrong), until they are removed.
+        self._damage: dict[str, str] = {}
 
     # -- reading ---------------------------------------------------------------------
 
@@ -206,9 +211,12 @@ class CronAdapter(BaseAdapter):
             self._watch(discovery, now)
             index = JobIndex(discovery.lines)
             self._spools = self.reader.spool_dirs(discovery)
+            present: set[str] = set()
             for directory in self._spools:
                 for path in iter_runs(directory):
+                    present.add(str(path))
                     self._read_spool_file(path, index, now)
+            self._damage = {k: v for k, v in self._damage.items() if k in present}
             self._read_log(index, now)
             h = self._history
             if self._pruned_at is None or now - self._pruned_at > timedelta(hours=1):
@@ -236,13 +244,26 @@ class CronAdapter(BaseAdapter):
         cached = h.files.get(key)
         if cached is not None and cached == (size, True):
             return
-        run = read_run(path)
+        run, damage = inspect_run(path)
+        if run is not None and damage and run.end is None and run.wrapper_alive():
+            damage = None  # its wrapper still writes: look again when it ended
+        if damage:
+            if self._damage.get(key) != damage:
+                _log.error("damaged spool file %s: %s", path, damage)
+            self._damage[key] = damage
+        else:
+            self._damage.pop(key, None)
         if run is None:
             return
         record = self.reader.spool_record(run, index)
         h.files[key] = (size, run.end is not None)
         if record is None:
             return
+        if damage:
+            # The intact part is delivered, and says what was lost.
+            note = f"its spool file is damaged ({damage})"
+            message = f"{record.message}; {note}" if record.message else note
+            record = record.model_copy(update={"message": message})
         if record.started_at is not None:
             h.started(record.job_native_id, record.started_at)
         if (
@@ -275,6 +296,15 @@ class CronAdapter(BaseAdapter):
     async def check(self) -> SourceHealth:
         discovery = await self.threads.run(self._refresh)
         extra = [self._log_error] if self._log_error else []
+        with self._lock:
+            damaged = sorted(self._damage.items())
+        if damaged:
+            shown = "; ".join(f"{Path(p).name}: {why}" for p, why in damaged[:3])
+            more = f"; and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+            extra.append(
+                f"{len(damaged)} damaged spool file(s) ({shown}{more}); what was intact "
+                "in them was read; remove them once inspected"
+            )
         return self.reader.health(
             discovery,
             extra=extra,

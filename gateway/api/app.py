@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -215,14 +216,44 @@ CONSOLE_CSP = (
 _DOCS_PAGES = ("/docs", "/redoc")
 
 
-def _security_headers(path: str, response: Response) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+def _security_headers(path: str, headers: MutableHeaders) -> None:
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
     if path.startswith(_DOCS_PAGES):
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     else:
-        response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+        headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
+
+
+class RequestContext:
+    """Each HTTP request's id (``X-Request-Id``, taken from the caller or made), its
+    latency and status in the metrics, and the security headers on every answer. A plain
+    ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task group and a memory
+    stream per request, more than a list page's own work."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = Headers(scope=scope).get("x-request-id") or secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.latency.observe(time.perf_counter() - started)
+                self.metrics.requests.labels(scope["method"], str(message["status"])).inc()
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = rid
+                _security_headers(scope["path"], headers)
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
 
 
 def create_app(
@@ -405,16 +436,7 @@ def create_app(
     app.state.oidc = OidcProvider(settings) if settings.oidc_enabled else None
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Any) -> Response:
-        request.state.request_id = request.headers.get("x-request-id") or secrets.token_hex(8)
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        metrics.latency.observe(time.perf_counter() - started)
-        metrics.requests.labels(request.method, str(response.status_code)).inc()
-        response.headers["X-Request-Id"] = request.state.request_id
-        _security_headers(request.url.path, response)
-        return response
+    app.add_middleware(RequestContext, metrics=metrics)
 
     # MCP for AI agents (streamable HTTP), before the console's catch-all mount.
     app.state.mcp = McpEndpoint(app, engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.base import registry
 from gateway.capabilities import source_capabilities
 from gateway.store.tables import AuditRecord, Edge, Job, Run, Source, Step
@@ -90,6 +92,42 @@ def job_public(row: Job, allowed: list[str] | None = None) -> JobPublic:
     )
 
 
+def job_item(row: Job, allowed: list[str]) -> dict[str, Any]:
+    """A job as ``job_public`` gives it, as plain data for the list's JSON encoder (no
+    model per item; tests compare both forms field by field)."""
+    schedule = None
+    if row.schedule_expr or row.schedule_text:
+        schedule = {
+            "expression": row.schedule_expr,
+            "timezone": row.schedule_tz,
+            "text": row.schedule_text,
+        }
+    return {
+        "uid": row.uid,
+        "source": row.source,
+        "native_id": row.native_id,
+        "domain": row.domain,
+        "name": row.name,
+        "native_type": row.native_type,
+        "schedule": schedule,
+        "next_run_at": row.next_run_at,
+        "paused": row.paused,
+        "owners": row.owners,
+        "labels": row.labels,
+        "url": row.url,
+        "description": row.description,
+        "attributes": row.attributes,
+        "problems": row.problems,
+        "first_seen": row.first_seen,
+        "last_seen": row.last_seen,
+        "tombstoned_at": row.tombstoned_at,
+        "last_run_state": row.last_run_state,
+        "last_run_at": row.last_run_at,
+        "allowed_actions": allowed,
+        "no_next_run_reason": no_next_run_reason(row),
+    }
+
+
 def no_next_run_reason(row: Job) -> str | None:
     """Why a job has no next run, in words, or None when it has one (or needs none)."""
     if row.next_run_at is not None:
@@ -159,6 +197,27 @@ def run_link(row: Run, edge: Edge) -> RunLink:
         evidence=edge.evidence,
         reported_by=edge.reported_by,
     )
+
+
+def audit_item(r: AuditRecord) -> dict[str, Any]:
+    """An audit record as ``audit_public`` gives it, as plain data for the list."""
+    return {
+        "seq": r.seq,
+        "at": r.at,
+        "subject": r.subject,
+        "channel": r.channel,
+        "action": r.action,
+        "target": r.target,
+        "domain": r.domain,
+        "decision": r.decision,
+        "policy": r.policy,
+        "reason": r.reason,
+        "outcome": r.outcome,
+        "request_id": r.request_id,
+        "details": r.details,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }
 
 
 def audit_public(r: AuditRecord) -> AuditRecordPublic:

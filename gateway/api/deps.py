@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -20,18 +20,26 @@ from sqlmodel import Session
 
 from gateway.audit import AuditEntry, record
 from gateway.authz import Decision, Grants, PolicyCache, PolicySet
+from gateway.authz.loader import KnownToken
 from gateway.model import Channel
 from gateway.settings import Settings
 from gateway.sso import SESSION_COOKIE, OidcError, OidcProvider, TokenRejected, looks_like_jwt
 from gateway.store.engine import session_scope
+from gateway.store.services.meta import policy_version
 from gateway.store.services.sso import (
     authenticate_session,
     claims_digest,
     identity_digest,
     record_identity,
 )
-from gateway.store.services.tokens import TOKEN_PREFIX, AuthFailure, authenticate, touch_token
-from gateway.store.types import utcnow
+from gateway.store.services.tokens import (
+    TOKEN_PREFIX,
+    AuthFailure,
+    authenticate,
+    hash_token,
+    touch_token,
+)
+from gateway.store.types import to_db, utcnow
 
 from .errors import ApiError
 from .throttle import AuthThrottle, Throttled
@@ -193,10 +201,16 @@ def _authenticate(request: Request, session: Session) -> Principal:
 
 
 def _principal(
-    request: Request, session: Session, subject: str, token_id: int | None, *, agent: bool = False
+    request: Request,
+    session: Session,
+    subject: str,
+    token_id: int | None,
+    *,
+    agent: bool = False,
+    version: str | None = None,
 ) -> Principal:
     cache: PolicyCache = request.app.state.policy
-    policy = cache.current(session)
+    policy = cache.current(session, version)
     # Ends the authentication's transaction either way, so the connection goes back to the
     # pool before the route runs: a request must not hold one while it waits for a thread.
     session.commit()
@@ -216,22 +230,36 @@ def _principal(
 
 
 def _token_principal(request: Request, session: Session, token: str) -> Principal:
-    try:
-        rec = authenticate(session, token=token)
-    except AuthFailure as exc:
-        # Chained (not shown to the caller) so that the throttle sees whose token it was.
-        raise _unauthorized(str(exc)) from exc
-    # Last use is informative only; update it at most once a minute to keep reads cheap.
+    cache: PolicyCache = request.app.state.policy
+    # One read of the policy version decides whether the token seen valid at it still is
+    # (revoking or rotating a token changes the version), and whether the policy is.
+    version = policy_version(session)
+    digest = hash_token(token)
     now = utcnow()
-    if rec.last_used_at is None or (now - rec.last_used_at).total_seconds() > 60:
-        assert rec.id is not None
+    known = cache.known_token(digest, version)
+    if known is None or (
+        known.expires_at is not None and to_db(known.expires_at) <= to_db(now)  # type: ignore[operator]
+    ):
         try:
-            touch_token(request.app.state.engine, token_id=rec.id, at=now)
+            rec = authenticate(session, token=token)
+        except AuthFailure as exc:
+            # Chained (not shown to the caller) so that the throttle sees whose token it was.
+            raise _unauthorized(str(exc)) from exc
+        assert rec.id is not None
+        known = KnownToken(rec.id, rec.subject, rec.kind, rec.expires_at, rec.last_used_at)
+    # Last use is informative only; update it at most once a minute to keep reads cheap.
+    if known.last_used_at is None or (now - known.last_used_at).total_seconds() > 60:
+        try:
+            touch_token(request.app.state.engine, token_id=known.id, at=now)
+            known = replace(known, last_used_at=now)
         except OperationalError as exc:
             # A read must not fail because a long write holds the database: the last
             # use is written on a later call.
-            _log.warning("could not record the last use of token %s: %s", rec.id, exc.orig)
-    return _principal(request, session, rec.subject, rec.id, agent=rec.kind == "agent")
+            _log.warning("could not record the last use of token %s: %s", known.id, exc.orig)
+    cache.remember_token(digest, version, known)
+    return _principal(
+        request, session, known.subject, known.id, agent=known.kind == "agent", version=version
+    )
 
 
 def _session_principal(request: Request, session: Session, cookie: str) -> Principal:

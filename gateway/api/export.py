@@ -14,6 +14,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import anyio
@@ -26,11 +27,13 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
     type_coerce,
 )
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session
 
 from gateway.actions import RUN_ACTIONS
@@ -78,11 +81,13 @@ def _iso(column: Any) -> ColumnElement[Any]:
     """SQLite's stored 'YYYY-MM-DD HH:MM:SS.ffffff' as the API writes it (ISO 8601, 'Z',
     no fraction when it is zero)."""
     raw = _text(column)
-    day = func.substr(raw, 1, 10) + literal("T")
     return case(
         (raw.is_(None), null()),
-        (func.substr(raw, 21, 6) == "000000", day + func.substr(raw, 12, 8) + literal("Z")),
-        else_=day + func.substr(raw, 12, 15) + literal("Z"),
+        (
+            func.substr(raw, 21) == "000000",
+            func.replace(func.substr(raw, 1, 19), " ", "T") + literal("Z"),
+        ),
+        else_=func.replace(raw, " ", "T") + literal("Z"),
     )
 
 
@@ -133,6 +138,14 @@ def _sqlite_line() -> ColumnElement[Any]:
     )  # fmt: skip
 
 
+@cache
+def _sqlite_line_sql() -> ColumnElement[Any]:
+    """``_sqlite_line`` compiled once to SQL text: building and keying the expression
+    tree costs more per request than the query it stands for."""
+    sql = _sqlite_line().compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    return literal_column(str(sql), type_=Text())
+
+
 def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
     if key is None:
         return []
@@ -152,7 +165,7 @@ def sqlite_lines(
     SQLite, with the subject's ``allowed_actions`` added; and each one's keyset key
     (the stored sort time as text, the id)."""
     stmt = (
-        select(_sqlite_line(), _T.source, _T.domain, _T.job_uid, _text(_T.sort_at), _T.id)
+        select(_sqlite_line_sql(), _T.source, _T.domain, _T.job_uid, _text(_T.sort_at), _T.id)
         .where(and_(*conds))
         .order_by(_T.sort_at.desc(), _T.id.desc())
         .limit(size)
@@ -166,7 +179,7 @@ def sqlite_lines(
     lines = []
     keys = []
     for line, source, domain, job_uid, sort_at, rid in rows:
-        key = (source, domain, job_uid)
+        key = actions.key(source, domain, job_uid)
         tail = spliced.get(key)
         if tail is None:
             tail = ',"allowed_actions":' + to_json(actions(source, domain, job_uid)).decode() + "}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import yaml
@@ -18,7 +20,7 @@ from policies import POLICY_DIR
 
 from .policy import Binding, PolicySet, Rule
 
-__all__ = ["PolicyCache", "default_roles", "load_policy", "role_rules"]
+__all__ = ["KnownToken", "PolicyCache", "default_roles", "load_policy", "role_rules"]
 
 
 def default_roles() -> dict[str, Role]:
@@ -72,17 +74,36 @@ def load_policy(session: Session) -> PolicySet:
     return PolicySet(rules, bindings)
 
 
+@dataclass(frozen=True)
+class KnownToken:
+    """What authentication needs of an API token that was valid at a policy version."""
+
+    id: int
+    subject: str
+    kind: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
 class PolicyCache:
-    """The current PolicySet, reloaded when the stored policy version changes."""
+    """The current PolicySet, reloaded when the stored policy version changes; and the
+    API tokens seen valid at that version (creating, revoking or rotating a token changes
+    the version, so a revoked token is never taken from here, on any replica)."""
+
+    MAX_TOKENS = 10_000
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
         self._version: str | None = None
         self._policy: PolicySet | None = None
+        self._tokens: dict[str, tuple[str, KnownToken]] = {}
 
-    def current(self, session: Session) -> PolicySet:
-        version = policy_version(session)
+    def current(self, session: Session, version: str | None = None) -> PolicySet:
+        """``version``: the stored policy version if the caller has just read it in
+        this transaction."""
+        if version is None:
+            version = policy_version(session)
         with self._lock:
             if self._policy is not None and version == self._version:
                 return self._policy
@@ -90,3 +111,14 @@ class PolicyCache:
         with self._lock:
             self._policy, self._version = policy, version
         return policy
+
+    def known_token(self, digest: str, version: str) -> KnownToken | None:
+        with self._lock:
+            got = self._tokens.get(digest)
+        return got[1] if got is not None and got[0] == version else None
+
+    def remember_token(self, digest: str, version: str, token: KnownToken) -> None:
+        with self._lock:
+            if len(self._tokens) >= self.MAX_TOKENS:
+                self._tokens.clear()
+            self._tokens[digest] = (version, token)

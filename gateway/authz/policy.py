@@ -102,6 +102,11 @@ class Grants:
                 return Decision(True, f"allowed by {g.rule.line()}", g.rule)
         return Decision(False, f"no rule allows {self.subject!r} to {act} {obj} in {dom}")
 
+    def object_blind(self, act: str) -> bool:
+        """True when every grant for ``act`` covers all objects of its domain: then the
+        decision depends on the domain alone."""
+        return all(g.obj == ANY for g in self.entries if g.act in (act, ANY))
+
     def can_anywhere(self, act: str) -> bool:
         allow, _deny = self._for(act)
         return bool(allow)

@@ -18,12 +18,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from adapters.testing.fake import FakeSystem, systems
-from gateway.actions import RUN_ACTIONS
+from gateway.actions import JOB_ACTIONS, RUN_ACTIONS
 from gateway.api import export
 from gateway.api.app import create_app
-from gateway.api.convert import run_public
+from gateway.api.convert import audit_public, job_public, run_public
 from gateway.api.deps import Principal
 from gateway.api.routes.common import allowed_actions_by_target
+from gateway.audit import list_records
 from gateway.authz import load_policy
 from gateway.model import RunState, Trigger
 from gateway.model.records import RunRecord
@@ -77,6 +78,23 @@ def read_api(any_engine: Engine, tmp_path: Path) -> Iterator[Api]:
     ops.add_job("db-backup")
     systems.update({"api-data": data, "api-ops": ops})
     apply_yaml(any_engine, SOURCES)
+    # A role scoped to some jobs: its allowed actions differ between jobs of one domain.
+    apply_yaml(
+        any_engine,
+        """apiVersion: accord.dev/v1
+kind: Role
+metadata: {name: orders-operator}
+spec:
+  rules:
+    - {actions: [read], objects: ["*"]}
+    - {actions: [cancel, retry, trigger], objects: ["fake-data/etl_*"]}
+---
+apiVersion: accord.dev/v1
+kind: RoleBinding
+metadata: {name: orders}
+spec: {role: orders-operator, subjects: [olga], domains: [data]}
+""",
+    )
     tokens: dict[str, str] = {}
     with session_scope(any_engine) as s:
         for who, role, dom in [
@@ -84,6 +102,7 @@ def read_api(any_engine: Engine, tmp_path: Path) -> Iterator[Api]:
             ("op-data", "operator", "data"),
             ("viewer-ops", "viewer", "ops"),
             ("agent", "agent", "*"),
+            ("olga", "viewer", "data"),
         ]:
             tokens[who] = create_token(s, subject=who, role=role, domain=dom).token
     settings = Settings(data_dir=tmp_path / "data")
@@ -121,7 +140,7 @@ def _all_pages(api: Api, who: str, **params: Any) -> list[dict[str, Any]]:
 
 def test_list_items_equal_the_response_model(read_api: Api) -> None:
     """Every field of every listed run is what RunPublic (the declared schema) gives."""
-    for who in ("admin", "op-data", "viewer-ops"):
+    for who in ("admin", "op-data", "viewer-ops", "olga"):
         items = _all_pages(read_api, who)
         assert items, who
         with Session(read_api.engine) as s:
@@ -140,6 +159,62 @@ def test_list_items_equal_the_response_model(read_api: Api) -> None:
     assert {a for r in _all_pages(read_api, "viewer-ops") for a in r["allowed_actions"]} == set()
     op = _all_pages(read_api, "op-data")
     assert {r["domain"] for r in op} == {"data"} and any(r["allowed_actions"] for r in op)
+    # A grant that names jobs decides per job, not per domain.
+    by_job: dict[str, set[str]] = {}
+    for r in _all_pages(read_api, "olga"):
+        by_job.setdefault(r["job_uid"], set()).update(r["allowed_actions"])
+    assert by_job["fake-data/finance_report"] == set()
+    assert by_job["fake-data/etl_orders"] & {"cancel", "retry"}
+
+
+def _pages(api: Api, who: str, path: str, cursor_param: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        q = {"limit": 7, **({cursor_param: cursor} if cursor else {})}
+        r = api.get(who, path, params=q)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def test_job_and_audit_lists_equal_the_response_model(read_api: Api) -> None:
+    """The jobs and audit lists, serialized from rows, give every field the declared
+    schemas (JobPublic, AuditRecordPublic) give, with the same allowed actions."""
+    for who in ("admin", "op-data", "viewer-ops", "olga"):
+        jobs = _pages(read_api, who, "/api/v1/jobs", "cursor")
+        audit = _pages(read_api, who, "/api/v1/audit", "before")
+        with Session(read_api.engine) as s:
+            policy = load_policy(s)
+            principal = Principal(who, None, "api", policy, policy.grants(who))
+            rows = queries.list_jobs(
+                s, visible=principal.visible(), filt=queries.JobFilter(), limit=1000
+            ).items
+            allowed = allowed_actions_by_target(
+                s, principal, ((j.uid, j.source, j.domain, j.uid) for j in rows), JOB_ACTIONS
+            )
+            want_jobs = [job_public(j, allowed[j.uid]).model_dump(mode="json") for j in rows]
+            grants = principal.grants
+            records = list_records(
+                s,
+                read=lambda c, g=grants: g.predicate("read", c, None),
+                export=lambda c, g=grants: g.predicate("export-audit", c, None),
+                limit=1000,
+            )
+            want_audit = [audit_public(r).model_dump(mode="json") for r in records]
+        assert jobs == want_jobs, who
+        # Reading the audit trail may itself be audited: compare what both saw.
+        seqs = {r["seq"] for r in audit}
+        assert [r for r in want_audit if r["seq"] in seqs] == audit, who
+        assert jobs or who == "viewer-ops"
+    olga = {
+        j["uid"]: set(j["allowed_actions"])
+        for j in _pages(read_api, "olga", "/api/v1/jobs", "cursor")
+    }
+    assert olga["fake-data/finance_report"] == set() != olga["fake-data/etl_orders"]
 
 
 def test_etag_and_304(read_api: Api) -> None:

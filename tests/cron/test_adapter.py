@@ -222,6 +222,40 @@ async def test_missed_runs(tree: Tree, accord: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_damaged_spool_files_are_reported_and_their_intact_part_read(
+    tree: Tree, accord: str
+) -> None:
+    """Local mode: a run file corrupted mid-record still gives its run, which says what
+    was lost; a file with nothing readable is named in the source's health (degraded)
+    until a person removes it. Nothing is skipped silently."""
+    tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- true\n")
+    adapter = tree.adapter()
+    _, cursor = await all_runs(adapter)
+    assert wrap(accord, tree, "true", job="nightly").returncode == 0
+    (path,) = list((tree.spool / "runs").glob("*.jsonl"))
+    with path.open("ab") as fh:
+        fh.write(b'{"event": "end", "corrupt\n{"half a rec')  # a bad line, a cut record
+    garbage = tree.spool / "runs" / "0000000000000000001-garbage.jsonl"
+    garbage.write_bytes(b"\x00\x17not a spool event\n")
+    runs, cursor = await all_runs(adapter, cursor)
+    (run,) = runs.values()
+    assert run.state == RunState.SUCCESS
+    assert "spool file is damaged" in (run.message or "")
+    assert "not a spool event" in (run.message or "")
+    health = await adapter.check()
+    assert health.status == HealthStatus.DEGRADED, health
+    assert "2 damaged spool file(s)" in (health.message or ""), health.message
+    assert garbage.name in (health.message or "") and "no readable start event" in (
+        health.message or ""
+    )
+    # Removed once inspected: the source is healthy again.
+    garbage.unlink()
+    path.unlink()
+    health = await adapter.check()
+    assert health.status == HealthStatus.OK, health.message
+
+
+@pytest.mark.anyio
 async def test_a_vanished_wrapper_is_a_lost_run(tree: Tree, accord: str) -> None:
     tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- sleep 60\n")
     adapter = tree.adapter()

@@ -7,15 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
+from pydantic_core import to_json
+from sqlmodel import Session
 
 from gateway.audit import AuditEntry, list_records, record, verify
 from gateway.audit.export import ExportError, SigningKey, signing_key, write_export
 
-from ..convert import audit_public
-from ..deps import Principal, SessionDep, require
+from ..convert import audit_item
+from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
+from ..fastread import reader
 from ..params import INT64_MAX, Time
 from ..schemas import AuditKeyPublic, AuditRecordPublic, Paged
 
@@ -23,9 +26,9 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
 @router.get("", response_model=Paged[AuditRecordPublic])
-def list_audit(
-    session: SessionDep,
-    principal: Principal = Depends(require("read")),
+async def list_audit(
+    request: Request,
+    principal: Principal = Depends(reader("read")),
     since: Time | None = None,
     until: Time | None = None,
     subject: str | None = None,
@@ -37,22 +40,26 @@ def list_audit(
         int | None,
         Query(ge=1, le=INT64_MAX, description="cursor: records with seq below"),
     ] = None,
-) -> Paged[AuditRecordPublic]:
-    rows = list_records(
-        session,
-        read=lambda c: principal.grants.predicate("read", c, None),
-        export=lambda c: principal.grants.predicate("export-audit", c, None),
-        since=since,
-        until=until,
-        subject=subject,
-        action=action,
-        target=target,
-        decision=decision,
-        before=before,
-        limit=limit + 1,
-    )
-    nxt = str(rows[limit - 1].seq) if len(rows) > limit else None
-    return Paged[AuditRecordPublic](items=[audit_public(r) for r in rows[:limit]], next_cursor=nxt)
+) -> Response:
+    def page(session: Session) -> bytes:
+        rows = list_records(
+            session,
+            read=lambda c: principal.grants.predicate("read", c, None),
+            export=lambda c: principal.grants.predicate("export-audit", c, None),
+            since=since,
+            until=until,
+            subject=subject,
+            action=action,
+            target=target,
+            decision=decision,
+            before=before,
+            limit=limit + 1,
+        )
+        nxt = str(rows[limit - 1].seq) if len(rows) > limit else None
+        items = [audit_item(r) for r in rows[:limit]]
+        return to_json({"items": items, "next_cursor": nxt, "total": None})
+
+    return Response(await in_thread(request, page), media_type="application/json")
 
 
 @router.get("/verify")

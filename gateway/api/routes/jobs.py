@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
+from sqlmodel import Session
 
 from gateway.actions import JOB_ACTIONS
 from gateway.model import RunState
@@ -10,9 +12,10 @@ from gateway.store.services import impact as impact_service
 from gateway.store.services import queries
 from gateway.store.tables import Job
 
-from ..convert import job_public
-from ..deps import Principal, SessionDep, require
+from ..convert import job_item, job_public
+from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
+from ..fastread import ActionsOf, reader
 from ..schemas import (
     ActionRequest,
     ActionResult,
@@ -21,16 +24,17 @@ from ..schemas import (
     JobPublic,
     Paged,
 )
-from .common import allowed_actions, allowed_actions_by_target, take_action
+from .common import allowed_actions, take_action
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Reader = Depends(require("read"))
+FastReader = Depends(reader("read"))
 
 
 @router.get("", response_model=Paged[JobPublic])
-def list_jobs(
-    session: SessionDep,
-    principal: Principal = Reader,
+async def list_jobs(
+    request: Request,
+    principal: Principal = FastReader,
     source: str | None = None,
     domain: str | None = None,
     state: RunState | None = Query(default=None, description="state of the job's last run"),
@@ -42,7 +46,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
     total: bool = Query(default=False, description="also count all matches"),
-) -> Paged[JobPublic]:
+) -> Response:
     filt = queries.JobFilter(
         source=source,
         domain=domain,
@@ -53,18 +57,17 @@ def list_jobs(
         include_tombstoned=include_tombstoned,
         paused=paused,
     )
-    page = queries.list_jobs(
-        session, visible=principal.visible(), filt=filt, limit=limit, cursor=cursor
-    )
-    count = queries.count_jobs(session, visible=principal.visible(), filt=filt) if total else None
-    allowed = allowed_actions_by_target(
-        session, principal, ((j.uid, j.source, j.domain, j.uid) for j in page.items), JOB_ACTIONS
-    )
-    return Paged[JobPublic](
-        items=[job_public(j, allowed[j.uid]) for j in page.items],
-        next_cursor=page.next_cursor,
-        total=count,
-    )
+
+    def page(session: Session) -> bytes:
+        visible = principal.visible()
+        found = queries.list_jobs(session, visible=visible, filt=filt, limit=limit, cursor=cursor)
+        count = queries.count_jobs(session, visible=visible, filt=filt) if total else None
+        allowed = ActionsOf(session, principal, JOB_ACTIONS)
+        allowed.load_sources({j.source for j in found.items})
+        items = [job_item(j, allowed(j.source, j.domain, j.uid)) for j in found.items]
+        return to_json({"items": items, "next_cursor": found.next_cursor, "total": count})
+
+    return Response(await in_thread(request, page), media_type="application/json")
 
 
 def _job(session: SessionDep, principal: Principal, uid: str) -> Job:
