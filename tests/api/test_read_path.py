@@ -24,6 +24,7 @@ from gateway.api.app import create_app
 from gateway.api.convert import audit_public, job_public, run_public
 from gateway.api.deps import Principal
 from gateway.api.routes.common import allowed_actions_by_target
+from gateway.api.schemas import LineagePublic
 from gateway.audit import list_records
 from gateway.authz import load_policy
 from gateway.model import RunState, Trigger
@@ -73,8 +74,8 @@ def _records(job: str, n: int, offset: int) -> list[RunRecord]:
 @pytest.fixture
 def read_api(any_engine: Engine, tmp_path: Path) -> Iterator[Api]:
     data, ops = FakeSystem("api-data"), FakeSystem("api-ops")
-    for n in ("etl_orders", "finance_report"):
-        data.add_job(n)
+    data.add_job("etl_orders", produces=["orders"])
+    data.add_job("finance_report", upstream=["etl_orders"], consumes=["orders"])
     ops.add_job("db-backup")
     systems.update({"api-data": data, "api-ops": ops})
     apply_yaml(any_engine, SOURCES)
@@ -215,6 +216,24 @@ def test_job_and_audit_lists_equal_the_response_model(read_api: Api) -> None:
         for j in _pages(read_api, "olga", "/api/v1/jobs", "cursor")
     }
     assert olga["fake-data/finance_report"] == set() != olga["fake-data/etl_orders"]
+
+
+def test_lineage_answers_are_what_the_schema_gives(read_api: Api) -> None:
+    """The lineage graph, serialized from rows, is exactly its declared schema's form."""
+    for who in ("admin", "op-data", "olga"):
+        estate = read_api.get(who, "/api/v1/lineage").json()
+        assert estate["nodes"], who
+        assert LineagePublic.model_validate(estate).model_dump(mode="json") == estate
+        job = estate["nodes"][0]["uid"]
+        rooted = read_api.get(who, "/api/v1/lineage", params={"job": job}).json()
+        assert rooted["root"] == job and job in {n["uid"] for n in rooted["nodes"]}
+        assert LineagePublic.model_validate(rooted).model_dump(mode="json") == rooted
+    assert {n["domain"] for n in read_api.get("op-data", "/api/v1/lineage").json()["nodes"]} <= {
+        "data",
+        None,
+    }
+    missing = read_api.get("admin", "/api/v1/lineage", params={"job": "no/such"})
+    assert missing.status_code == 404 and "no job" in missing.json()["error"]["message"]
 
 
 def test_etag_and_304(read_api: Api) -> None:

@@ -1,22 +1,33 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
+from sqlmodel import Session
 
 from gateway.store.services import queries
 from gateway.store.services.estate import estate_lineage
 
-from ..deps import Principal, SessionDep, require
+from ..deps import Principal, in_thread
 from ..errors import ApiError
-from ..schemas import LineageEdge, LineageNode, LineagePublic
+from ..fastread import reader
+from ..schemas import LineageNode, LineagePublic
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
 
 
+_NODE_FIELDS = tuple((name, f.default) for name, f in LineageNode.model_fields.items())
+
+
+def node_item(node: dict[str, Any]) -> dict[str, Any]:
+    """A lineage node as ``LineageNode`` gives it, as plain data for the JSON encoder."""
+    return {name: node.get(name, default) for name, default in _NODE_FIELDS}
+
+
 @router.get("/lineage", response_model=LineagePublic)
-def lineage(
-    session: SessionDep,
+async def lineage(
+    request: Request,
     job: str | None = Query(
         default=None,
         description="job uid to start from; without it, the whole estate up to `limit` nodes",
@@ -27,40 +38,45 @@ def lineage(
         int | None,
         Query(ge=1, le=5000, description="at most this many nodes (500 for the estate, else 5000)"),
     ] = None,
-    principal: Principal = Depends(require("read")),
-) -> LineagePublic:
-    if job is None:
-        estate = estate_lineage(session, visible=principal.visible(), max_nodes=limit or 500)
-        nodes, edges, root, truncated = estate.nodes, estate.edges, None, estate.truncated
-    else:
-        result = queries.lineage(
-            session,
-            visible=principal.visible(),
-            root=job,
-            direction=direction,
-            depth=depth,
-            max_nodes=limit or 5000,
-        )
-        if result is None:
-            raise ApiError(404, "not_found", f"no job {job!r}")
-        nodes, edges, root, truncated = (
-            result.nodes,
-            result.edges,
-            job,
-            len(result.nodes) >= (limit or 5000),
-        )
-    return LineagePublic(
-        root=root,
-        truncated=truncated,
-        nodes=[LineageNode(**n) for n in nodes.values()],
-        edges=[
-            LineageEdge(
-                kind=e.kind,
-                src=e.src_uid,
-                dst=e.dst_uid,
-                evidence=e.evidence,
-                reported_by=e.reported_by,
+    principal: Principal = Depends(reader("read")),
+) -> Response:
+    def graph(session: Session) -> bytes:
+        if job is None:
+            estate = estate_lineage(session, visible=principal.visible(), max_nodes=limit or 500)
+            nodes, edges, root, truncated = estate.nodes, estate.edges, None, estate.truncated
+        else:
+            result = queries.lineage(
+                session,
+                visible=principal.visible(),
+                root=job,
+                direction=direction,
+                depth=depth,
+                max_nodes=limit or 5000,
             )
-            for e in edges
-        ],
-    )
+            if result is None:
+                raise ApiError(404, "not_found", f"no job {job!r}")
+            nodes, edges, root, truncated = (
+                result.nodes,
+                result.edges,
+                job,
+                len(result.nodes) >= (limit or 5000),
+            )
+        return to_json(
+            {
+                "root": root,
+                "truncated": truncated,
+                "nodes": [node_item(n) for n in nodes.values()],
+                "edges": [
+                    {
+                        "kind": e.kind,
+                        "src": e.src_uid,
+                        "dst": e.dst_uid,
+                        "evidence": e.evidence,
+                        "reported_by": e.reported_by,
+                    }
+                    for e in edges
+                ],
+            }
+        )
+
+    return Response(await in_thread(request, graph), media_type="application/json")
