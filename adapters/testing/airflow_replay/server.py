@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapters.testing.httpd import SimulatorHTTPServer
+
 from .state import ReplayState, parse_time
 
 __all__ = ["Fault", "ReplayServer", "Request"]
@@ -125,7 +127,7 @@ class ReplayServer:
 
     def start(self) -> ReplayServer:
         handler = type("_Handler", (_Handler,), {"replay": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,

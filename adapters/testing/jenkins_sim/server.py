@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from adapters.testing.httpd import SimulatorHTTPServer
+
 from .api import build_bean, item_bean, queue_bean, queue_item_bean, root_bean, wfapi_run
 from .state import Build, Folder, Job, SimState, cause_remote, cause_user
 from .tree import TreeSyntaxError, parse_tree, render_depth, render_tree
@@ -112,7 +114,7 @@ class JenkinsSimulator:
 
     def start(self) -> JenkinsSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self.state.base_url = self.url + "/"
         self._thread = threading.Thread(

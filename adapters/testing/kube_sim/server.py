@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from adapters.testing.httpd import SimulatorHTTPServer
+
 from .selectors import SelectorError, field_selector, label_selector
 from .state import KINDS, ApiError, ClusterState
 
@@ -88,7 +90,7 @@ class KubeSimulator:
 
     def start(self) -> KubeSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from adapters.testing.httpd import SimulatorHTTPServer
+
 from .state import (
     FINAL,
     Delivery,
@@ -95,7 +97,7 @@ class TfcSimulator:
 
     def start(self) -> TfcSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self.state.base_url = self.url
         self._thread = threading.Thread(
