@@ -210,9 +210,21 @@ class SourceWorker:
                     self._next_inventory = max(self._next_inventory, now + delay)
             elif now >= self._next_check:
                 try:
-                    await self.check_once()
+                    health = await self.check_once()
                 except LeaseLost as exc:
                     _log.warning("source %s: %s", self.name, exc)
+                else:
+                    if (
+                        health.status == HealthStatus.OK
+                        and self._retry_at > time.monotonic()
+                        and not self._told_to_wait
+                    ):
+                        # Backing off, but the source answers its health check well again
+                        # (it was down for hours, say): sync now rather than wait out the
+                        # rest of the back-off (up to the circuit's 5 minutes). A source
+                        # that said when to come back (Retry-After) is left alone.
+                        self._retry_at = 0.0
+                        self._next_runs = 0.0
             wait = max(
                 0.05,
                 min(
@@ -226,6 +238,7 @@ class SourceWorker:
                 await self._wake.wait()
 
     _last_delay: float = 0.0
+    _told_to_wait: bool = False  # the back-off is the source's own Retry-After
     _retry_at: float = 0.0  # monotonic time before which a failing source is not retried
 
     # -- one pass --------------------------------------------------------------------------
@@ -533,6 +546,7 @@ class SourceWorker:
             retry_after = exc.retry_after if isinstance(exc, AdapterUnavailable) else None
             delay = self.backoff.failure(retry_after)
             status = HealthStatus.DOWN if self.backoff.circuit_open else HealthStatus.DEGRADED
+        self._told_to_wait = isinstance(exc, AdapterUnavailable) and exc.retry_after is not None
         if isinstance(exc, InvalidResponse):
             status = HealthStatus.DEGRADED if not self.backoff.circuit_open else status
         self._last_delay = delay

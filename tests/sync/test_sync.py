@@ -240,6 +240,47 @@ async def test_sync_now_that_succeeds_ends_the_back_off(engine: Engine, fake: Fa
 
 
 @pytest.mark.anyio
+async def test_a_health_check_that_finds_the_source_well_ends_the_back_off(
+    engine: Engine, fake: FakeSystem
+) -> None:
+    """A source down for a long time is in the circuit's long back-off; once its health
+    check answers well again the next pass comes at once (no gap of minutes), unless the
+    source itself said when to come back (Retry-After)."""
+    fake.fault = AdapterUnavailable("connection refused")
+    w = _worker(engine)
+    w.check_every = 0.2
+    w.backoff = Backoff(base=120, cap=300)  # down for hours: minutes between attempts
+    task = asyncio.create_task(w.run())
+    try:
+        with anyio.fail_after(5):
+            while w.last_report is None or w.last_report.error is None:
+                await anyio.sleep(0.02)
+        assert w._last_delay >= 60
+        failed = w.passes
+        fake.fault = None  # back
+        rid = fake.start_run("j1")
+        with anyio.fail_after(5):  # a health check (every 0.2 s here), then a pass
+            while f"a/{rid}" not in _runs(engine):
+                await anyio.sleep(0.05)
+        assert w.passes > failed
+        # Rate limited with Retry-After: the health check answering well changes nothing.
+        fake.fault = AdapterUnavailable("429 from source", retry_after=120)
+        before = w.passes
+        with anyio.fail_after(5):
+            while w.passes == before or w.last_report is None or w.last_report.error is None:
+                await anyio.sleep(0.02)
+        fake.fault = None
+        waited = w.passes
+        await anyio.sleep(1.5)  # several health checks, all well
+        assert w.passes == waited, "the source's Retry-After was not honoured"
+    finally:
+        w.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.anyio
 async def test_a_source_failing_from_the_start_is_not_retried_in_a_tight_loop(
     engine: Engine, fake: FakeSystem
 ) -> None:
