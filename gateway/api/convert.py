@@ -199,27 +199,6 @@ def run_link(row: Run, edge: Edge) -> RunLink:
     )
 
 
-def audit_item(r: AuditRecord) -> dict[str, Any]:
-    """An audit record as ``audit_public`` gives it, as plain data for the list."""
-    return {
-        "seq": r.seq,
-        "at": r.at,
-        "subject": r.subject,
-        "channel": r.channel,
-        "action": r.action,
-        "target": r.target,
-        "domain": r.domain,
-        "decision": r.decision,
-        "policy": r.policy,
-        "reason": r.reason,
-        "outcome": r.outcome,
-        "request_id": r.request_id,
-        "details": r.details,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    }
-
-
 def audit_public(r: AuditRecord) -> AuditRecordPublic:
     return AuditRecordPublic(
         seq=r.seq,

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from gateway.store.tables import AuditRecord
 from gateway.store.types import to_db
 
-from .log import GENESIS, HASHED_FIELDS, record_hash
+from .log import GENESIS, HASHED_FIELDS, record_fields, record_hash
 
 __all__ = [
     "FORMATS",
@@ -133,23 +133,7 @@ def _iso(dt: datetime) -> str:
 
 
 def _record_dict(r: AuditRecord) -> dict[str, Any]:
-    return {
-        "seq": r.seq,
-        "at": _iso(r.at),
-        "subject": r.subject,
-        "channel": r.channel,
-        "action": r.action,
-        "target": r.target,
-        "domain": r.domain,
-        "decision": r.decision,
-        "policy": r.policy,
-        "reason": r.reason,
-        "outcome": r.outcome,
-        "request_id": r.request_id,
-        "details": r.details,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    }
+    return {**record_fields(r), "at": _iso(r.at)}
 
 
 _OCSF_ACTIVITY = {

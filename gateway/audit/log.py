@@ -237,3 +237,25 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
     if count != total:  # pragma: no cover - would mean seq gaps above the last row
         return VerifyResult(False, count, prev, expected_seq, "record count mismatch")
     return VerifyResult(True, count, prev)
+
+
+def record_fields(r: AuditRecord) -> dict[str, Any]:
+    """An audit record's fields as plain data (as the API lists them and exports write
+    them; the time stays a datetime for the caller's encoder)."""
+    return {
+        "seq": r.seq,
+        "at": r.at,
+        "subject": r.subject,
+        "channel": r.channel,
+        "action": r.action,
+        "target": r.target,
+        "domain": r.domain,
+        "decision": r.decision,
+        "policy": r.policy,
+        "reason": r.reason,
+        "outcome": r.outcome,
+        "request_id": r.request_id,
+        "details": r.details,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }

@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from gateway.audit import AuditEntry, list_records, record, verify
 from gateway.audit.export import ExportError, SigningKey, signing_key, write_export
+from gateway.audit.log import record_fields
 
-from ..convert import audit_item
 from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..fastread import reader
@@ -56,7 +56,7 @@ async def list_audit(
             limit=limit + 1,
         )
         nxt = str(rows[limit - 1].seq) if len(rows) > limit else None
-        items = [audit_item(r) for r in rows[:limit]]
+        items = [record_fields(r) for r in rows[:limit]]
         return to_json({"items": items, "next_cursor": nxt, "total": None})
 
     return Response(await in_thread(request, page), media_type="application/json")
