@@ -100,21 +100,25 @@ async def _client(
 
 
 async def _subscriber(c: httpx.AsyncClient, stats: Stats, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            async with c.stream("GET", "/api/v1/events", timeout=None) as r:
-                if r.status_code != 200:
-                    stats.error(f"GET /api/v1/events: {r.status_code}")
+    """Holds the event stream open until the deadline (a quiet stream sends only a
+    keep-alive every few seconds: the deadline, not the next line, ends it)."""
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            while True:
+                try:
+                    async with c.stream("GET", "/api/v1/events", timeout=None) as r:
+                        if r.status_code != 200:
+                            stats.error(f"GET /api/v1/events: {r.status_code}")
+                            await asyncio.sleep(1)
+                            continue
+                        async for line in r.aiter_lines():
+                            if line.startswith("data:"):
+                                stats.events += 1
+                except httpx.HTTPError as exc:
+                    stats.error(f"GET /api/v1/events: {type(exc).__name__}")
                     await asyncio.sleep(1)
-                    continue
-                async for line in r.aiter_lines():
-                    if line.startswith("data:"):
-                        stats.events += 1
-                    if time.monotonic() >= deadline:
-                        return
-        except httpx.HTTPError as exc:
-            if time.monotonic() < deadline:
-                stats.error(f"GET /api/v1/events: {type(exc).__name__}")
+    except TimeoutError:
+        return
 
 
 async def _drive(url: str, token: str, args: argparse.Namespace, run_uids: list[str]) -> Stats:
@@ -125,10 +129,7 @@ async def _drive(url: str, token: str, args: argparse.Namespace, run_uids: list[
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as c:
         await asyncio.gather(
             *(_client(c, stats, deadline, i * 3, run_uids) for i in range(args.clients)),
-            *(
-                asyncio.wait_for(_subscriber(c, stats, deadline), args.seconds + 5)
-                for _ in range(args.subscribers)
-            ),
+            *(_subscriber(c, stats, deadline) for _ in range(args.subscribers)),
             return_exceptions=False,
         )
     return stats

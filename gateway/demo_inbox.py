@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 
 from gateway.api.deps import PrincipalDep
 from gateway.api.errors import ApiError
+from gateway.api.routing import Router
 from gateway.demo import DEMO_INBOX_PATH, DEMO_INBOX_SECRET_ENV
 from gateway.governance.notify import sign
 
@@ -35,7 +36,7 @@ def inbox_router(secret: str | None = None) -> APIRouter:
     received: deque[dict[str, Any]] = deque(maxlen=200)
     lock = threading.Lock()
     rejected = [0]
-    router = APIRouter(include_in_schema=False)
+    router = Router(include_in_schema=False)
 
     @router.post(DEMO_INBOX_PATH, status_code=204)
     async def receive(request: Request) -> None:

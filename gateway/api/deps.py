@@ -247,19 +247,25 @@ def _token_principal(request: Request, session: Session, token: str) -> Principa
             raise _unauthorized(str(exc)) from exc
         assert rec.id is not None
         known = KnownToken(rec.id, rec.subject, rec.kind, rec.expires_at, rec.last_used_at)
-    # Last use is informative only; update it at most once a minute to keep reads cheap.
-    if known.last_used_at is None or (now - known.last_used_at).total_seconds() > 60:
+    # Last use is informative only; it is written at most once a minute, by the first
+    # request that sees it older (the others find it refreshed here).
+    touch = known.last_used_at is None or (now - known.last_used_at).total_seconds() > 60
+    cache.remember_token(digest, version, replace(known, last_used_at=now) if touch else known)
+    principal = _principal(
+        request, session, known.subject, known.id, agent=known.kind == "agent", version=version
+    )
+    if touch:
+        # After ``_principal`` ended this session's transaction: a request never holds
+        # two pooled connections at once (under load, requests each holding one and
+        # waiting for a second exhaust the pool and stall the gateway).
         try:
             touch_token(request.app.state.engine, token_id=known.id, at=now)
-            known = replace(known, last_used_at=now)
         except OperationalError as exc:
             # A read must not fail because a long write holds the database: the last
             # use is written on a later call.
             _log.warning("could not record the last use of token %s: %s", known.id, exc.orig)
-    cache.remember_token(digest, version, known)
-    return _principal(
-        request, session, known.subject, known.id, agent=known.kind == "agent", version=version
-    )
+            cache.remember_token(digest, version, known)
+    return principal
 
 
 def _session_principal(request: Request, session: Session, cookie: str) -> Principal:
@@ -295,9 +301,11 @@ def _jwt_principal(request: Request, session: Session, token: str) -> Principal:
     # The claims GroupBindings read are stored when they change, so that the policy (and
     # any decision made later for this person) sees the roles the provider gives now.
     if identity_digest(session, subject=subject) != claims_digest(claims):
+        # Ends this read first (its connection goes back to the pool: a request never
+        # holds two at once); the next read is fresh and sees the new policy version.
+        session.rollback()
         with session_scope(request.app.state.engine) as write:
             record_identity(write, subject=subject, claims=claims)
-        session.rollback()  # a fresh read sees the new policy version
     return _principal(request, session, subject, None)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
@@ -21,8 +21,9 @@ from gateway.store.services import queries
 
 from ..deps import PrincipalDep, in_thread
 from ..errors import ApiError
+from ..routing import Router
 
-router = APIRouter(prefix="/api/v1/agent", tags=["agents"])
+router = Router(prefix="/api/v1/agent", tags=["agents"])
 
 _NAME = r"^[a-z][a-z0-9_]{0,63}$"
 

@@ -6,7 +6,7 @@ from functools import partial
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, select
 
@@ -26,10 +26,11 @@ from gateway.store.types import utcnow
 from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..params import INT64_MAX
+from ..routing import Router
 from ..schemas import ApprovalPublic, DecisionRequest
 from .common import action_response
 
-router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+router = Router(prefix="/api/v1/approvals", tags=["approvals"])
 RequestId = Annotated[int, Path(ge=1, le=INT64_MAX, description="approval request id")]
 
 

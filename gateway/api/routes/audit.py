@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import BackgroundTasks, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic_core import to_json
 from sqlmodel import Session
@@ -20,9 +20,10 @@ from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..fastread import reader
 from ..params import INT64_MAX, Time
+from ..routing import Router
 from ..schemas import AuditKeyPublic, AuditRecordPublic, Paged
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = Router(prefix="/api/v1/audit", tags=["audit"])
 
 
 @router.get("", response_model=Paged[AuditRecordPublic])

@@ -18,7 +18,7 @@ import secrets
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlmodel import col, select
@@ -39,8 +39,9 @@ from gateway.store.types import utcnow
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
 from ..params import INT64_MAX
+from ..routing import Router
 
-router = APIRouter(tags=["auth"])
+router = Router(tags=["auth"])
 _LOGIN_TTL = timedelta(minutes=10)
 
 

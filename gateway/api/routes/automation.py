@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy import Text, cast, func, or_, select
 from sqlmodel import Session, col
 
@@ -12,9 +12,10 @@ from gateway.model.resources import Dependency, RetryPolicy
 from gateway.store.tables import AppliedResource, Firing, Job
 
 from ..deps import Principal, SessionDep, require
+from ..routing import Router
 from ..schemas import AutomationRulePublic, FiringPublic
 
-router = APIRouter(prefix="/api/v1", tags=["automation"])
+router = Router(prefix="/api/v1", tags=["automation"])
 Reader = Depends(require("read"))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlmodel import select
 
 from gateway.cluster.leases import SINGLETON, SOURCE, db_now, lease_rows
@@ -13,9 +13,10 @@ from gateway.store.tables import Replica
 from gateway.store.types import utcnow
 
 from ..deps import Principal, SessionDep, require
+from ..routing import Router
 from ..schemas import ClusterPublic, LeasePublic, ReplicaPublic
 
-router = APIRouter(prefix="/api/v1", tags=["cluster"])
+router = Router(prefix="/api/v1", tags=["cluster"])
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:

@@ -7,15 +7,16 @@ from typing import Any
 
 import anyio
 import yaml
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 
 from gateway.config import ConfigRefused, Plan, load_documents, plan_and_apply, required_domain
 
 from ..deps import Principal, require
 from ..errors import ApiError
+from ..routing import Router
 from ..schemas import ApplyResult
 
-router = APIRouter(prefix="/api/v1/config", tags=["config"])
+router = Router(prefix="/api/v1/config", tags=["config"])
 
 
 def _parse(text: str) -> list[tuple[str, int, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import and_, case, select
 from sqlmodel import Session, col
@@ -16,8 +16,9 @@ from gateway.store.tables import SlaState
 
 from ..deps import Principal, in_thread, require
 from ..errors import ApiError
+from ..routing import Router
 
-router = APIRouter(prefix="/api/v1", tags=["forecast"])
+router = Router(prefix="/api/v1", tags=["forecast"])
 Reader = Depends(require("read"))
 _AHEAD = timedelta(hours=48)  # the forecaster keeps 48 h ahead (and 26 h behind)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 import anyio.to_thread
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
@@ -20,8 +20,9 @@ from gateway.store.tables import Source as SourceRow
 
 from ..deps import in_thread
 from ..errors import ApiError
+from ..routing import Router
 
-router = APIRouter(tags=["webhooks"])
+router = Router(tags=["webhooks"])
 
 
 def audit_refused_webhook(

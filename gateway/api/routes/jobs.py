@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic_core import to_json
 from sqlmodel import Session
 
@@ -16,6 +16,7 @@ from ..convert import job_item, job_public
 from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
 from ..fastread import ActionsOf, reader
+from ..routing import Router
 from ..schemas import (
     ActionRequest,
     ActionResult,
@@ -26,7 +27,7 @@ from ..schemas import (
 )
 from .common import allowed_actions, take_action
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = Router(prefix="/api/v1/jobs", tags=["jobs"])
 Reader = Depends(require("read"))
 FastReader = Depends(reader("read"))
 

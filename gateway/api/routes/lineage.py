@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic_core import to_json
 from sqlmodel import Session
 
@@ -12,9 +12,10 @@ from gateway.store.services.estate import estate_lineage
 from ..deps import Principal, in_thread
 from ..errors import ApiError
 from ..fastread import reader
+from ..routing import Router
 from ..schemas import LineageNode, LineagePublic
 
-router = APIRouter(prefix="/api/v1", tags=["lineage"])
+router = Router(prefix="/api/v1", tags=["lineage"])
 
 
 _NODE_FIELDS = tuple((name, f.default) for name, f in LineageNode.model_fields.items())

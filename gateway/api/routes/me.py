@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from gateway.audit import AuditEntry, append, record
 from gateway.model import parse_duration
@@ -12,9 +12,10 @@ from gateway.store.services.tokens import AlreadyRotated, AuthFailure, rotate_to
 
 from ..deps import PrincipalDep
 from ..errors import ApiError
+from ..routing import Router
 from ..schemas import Me, TokenRotate, TokenRotated
 
-router = APIRouter(prefix="/api/v1", tags=["me"])
+router = Router(prefix="/api/v1", tags=["me"])
 
 
 @router.get("/me", response_model=Me)

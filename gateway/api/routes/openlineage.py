@@ -3,7 +3,7 @@ their RunEvents here, to a source of type ``openlineage`` (docs/openlineage.md).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from gateway.openlineage.receive import accept_event
 from gateway.openlineage.wire import OpenLineageRunEvent
@@ -12,9 +12,10 @@ from gateway.sync.push import PushRefused
 from ..deps import Principal, require
 from ..errors import ApiError
 from ..events import Event
+from ..routing import Router
 from ..schemas import OpenLineageResult
 
-router = APIRouter(prefix="/api/v1/sources", tags=["agents"])
+router = Router(prefix="/api/v1/sources", tags=["agents"])
 
 
 @router.post("/{name}/openlineage", response_model=OpenLineageResult)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlmodel import Session, col
@@ -23,9 +23,10 @@ from gateway.store.types import to_db, utcnow
 
 from ..convert import source_public
 from ..deps import Principal, SessionDep, require
+from ..routing import Router
 from ..schemas import SourcePublic, StatsRow
 
-router = APIRouter(prefix="/api/v1/overview", tags=["overview"])
+router = Router(prefix="/api/v1/overview", tags=["overview"])
 
 # A job whose last run is older than this (or that never ran and has been known this long)
 # counts as idle in the tool-sprawl panel.

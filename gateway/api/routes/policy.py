@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel
 from sqlmodel import col, select
 
@@ -15,8 +15,9 @@ from gateway.store.types import utcnow
 
 from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
+from ..routing import Router
 
-router = APIRouter(prefix="/api/v1/policy", tags=["policy"])
+router = Router(prefix="/api/v1/policy", tags=["policy"])
 
 
 class RuleView(BaseModel):

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from gateway.sync.push import PushRefused, accept_push
 
 from ..deps import Principal, require
 from ..errors import ApiError
 from ..events import Event
+from ..routing import Router
 from ..schemas import PushRequest, PushResult
 
-router = APIRouter(prefix="/api/v1/sources", tags=["agents"])
+router = Router(prefix="/api/v1/sources", tags=["agents"])
 
 
 def _sent_at(value: str | None) -> datetime | None:

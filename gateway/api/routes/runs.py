@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 from sqlmodel import Session
@@ -20,6 +20,7 @@ from ..errors import ApiError
 from ..export import sqlite_lines, stream_runs
 from ..fastread import ActionsOf, reader, run_item
 from ..params import INT64_MAX, Time, check_choices
+from ..routing import Router
 from ..schemas import (
     ActionRequest,
     ActionResult,
@@ -32,7 +33,7 @@ from ..schemas import (
 )
 from .common import allowed_actions, take_action
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = Router(prefix="/api/v1", tags=["runs"])
 Reader = Depends(require("read"))
 FastReader = Depends(reader("read"))
 

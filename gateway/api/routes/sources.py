@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 
 from gateway.model import SyncHint
 from gateway.store.services import queries
@@ -11,9 +11,10 @@ from gateway.sync.worker import COALESCE_WITHIN, SyncCancelled
 from ..convert import source_public
 from ..deps import Principal, SessionDep, in_thread, require
 from ..errors import ApiError
+from ..routing import Router
 from ..schemas import SourcePublic
 
-router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
+router = Router(prefix="/api/v1/sources", tags=["sources"])
 Reader = Depends(require("read"))
 
 

@@ -7,18 +7,19 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from ..deps import Principal, get_principal, in_thread, require
 from ..errors import ApiError
 from ..events import Broadcaster
+from ..routing import Router
 
 # How often an open stream checks its token again, and sends a keep-alive when quiet.
 RECHECK_SECONDS = 10.0
 KEEPALIVE_SECONDS = 15.0
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = Router(prefix="/api/v1", tags=["events"])
 
 
 @router.get("/events")

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from gateway.store.services import violations as service
 
 from ..deps import Principal, SessionDep, require
+from ..routing import Router
 from ..schemas import Paged
 
-router = APIRouter(prefix="/api/v1/violations", tags=["compliance"])
+router = Router(prefix="/api/v1/violations", tags=["compliance"])
 
 
 class ViolationPublic(BaseModel):
