@@ -53,3 +53,25 @@ def test_many_concurrent_clients_are_all_answered(tmp_path: Path, served_db: str
         assert "Traceback" not in gw.text()
     finally:
         gw.stop()
+
+
+def test_every_api_router_gives_connections_back() -> None:
+    """A router made with FastAPI's own class would bring the stall back for its sync
+    routes: every router of the API is ``Router``, and its sync routes close their
+    sessions."""
+    import importlib
+    import pkgutil
+
+    import gateway.api.routes as routes
+    from gateway.api.routing import ReleasingRoute, Router
+    from gateway.demo_inbox import inbox_router
+
+    routers = [inbox_router("s")]
+    for info in pkgutil.iter_modules(routes.__path__):
+        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+        if hasattr(module, "router"):
+            routers.append(module.router)
+    assert len(routers) > 15
+    for router in routers:
+        assert isinstance(router, Router), router
+        assert all(isinstance(r, ReleasingRoute) for r in router.routes), router
