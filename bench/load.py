@@ -35,6 +35,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -83,7 +84,8 @@ async def _client(
             ok = {200, 202}
         elif i % 7 == 0 and run_uids:
             name = "GET /api/v1/runs/{uid}"
-            method, path, params = "GET", f"/api/v1/runs/{run_uids[i % len(run_uids)]}", {}
+            uid = quote(run_uids[i % len(run_uids)], safe="/")  # Jenkins uids hold '#'
+            method, path, params = "GET", f"/api/v1/runs/{uid}", {}
             ok = {200}
         else:
             name, path, params = reads[i % len(reads)]
@@ -124,7 +126,9 @@ async def _subscriber(c: httpx.AsyncClient, stats: Stats, deadline: float) -> No
 async def _drive(url: str, token: str, args: argparse.Namespace, run_uids: list[str]) -> Stats:
     stats = Stats()
     deadline = time.monotonic() + args.seconds
-    limits = httpx.Limits(max_connections=args.clients + args.subscribers + 4)
+    # Idle connections are dropped before the server's 5 s keep-alive ends them, so a
+    # request never goes out on a connection the server is closing.
+    limits = httpx.Limits(max_connections=args.clients + args.subscribers + 4, keepalive_expiry=3.0)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as c:
         await asyncio.gather(
