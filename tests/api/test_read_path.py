@@ -139,14 +139,19 @@ def _all_pages(api: Api, who: str, **params: Any) -> list[dict[str, Any]]:
             return items
 
 
+def _principal(session: Session, who: str) -> Principal:
+    """The subject as the current policy sees it (what the API authorizes with)."""
+    policy = load_policy(session)
+    return Principal(who, None, "api", policy, policy.grants(who))
+
+
 def test_list_items_equal_the_response_model(read_api: Api) -> None:
     """Every field of every listed run is what RunPublic (the declared schema) gives."""
     for who in ("admin", "op-data", "viewer-ops", "olga"):
         items = _all_pages(read_api, who)
         assert items, who
         with Session(read_api.engine) as s:
-            policy = load_policy(s)
-            principal = Principal(who, None, "api", policy, policy.grants(who))
+            principal = _principal(s, who)
             rows = queries.list_runs(
                 s, visible=principal.visible(), filt=queries.RunFilter(), limit=1000
             ).items
@@ -189,8 +194,7 @@ def test_job_and_audit_lists_equal_the_response_model(read_api: Api) -> None:
         jobs = _pages(read_api, who, "/api/v1/jobs", "cursor")
         audit = _pages(read_api, who, "/api/v1/audit", "before")
         with Session(read_api.engine) as s:
-            policy = load_policy(s)
-            principal = Principal(who, None, "api", policy, policy.grants(who))
+            principal = _principal(s, who)
             rows = queries.list_jobs(
                 s, visible=principal.visible(), filt=queries.JobFilter(), limit=1000
             ).items

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -212,6 +212,19 @@ def test_stale_when_no_recent_success(engine: Engine, fake: FakeSystem) -> None:
         assert health_of(row) == "stale"
 
 
+@contextlib.asynccontextmanager
+async def _running(w: SourceWorker) -> AsyncIterator[None]:
+    """The worker's own loop runs for the block, and is stopped after it."""
+    task = asyncio.create_task(w.run())
+    try:
+        yield
+    finally:
+        w.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @pytest.mark.anyio
 async def test_sync_now_that_succeeds_ends_the_back_off(engine: Engine, fake: FakeSystem) -> None:
     """A source found well again by an on-demand pass ("Sync now") goes back to its normal
@@ -219,8 +232,7 @@ async def test_sync_now_that_succeeds_ends_the_back_off(engine: Engine, fake: Fa
     fake.fault = AdapterUnavailable("503 from source")
     w = _worker(engine)
     w.backoff = Backoff(base=120, cap=300)  # one failure backs off for minutes
-    task = asyncio.create_task(w.run())
-    try:
+    async with _running(w):
         with anyio.fail_after(5):
             while w.last_report is None or w.last_report.error is None:
                 await anyio.sleep(0.02)
@@ -232,11 +244,6 @@ async def test_sync_now_that_succeeds_ends_the_back_off(engine: Engine, fake: Fa
         with anyio.fail_after(3):  # the next scheduled pass, runsEvery 50 ms
             while f"a/{rid}" not in _runs(engine):
                 await anyio.sleep(0.05)
-    finally:
-        w.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.mark.anyio
@@ -250,8 +257,7 @@ async def test_a_health_check_that_finds_the_source_well_ends_the_back_off(
     w = _worker(engine)
     w.check_every = 0.2
     w.backoff = Backoff(base=120, cap=300)  # down for hours: minutes between attempts
-    task = asyncio.create_task(w.run())
-    try:
+    async with _running(w):
         with anyio.fail_after(5):
             while w.last_report is None or w.last_report.error is None:
                 await anyio.sleep(0.02)
@@ -272,11 +278,6 @@ async def test_a_health_check_that_finds_the_source_well_ends_the_back_off(
         waited = w.passes
         await anyio.sleep(1.5)  # several health checks, all well
         assert w.passes == waited, "the source's Retry-After was not honoured"
-    finally:
-        w.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.mark.anyio
@@ -287,12 +288,6 @@ async def test_a_source_failing_from_the_start_is_not_retried_in_a_tight_loop(
     fake.fault = AdapterUnavailable("503 from source")
     w = _worker(engine)
     w.backoff = Backoff(base=2, cap=300)
-    task = asyncio.create_task(w.run())
-    try:
+    async with _running(w):
         await anyio.sleep(1.5)
         assert 1 <= w.passes <= 2, f"{w.passes} passes in 1.5 s against a failing source"
-    finally:
-        w.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
