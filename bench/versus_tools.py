@@ -409,27 +409,24 @@ def bench_airflow(runs: int, dag_count: int, rounds: int) -> dict[str, Any]:
                 af_failed = {"state": "failed", "start_date_gte": since_iso}
                 af_every = {"start_date_gte": since_iso}
                 everywhere = "/api/v2/dags/~/dagRuns"
+
+                def across(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Ask]:
+                    """A question over every DAG: Accord by 100 and by 1,000, Airflow by
+                    offset and by keyset cursor."""
+                    return {
+                        "accord": lambda: accord_runs(accord, src, mine, BIG),
+                        "accord_page1000": lambda: accord_runs(accord, src, mine, BIG, 1000),
+                        "airflow_offset": lambda: airflow_runs(
+                            tool, everywhere, theirs, keyset=False
+                        ),
+                        "airflow_cursor": lambda: airflow_runs(
+                            tool, everywhere, theirs, keyset=True
+                        ),
+                    }
+
                 questions: dict[str, dict[str, Ask]] = {
-                    "failed_24h": {
-                        "accord": lambda: accord_runs(accord, src, failed, BIG),
-                        "accord_page1000": lambda: accord_runs(accord, src, failed, BIG, 1000),
-                        "airflow_offset": lambda: airflow_runs(
-                            tool, everywhere, af_failed, keyset=False
-                        ),
-                        "airflow_cursor": lambda: airflow_runs(
-                            tool, everywhere, af_failed, keyset=True
-                        ),
-                    },
-                    "all_24h": {
-                        "accord": lambda: accord_runs(accord, src, every, BIG),
-                        "accord_page1000": lambda: accord_runs(accord, src, every, BIG, 1000),
-                        "airflow_offset": lambda: airflow_runs(
-                            tool, everywhere, af_every, keyset=False
-                        ),
-                        "airflow_cursor": lambda: airflow_runs(
-                            tool, everywhere, af_every, keyset=True
-                        ),
-                    },
+                    "failed_24h": across(failed, af_failed),
+                    "all_24h": across(every, af_every),
                     "job_last_100": {
                         "accord": lambda: accord_runs(accord, src, {"job": f"{src}/{dag}"}, 100),
                         "airflow": lambda: airflow_one_page(tool, dag),

@@ -128,7 +128,6 @@ class ReplayServer:
     def start(self) -> ReplayServer:
         handler = type("_Handler", (_Handler,), {"replay": self})
         self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},

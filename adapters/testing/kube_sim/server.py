@@ -91,7 +91,6 @@ class KubeSimulator:
     def start(self) -> KubeSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
         self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},

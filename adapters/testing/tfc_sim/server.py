@@ -98,7 +98,6 @@ class TfcSimulator:
     def start(self) -> TfcSimulator:
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
         self._httpd = SimulatorHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
         self.state.base_url = self.url
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
