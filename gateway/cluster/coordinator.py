@@ -7,7 +7,9 @@ live replicas) + 1``) so that a replica that joins gets work, and takes free or 
 leases up to that share. A replica that dies stops renewing; its leases expire within
 one lease period and the others take them on their next tick, resuming from the cursors
 stored with each source (see ``_tick`` for the two views of liveness that keep one slow
-tick from re-dividing the work).
+tick from re-dividing the work). A killed or crashed process is noticed sooner: its
+liveness lock is free at once, and the next tick of another replica expires its leases
+(``leases.Liveness``).
 
 Singletons: ``singleton(name)`` returns a function that says whether this replica runs
 the cluster-wide job ``name`` now (compliance sweep, approval expiry, SLA evaluation,
@@ -32,7 +34,7 @@ from sqlmodel import Session
 
 from gateway.store.engine import session_scope
 
-from .leases import SINGLETON, SOURCE, LeaseStore, fair_share, fence
+from .leases import SINGLETON, SOURCE, LeaseStore, Liveness, fair_share, fence
 from .notify import EVENTS, HINTS, Bus
 
 __all__ = ["Cluster", "always", "new_replica_id"]
@@ -65,6 +67,7 @@ class Cluster:
         self.url = url
         self.leases_sources = leases_sources
         self.store = LeaseStore(engine, replica=self.replica, lease_seconds=lease_seconds)
+        self.liveness = Liveness(engine, replica=self.replica)
         self.owned: dict[str, int] = {}  # source name -> fencing token
         self._singletons: dict[str, int] = {}  # singleton name -> token
         self._wanted_singletons: set[str] = set()
@@ -94,6 +97,7 @@ class Cluster:
             await anyio.to_thread.run_sync(self.store.leave)
         except Exception:  # the database is gone: the leases expire on their own
             _log.warning("could not release this replica's leases; they expire on their own")
+        await anyio.to_thread.run_sync(self.liveness.close)
         await anyio.to_thread.run_sync(self.bus.stop)
 
     async def _loop(self) -> None:
@@ -113,8 +117,14 @@ class Cluster:
 
     def _tick(self) -> None:
         s = self.store
+        self.liveness.hold()
+        # Replicas whose process is gone (their liveness lock is free) lose their leases
+        # now, not when those expire; they leave the counts below at once too.
+        dead = s.reap()
+        if dead:
+            _log.warning("replica(s) gone, their leases taken over: %s", ", ".join(dead))
         self.replicas, self.fresh = s.heartbeat(
-            url=self.url, host=socket.gethostname(), pid=os.getpid()
+            url=self.url, host=socket.gethostname(), pid=os.getpid(), liveness=True
         )
         names = [SINGLETON + n for n in sorted(self._wanted_singletons)]
         sources: list[str] = []

@@ -13,21 +13,37 @@ AND not expired``. A takeover updates that row, so it waits for a write in fligh
 commit, and every write after it is refused (``LeaseLost``): a replica that wakes after
 its lease expired writes nothing.
 
+A process that dies is noticed sooner than its leases expire: each replica also holds a
+session advisory lock on its own id on one dedicated connection (``Liveness``; one
+connection, not one per lease). PostgreSQL frees that lock when the connection ends,
+which it does at once when the process is killed or crashes; the others then find the lock
+free (``LeaseStore.reap``), expire that replica's leases and take its sources on their
+next tick. Correctness never depends on it: a replica that is alive but lost that
+connection (a PostgreSQL restart, a network cut) is treated as dead, and the fencing
+token refuses whatever it still tries to write, as after any takeover; a paused process
+keeps its connection, so its leases run their full period. Replicas that do not say they
+hold the lock (``replica.liveness``, e.g. an older version during a rolling upgrade) are
+only ever taken over by expiry.
+
 All times are the database's clock (``clock_timestamp()``), so replicas with skewed
 clocks agree on who holds what. Everything here runs in a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from gateway.store.engine import session_scope
 from gateway.store.types import to_db
+
+from .notify import conninfo
 
 __all__ = [
     "SINGLETON",
@@ -35,12 +51,14 @@ __all__ = [
     "LeaseLost",
     "LeaseRow",
     "LeaseStore",
+    "Liveness",
     "fair_share",
 ]
 
 SOURCE = "source:"
 SINGLETON = "singleton:"
 _NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
+_LIVENESS = 4242007  # advisory lock namespace of the replicas' liveness locks
 
 
 class LeaseLost(Exception):
@@ -83,6 +101,53 @@ def fence(session: Session, *, lease: str, holder: str, token: int) -> None:
         raise LeaseLost(lease)
 
 
+class Liveness:
+    """This replica's liveness lock: a session advisory lock on its id, on a dedicated
+    autocommit connection that lives as long as the process (see the module's text).
+    ``hold`` (each coordinator tick) checks the connection and takes the lock again on a
+    new one when it was lost. Not thread-safe: one coordinator calls it."""
+
+    def __init__(self, engine: Engine, *, replica: str) -> None:
+        self._url = conninfo(engine)
+        self.replica = replica
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def hold(self) -> None:
+        """Make sure the lock is held; raise when it cannot be (the tick then fails, and
+        this replica takes no new work until it can)."""
+        if self._conn is not None:
+            try:
+                self._conn.execute("SELECT 1")
+                return
+            except psycopg.Error:
+                self.close()
+        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+        try:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LIVENESS, self.replica)
+            ).fetchone()
+        except psycopg.Error:
+            conn.close()
+            raise
+        if not (row and row[0]):
+            conn.close()
+            raise RuntimeError(
+                f"another session holds the liveness lock of replica {self.replica!r}"
+            )
+        self._conn = conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Already broken or not: either way the server frees the lock.
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
 class LeaseStore:
     """The SQL of replicas and leases (PostgreSQL only)."""
 
@@ -95,18 +160,21 @@ class LeaseStore:
     def _ttl(self) -> str:
         return f"make_interval(secs => {float(self.lease_seconds)!r})"
 
-    def heartbeat(self, *, url: str | None, host: str, pid: int) -> tuple[int, int]:
-        """Register or refresh this replica; forget replicas silent for 10 lease periods.
-        Returns how many replicas have a heartbeat within two lease periods and within
-        one (see ``Cluster._tick``)."""
+    def heartbeat(
+        self, *, url: str | None, host: str, pid: int, liveness: bool = False
+    ) -> tuple[int, int]:
+        """Register or refresh this replica (``liveness``: it holds its liveness lock);
+        forget replicas silent for 10 lease periods. Returns how many replicas have a
+        heartbeat within two lease periods and within one (see ``Cluster._tick``)."""
         with session_scope(self.engine) as s:
             s.execute(
                 text(
-                    "INSERT INTO replica (id, url, host, pid, started_at, heartbeat_at)"
-                    f" VALUES (:id, :url, :host, :pid, {_NOW}, {_NOW})"
-                    f" ON CONFLICT (id) DO UPDATE SET heartbeat_at = {_NOW}, url = :url"
+                    "INSERT INTO replica (id, url, host, pid, started_at, heartbeat_at, liveness)"
+                    f" VALUES (:id, :url, :host, :pid, {_NOW}, {_NOW}, :live)"
+                    f" ON CONFLICT (id) DO UPDATE SET heartbeat_at = {_NOW}, url = :url,"
+                    " liveness = :live"
                 ),
-                {"id": self.replica, "url": url, "host": host, "pid": pid},
+                {"id": self.replica, "url": url, "host": host, "pid": pid, "live": liveness},
             )
             s.execute(text(f"DELETE FROM replica WHERE heartbeat_at < {_NOW} - 10 * {self._ttl}"))
             two, one = s.execute(
@@ -146,6 +214,43 @@ class LeaseStore:
                 ),
                 {"names": [n for n in names if n.startswith(SOURCE)]},
             )
+
+    def reap(self) -> list[str]:
+        """Expire at once the leases of replicas whose process is gone: those that said
+        they hold a liveness lock which is now free. Returns their ids (their replica
+        rows are dropped, so the shares count only the living)."""
+        with session_scope(self.engine) as s:
+            others = (
+                s.execute(
+                    text("SELECT id FROM replica WHERE liveness AND id <> :me ORDER BY id"),
+                    {"me": self.replica},
+                )
+                .scalars()
+                .all()
+            )
+            # A transaction-scoped try: held until this transaction ends, so a replica
+            # that comes back meanwhile cannot take its own lock and be reaped after.
+            dead = [
+                str(r)
+                for r in others
+                if s.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:id))"),
+                    {"ns": _LIVENESS, "id": r},
+                ).scalar_one()
+            ]
+            if dead:
+                s.execute(
+                    text(
+                        f"UPDATE lease SET expires_at = {_NOW}"
+                        f" WHERE holder = ANY(CAST(:dead AS text[])) AND expires_at > {_NOW}"
+                    ),
+                    {"dead": dead},
+                )
+                s.execute(
+                    text("DELETE FROM replica WHERE id = ANY(CAST(:dead AS text[]))"),
+                    {"dead": dead},
+                )
+        return dead
 
     def renew(self, held: dict[str, int]) -> dict[str, int]:
         """Extend the leases still ours; the answer leaves out the ones we lost."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from .types import UTCDateTime, utcnow
@@ -438,6 +438,9 @@ class Replica(SQLModel, table=True):
     pid: int = 0
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # It holds a session advisory lock on its id (``gateway.cluster.leases.Liveness``):
+    # when that lock is free, the process is gone and its leases are taken at once.
+    liveness: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Lease(SQLModel, table=True):

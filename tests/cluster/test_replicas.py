@@ -202,7 +202,9 @@ def test_sigkill_hands_the_sources_over_within_a_lease_period(cluster: Cluster) 
     # One lease period, one tick of the others (a third of it), one runs interval, plus
     # the pass itself; the slack is for a loaded test machine.
     assert took < LEASE + LEASE / 3 + RUNS_EVERY + 8, took
-    # Every build is there exactly once, in every source, whoever synced it.
+    # Every build is there exactly once, in every source, whoever synced it (the sources
+    # the others held all along get the new build on their own next pass).
+    assert wait_until(lambda: _synced(cl, cl.sources), timeout=RUNS_EVERY + 20, interval=0.2)
     want = cl.builds()
     for s in cl.sources:
         if s == "tfc":
