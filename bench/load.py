@@ -15,9 +15,10 @@ for ``--seconds``:
 
 Prints one JSON object: p50/p99 latency and count per endpoint, errors (any 5xx, any
 transport error, any unexpected status), events received by the subscribers, the
-gateway's RSS at the start and at the end, and the machine's load. ``--quick`` (20,000
-runs, 20 clients, 4 subscribers, 15 s) finishes in under a minute. Everything is bounded
-by ``--seconds``.
+gateway's RSS at the start, every twentieth of the run and at the end (with its growth
+over the second half: a warm-up levels off, a leak does not), and the machine's load.
+``--quick`` (20,000 runs, 20 clients, 4 subscribers, 15 s) finishes in under a minute.
+Everything is bounded by ``--seconds``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,6 +123,34 @@ async def _subscriber(c: httpx.AsyncClient, stats: Stats, deadline: float) -> No
                     await asyncio.sleep(1)
     except TimeoutError:
         return
+
+
+class _RssSampler:
+    """The gateway's RSS every ``every`` seconds while the clients run (a thread)."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.pid, self.every = pid, every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.samples.append(_rss_kib(self.pid))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(_rss_kib(self.pid))
+
+    def second_half_growth(self) -> int | None:
+        """RSS at the end minus RSS at the middle of the run (KiB)."""
+        if len(self.samples) < 2:
+            return None
+        return self.samples[-1] - self.samples[len(self.samples) // 2]
 
 
 async def _drive(url: str, token: str, args: argparse.Namespace, run_uids: list[str]) -> Stats:
@@ -219,7 +249,12 @@ spec:
         page = httpx.get(f"{url}/api/v1/runs", params={"limit": 200}, headers=headers, timeout=60)
         run_uids = [r["uid"] for r in page.json()["items"]]
         rss_start = _rss_kib(proc.pid)
-        stats = asyncio.run(_drive(url, token, args, run_uids))
+        sampler = _RssSampler(proc.pid, every=max(1.0, args.seconds / 20))
+        sampler.start()
+        try:
+            stats = asyncio.run(_drive(url, token, args, run_uids))
+        finally:
+            sampler.stop()
         rss_end = _rss_kib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -250,6 +285,10 @@ spec:
                 "events_received": stats.events,
                 "rss_kib_start": rss_start,
                 "rss_kib_end": rss_end,
+                # Sampled over the run: memory that grows without end keeps growing in
+                # the second half; a warm-up (page caches, pools) levels off in the first.
+                "rss_kib_samples": sampler.samples,
+                "rss_kib_second_half_growth": sampler.second_half_growth(),
                 "load_avg": os.getloadavg(),
             },
             indent=1,

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, text, update
@@ -308,6 +308,10 @@ def upsert_jobs(
 # The stored text of each enum member: a dict lookup costs less than ``Enum.value``.
 _TEXT: dict[str, str] = {m: m.value for m in (*RunState, *Trigger)}
 _STATE: dict[str, RunState] = {m.value: m for m in RunState}
+_TERMINAL_TEXT = frozenset(m.value for m in TERMINAL_STATES)
+
+
+_ZERO = timedelta(0)
 
 
 def _sqlite_text(value: datetime | None) -> str | None:
@@ -317,7 +321,7 @@ def _sqlite_text(value: datetime | None) -> str | None:
     tz = value.tzinfo
     if tz is None:
         return value.isoformat(" ", "microseconds")
-    if tz is not UTC:
+    if tz is not UTC and tz.utcoffset(value) != _ZERO:  # (parsed "Z" is not ``UTC`` itself)
         value = value.astimezone(UTC)
     # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" without its offset
     return value.isoformat(" ", "microseconds")[:26]
@@ -439,8 +443,9 @@ def upsert_runs(
     prefix = source + "/"
     # Later reports of the same run in one batch win if they are allowed transitions.
     batch: dict[str, RunRecord] = {}
+    received = ignored = 0
     for rec in records:
-        result.received += 1
+        received += 1
         uid = prefix + rec.native_id
         prev = batch.get(uid)
         if (
@@ -452,7 +457,8 @@ def upsert_runs(
         ):
             batch[uid] = rec
         else:
-            result.ignored += 1
+            ignored += 1
+    result.received, result.ignored = received, ignored
     if not batch:
         return result
     lock_source(session, source)
@@ -463,6 +469,10 @@ def upsert_runs(
     existing = _stored_runs(conn, list(batch), pg)
     out = _RunWrites()
     changes = result.changes
+    # Bound once: this loop runs for every run of every sync.
+    insert_run, insert_event, change = out.inserts.append, out.events.append, changes.append
+    stored_row, latest_by_job, texts = existing.get, out.latest_by_job, _TEXT
+    created = 0
     for uid, rec in batch.items():
         state = rec.state
         queued = stored_form(rec.queued_at)
@@ -470,8 +480,8 @@ def upsert_runs(
         ended = stored_form(rec.ended_at)
         sort_at = started or queued or ended or obs
         job = prefix + rec.job_native_id
-        trigger = _TEXT[rec.trigger]
-        row = existing.get(uid)
+        trigger = texts[rec.trigger]
+        row = stored_row(uid)
         # The stored columns after the state text (the same for an insert and an update).
         tail = (
             rec.native_state,
@@ -487,13 +497,11 @@ def upsert_runs(
             obs,
         )
         if row is None:
-            text = _TEXT[state]
-            out.inserts.append((uid, source, job, domain, text, *tail, 1))
-            out.events.append(
-                (uid, 1, None, text, _entered(state, queued, started, ended, obs), obs)
-            )
-            result.created += 1
-            changes.append(RunChange(uid, job, None, text, domain))
+            text = texts[state]
+            insert_run((uid, source, job, domain, text, *tail, 1))
+            insert_event((uid, 1, None, text, _entered(state, queued, started, ended, obs), obs))
+            created += 1
+            change(RunChange(uid, job, None, text, domain))
         else:
             stored_state, stored_attempt, seq = row[1], row[2], row[3]
             current = _STATE[stored_state]
@@ -538,16 +546,17 @@ def upsert_runs(
                 continue
         if rec.steps is not None:
             out.steps.append((uid, rec))
-        prev_latest = out.latest_by_job.get(job)
+        prev_latest = latest_by_job.get(job)
         if prev_latest is None or sort_at >= prev_latest[0]:
-            out.latest_by_job[job] = (sort_at, text)
+            latest_by_job[job] = (sort_at, text)
+    result.created = created
     if pg:
         _write_runs_postgres(conn, out)
     else:
         _write_runs_sqlite(conn, out)
     if out.steps:
         _replace_steps(session, out.steps)
-    finished = [c.uid for c in result.changes if RunState(c.to_state).terminal]
+    finished = [c.uid for c in result.changes if c.to_state in _TERMINAL_TEXT]
     if finished:
         # Firings owed by Dependency / RetryPolicy documents, durable in this same commit.
         observe(session, changed_uids=finished, now=observed)
