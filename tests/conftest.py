@@ -191,3 +191,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(
             pytest.mark.filterwarnings("ignore::pydantic.warnings.UnsupportedFieldAttributeWarning")
         )
+        if os.environ.get("ACCORD_LONG_TESTS") == "1":
+            # The long modes (50 kills per case, 100 examples per operation) run for many
+            # minutes by design: an hour per test, not the default five minutes.
+            item.add_marker(pytest.mark.timeout(3600), append=False)
