@@ -11,8 +11,10 @@ columns in a fresh SQLite file (WAL, synchronous=NORMAL), one commit per page: t
 of the database itself, which ``ratio`` compares the store with. Last, the same rows go
 with sqlite3 into a fresh copy of the store's own schema (the run table's indexes and one
 run_event row per run): ``raw_indexed_runs_per_s``, the floor for that schema, and
-``indexed_ratio``, the store against it. ``cpu_seconds`` is the process CPU time of the
-store ingest (steadier than wall time on a busy machine). Prints one JSON line.
+``indexed_ratio``, the store against it. On all three SQLite files the WAL is checkpointed
+by a thread of its own, as the gateway does (``gateway.store.checkpoint``).
+``cpu_seconds`` is the process CPU time of the store ingest (steadier than wall time on a
+busy machine). Prints one JSON line.
 
 ``--db PATH`` keeps the SQLite database (for ``bench/query.py --db PATH``); without it,
 everything is written to a temporary directory that is removed at the end.
@@ -38,6 +40,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from gateway.store import create_db_engine, session_scope, upgrade
+from gateway.store.checkpoint import Checkpointer, sqlite_file
 from gateway.store.engine import SQLITE_PRAGMAS
 from gateway.store.services.ingest import upsert_runs
 from gateway.store.tables import Run
@@ -83,6 +86,21 @@ def ingest_store(engine: Engine, *, runs: int, batch: int, now: datetime) -> dic
     t0 = time.perf_counter()
     jobs = syn.create_sources_and_jobs(engine, now=now)
     inventory_s = time.perf_counter() - t0
+    # As in the gateway: SQLite's WAL checkpoints in a thread of their own.
+    db_file = sqlite_file(str(engine.url))
+    checkpointer = Checkpointer(db_file).start() if db_file is not None else None
+    try:
+        return _ingest_store(engine, runs=runs, batch=batch, now=now, jobs=jobs) | {
+            "inventory_seconds": inventory_s
+        }
+    finally:
+        if checkpointer is not None:
+            checkpointer.stop()
+
+
+def _ingest_store(
+    engine: Engine, *, runs: int, batch: int, now: datetime, jobs: int
+) -> dict[str, Any]:
     server_before = _server_cpu(engine)
     totals = {"records": 0, "created": 0, "changed": 0, "refreshed": 0, "ignored": 0}
     seconds = 0.0
@@ -119,7 +137,6 @@ def ingest_store(engine: Engine, *, runs: int, batch: int, now: datetime) -> dic
         "cpu_seconds": cpu,
         "server_cpu_seconds": server_cpu,
         "generate_seconds": gen_s,
-        "inventory_seconds": inventory_s,
         "jobs": jobs,
         "pages": pages,
         **totals,
@@ -143,7 +160,7 @@ _EVENT_SQL = (
 
 def ingest_raw(
     path: Path, *, runs: int, batch: int, now: datetime, store_schema: bool = False
-) -> float:
+) -> tuple[float, float]:
     """Seconds to insert the first report of every run with plain sqlite3.
 
     Into a plain table of the run columns (no index but the rowid) by default; with
@@ -156,13 +173,16 @@ def ingest_raw(
         upgrade(engine)
         engine.dispose()
     con = sqlite3.connect(path)
+    checkpointer: Checkpointer | None = None
     try:
-        # The store's own connection settings (WAL, synchronous=NORMAL, its page cache).
+        # The store's own connection settings (WAL, synchronous=NORMAL, its page cache)
+        # and, as for the store, WAL checkpoints in a thread of their own.
         for pragma in SQLITE_PRAGMAS:
             con.execute(pragma)
         if not store_schema:
             con.execute(_RAW_DDL)
         con.commit()
+        checkpointer = Checkpointer(path).start()
         sql = (
             f"INSERT INTO run ({', '.join(syn.RAW_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in syn.RAW_COLUMNS)})"
@@ -193,6 +213,8 @@ def ingest_raw(
             raise SystemExit(f"the raw table holds {inserted} rows, expected {runs}")
         return seconds, cpu
     finally:
+        if checkpointer is not None:
+            checkpointer.stop()
         con.close()
 
 

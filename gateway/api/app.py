@@ -32,6 +32,7 @@ from gateway.openlineage import Emitter
 from gateway.secrets import SecretPolicy
 from gateway.settings import Settings
 from gateway.sso import OidcProvider
+from gateway.store.checkpoint import Checkpointer, sqlite_file
 from gateway.store.engine import (
     analyze,
     create_db_engine,
@@ -364,10 +365,16 @@ def create_app(
         if manager is not None:
             manager.begin_stop()
 
+    # SQLite's WAL checkpoints off the writers' path (gateway.store.checkpoint).
+    db_file = sqlite_file(str(engine.url))
+    checkpointer = Checkpointer(db_file) if db_file is not None else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(upgrade, engine)
         await asyncio.to_thread(analyze, engine)
+        if checkpointer is not None:
+            checkpointer.start()
         loop = asyncio.get_running_loop()
         broadcaster.bind(loop)
         app.state.loop = loop
@@ -405,6 +412,8 @@ def create_app(
                 app.state.oidc.close()
             if cluster is not None:
                 await cluster.stop()
+            if checkpointer is not None:
+                await asyncio.to_thread(checkpointer.stop)
 
     app = FastAPI(
         title="Accord",
@@ -417,6 +426,7 @@ def create_app(
     app.state.settings = settings
     app.state.secret_policy = secret_policy
     app.state.engine = engine
+    app.state.checkpointer = checkpointer
     app.state.manager = manager
     app.state.evaluator = evaluator
     app.state.policy = policy_cache

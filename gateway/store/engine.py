@@ -16,6 +16,8 @@ from sqlalchemy import Engine, event, inspect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
+from .checkpoint import SAFETY_PAGES
+
 __all__ = [
     "SQLITE_PRAGMAS",
     "DatabaseUnavailable",
@@ -58,6 +60,10 @@ SQLITE_PRAGMAS: tuple[str, ...] = (
     # (bench/ingest.py at 1M runs: 27,191 runs/s against 23,625) and each pooled
     # connection fills its own cache, so memory grew with the pool under load.
     "PRAGMA cache_size=-16384",
+    # Checkpoints run in a thread of their own (``gateway.store.checkpoint``); a writer
+    # checkpoints itself only past this many WAL pages, and the file is cut back after.
+    f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}",
+    "PRAGMA journal_size_limit=67108864",
 )
 
 
