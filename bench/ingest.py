@@ -41,7 +41,7 @@ from sqlmodel import col
 
 from gateway.store import create_db_engine, session_scope, upgrade
 from gateway.store.checkpoint import Checkpointer, sqlite_file
-from gateway.store.engine import SQLITE_PRAGMAS
+from gateway.store.engine import SQLITE_PRAGMAS, sqlite_cache_pragma
 from gateway.store.services.ingest import upsert_runs
 from gateway.store.tables import Run
 
@@ -177,7 +177,7 @@ def ingest_raw(
     try:
         # The store's own connection settings (WAL, synchronous=NORMAL, its page cache)
         # and, as for the store, WAL checkpoints in a thread of their own.
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in (*SQLITE_PRAGMAS, sqlite_cache_pragma()):
             con.execute(pragma)
         if not store_schema:
             con.execute(_RAW_DDL)

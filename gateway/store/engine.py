@@ -48,18 +48,14 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-# Every SQLite connection the store opens runs these (bench/ingest.py gives its raw
-# baselines the same settings).
+# Every SQLite connection the store opens runs these, and ``sqlite_cache_pragma()``
+# (bench/ingest.py gives its raw baselines the same settings).
 SQLITE_PRAGMAS: tuple[str, ...] = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA busy_timeout=10000",
     "PRAGMA case_sensitive_like=ON",
     "PRAGMA temp_store=MEMORY",
-    # 16 MiB per connection: the default 2 MiB thrashes on ingest; 64 MiB was no faster
-    # (bench/ingest.py at 1M runs: 27,191 runs/s against 23,625) and each pooled
-    # connection fills its own cache, so memory grew with the pool under load.
-    "PRAGMA cache_size=-16384",
     # Checkpoints run in a thread of their own (``gateway.store.checkpoint``); a writer
     # checkpoints itself only past this many WAL pages, and the file is cut back after.
     f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}",
@@ -70,6 +66,19 @@ SQLITE_PRAGMAS: tuple[str, ...] = (
 # A cap on the SQLite database's size, in pages (``PRAGMA max_page_count``), for an
 # installation that must never fill its disk: writes past it fail like a full disk does.
 ENV_SQLITE_MAX_PAGES = "ACCORD_SQLITE_MAX_PAGES"
+# Each connection's page cache in MiB: memory is at most this times the pooled
+# connections, reached as the database grows past it. 16 by default: SQLite's own 2 MiB
+# thrashes on ingest; 64 was no faster (bench/ingest.py at 1M runs: 27,191 runs/s against
+# 23,625) and each pooled connection fills its own cache.
+ENV_SQLITE_CACHE_MIB = "ACCORD_SQLITE_CACHE_MIB"
+SQLITE_CACHE_MIB = 16
+
+
+def sqlite_cache_pragma() -> str:
+    """``PRAGMA cache_size`` for ``ACCORD_SQLITE_CACHE_MIB`` (16 MiB unless set)."""
+    raw = os.environ.get(ENV_SQLITE_CACHE_MIB, "")
+    mib = int(raw) if raw.isdigit() and int(raw) > 0 else SQLITE_CACHE_MIB
+    return f"PRAGMA cache_size=-{mib * 1024}"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -79,6 +88,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     for pragma in SQLITE_PRAGMAS:
         cur.execute(pragma)
+    cur.execute(sqlite_cache_pragma())
     cap = os.environ.get(ENV_SQLITE_MAX_PAGES, "")
     if cap.isdigit() and int(cap) > 0:
         cur.execute(f"PRAGMA max_page_count={int(cap)}")
