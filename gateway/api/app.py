@@ -27,6 +27,7 @@ from gateway.automation import Dispatcher
 from gateway.cluster import Cluster, new_replica_id
 from gateway.governance.evaluator import Evaluator
 from gateway.governance.housekeeping import Housekeeping
+from gateway.memory import Trimmer
 from gateway.model import SyncHint
 from gateway.openlineage import Emitter
 from gateway.secrets import SecretPolicy
@@ -368,6 +369,7 @@ def create_app(
     # SQLite's WAL checkpoints off the writers' path (gateway.store.checkpoint).
     db_file = sqlite_file(str(engine.url))
     checkpointer = Checkpointer(db_file) if db_file is not None else None
+    trimmer = Trimmer()  # glibc's free pages back to the system (gateway.memory)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -375,6 +377,7 @@ def create_app(
         await asyncio.to_thread(analyze, engine)
         if checkpointer is not None:
             checkpointer.start()
+        trimmer.start()
         loop = asyncio.get_running_loop()
         broadcaster.bind(loop)
         app.state.loop = loop
@@ -414,6 +417,7 @@ def create_app(
                 await cluster.stop()
             if checkpointer is not None:
                 await asyncio.to_thread(checkpointer.stop)
+            await trimmer.stop()
 
     app = FastAPI(
         title="Accord",

@@ -135,24 +135,6 @@ def _table(rows: list[dict[str, Any]], columns: list[str], output: str, title: s
 
 
 # -- serve -------------------------------------------------------------------------------------
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """As ``MALLOC_ARENA_MAX=2`` (unless that is set): glibc gives busy threads malloc
-    arenas of their own, up to eight per core, and keeps what they grew to. Under 200
-    concurrent clients the gateway's 40 worker threads took its memory from 312 MB to
-    3.1 GB (``bench/load.py``, 1M runs); with two arenas the growth at 200,000 runs was a
-    third lower, at no measured cost. Called before the gateway starts its threads."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
@@ -173,8 +155,9 @@ def serve(
 
     from gateway.api.app import create_app, ensure_admin_token
     from gateway.api.server import serve as serve_app
+    from gateway.memory import limit_arenas
 
-    _limit_malloc_arenas()
+    limit_arenas()  # before the gateway starts its threads
 
     # A stop request is a clean exit, whenever it comes (the demo's parts are stopped by
     # the finally below); uvicorn handles the signals while it serves, then hands them
