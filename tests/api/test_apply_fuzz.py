@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from ..cli.test_apply_fuzz import state_of
-from ..cli.test_validate_fuzz import EXAMPLES, _files
+from ..cli.test_validate_fuzz import FUZZ, _files
 from .conftest import Api
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-)
+@FUZZ
 @given(text=_files)
 def test_the_apply_endpoint_never_answers_500(api: Api, text: Any) -> None:
     before = state_of(str(api.engine.url))

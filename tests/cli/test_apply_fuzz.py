@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -17,14 +17,7 @@ from gateway.cli.app import app
 from gateway.store import create_db_engine, session_scope, upgrade
 from gateway.store.tables import AppliedResource, AuditRecord
 
-from .test_validate_fuzz import EXAMPLES, _files
-
-_SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    database=None,
-)
+from .test_validate_fuzz import FUZZ, _files, assert_problems_name_file_and_document
 
 
 @pytest.fixture
@@ -46,7 +39,7 @@ def state_of(url: str) -> tuple[int, int]:
     return int(applied), int(audited)
 
 
-@_SETTINGS
+@FUZZ
 @given(text=_files)
 def test_apply_never_crashes_and_a_refused_file_changes_nothing(
     runner: CliRunner, tmp_path: Path, text: Any
@@ -60,9 +53,5 @@ def test_apply_never_crashes_and_a_refused_file_changes_nothing(
     assert res.exception is None or isinstance(res.exception, SystemExit), (res.output, text)
     assert "Traceback" not in res.output, (res.output, text)
     if res.exit_code == 1:
-        problems = [ln[2:] for ln in res.output.splitlines() if ln.startswith("✗ ")]
-        assert problems, (res.output, text)
-        for p in problems:
-            assert p.startswith(f"{path}:"), (p, text)
-            assert "document" in p or "YAML" in p or "empty" in p, (p, text)
+        assert_problems_name_file_and_document(res.output, path, text)
         assert state_of(url) == before, (res.output, text)

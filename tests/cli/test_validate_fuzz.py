@@ -111,12 +111,26 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-@settings(
+# The settings of every test fed by ``_files`` (here and in the apply tests).
+FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
+
+
+def assert_problems_name_file_and_document(output: str, path: Path, text: Any) -> None:
+    """Each problem line (``✗ …``) of a refused file starts with the file and says which
+    document (or that the YAML itself is broken, or empty)."""
+    problems = [ln[2:] for ln in output.splitlines() if ln.startswith("✗ ")]
+    assert problems, (output, text)
+    for p in problems:
+        assert p.startswith(f"{path}:"), (p, text)
+        assert "document" in p or "YAML" in p or "empty" in p, (p, text)
+
+
+@FUZZ
 @given(text=_files)
 def test_validate_never_crashes_and_names_file_and_document(
     runner: CliRunner, tmp_path: Path, text: Any
@@ -128,11 +142,7 @@ def test_validate_never_crashes_and_names_file_and_document(
     assert res.exception is None or isinstance(res.exception, SystemExit), (res.output, text)
     assert "Traceback" not in res.output, (res.output, text)
     if res.exit_code == 1:
-        problems = [ln[2:] for ln in res.output.splitlines() if ln.startswith("✗ ")]
-        assert problems, (res.output, text)
-        for p in problems:
-            assert p.startswith(f"{path}:"), (p, text)
-            assert "document" in p or "YAML" in p or "empty" in p, (p, text)
+        assert_problems_name_file_and_document(res.output, path, text)
 
 
 @pytest.mark.parametrize("kind", ["[]", "[Source]", "{a: 1}", "7", "null"])
