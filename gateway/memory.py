@@ -19,6 +19,7 @@ import ctypes.util
 import logging
 import os
 import sys
+from functools import cache
 from typing import Any
 
 __all__ = ["Trimmer", "limit_arenas", "trim"]
@@ -27,6 +28,7 @@ _log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8
 
 
+@cache  # loaded once: trim runs every minute
 def _libc() -> Any | None:
     if not sys.platform.startswith("linux"):
         return None

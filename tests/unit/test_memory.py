@@ -6,14 +6,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pytest
-
 from gateway.memory import Trimmer, _libc, trim
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or _libc() is None,
-    reason="malloc_trim is glibc's (Linux); elsewhere the gateway does nothing here",
-)
+GLIBC = sys.platform.startswith("linux") and _libc() is not None
 
 
 def _rss_mib() -> float:
@@ -24,6 +19,9 @@ def _rss_mib() -> float:
 
 
 def test_trim_gives_freed_holes_back() -> None:
+    if not GLIBC:  # documented: without glibc there is nothing to trim, and trim says so
+        assert trim() is False
+        return
     # 80 MiB in 8 KiB blocks (below glibc's mmap threshold, so inside the heap), then all
     # freed but every 16th: the heap keeps its size (holes between live blocks) until
     # trimmed.
@@ -45,4 +43,5 @@ def test_the_trimmer_runs_while_started() -> None:
         await t.stop()
         return t.runs
 
-    assert asyncio.run(run()) > 0
+    # Without glibc the trimmer does not start (nothing to trim); with it, it runs.
+    assert (asyncio.run(run()) > 0) is GLIBC
