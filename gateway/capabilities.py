@@ -31,19 +31,22 @@ def source_capabilities(row: SourceRow, reg: Registry = registry) -> frozenset[C
 _MEMO: dict[tuple[type[Adapter], str], frozenset[str]] = {}
 
 
-def capabilities_of(source_type: str, spec: Mapping[str, Any]) -> frozenset[str]:
-    """``source_capabilities`` from a stored source's type and spec, as strings, memoized
-    by the adapter class and the spec's content (list pages ask for the same few sources
-    on every request; checking the settings each time cost more than reading the page).
-    A type not installed has none and is not kept (it may be installed later)."""
+def capabilities_of(source_type: str, spec: Mapping[str, Any] | str) -> frozenset[str]:
+    """``source_capabilities`` from a stored source's type and spec (the mapping, or the
+    JSON text as stored), as strings, memoized by the adapter class and the spec's content
+    (list pages ask for the same few sources on every request; checking the settings each
+    time cost more than reading the page). A type not installed has none and is not kept
+    (it may be installed later)."""
     try:
         cls = registry.get(source_type)
     except LookupError:
         return frozenset()
-    key = (cls, json.dumps(spec, sort_keys=True, default=str))
+    text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True, default=str)
+    key = (cls, text)
     got = _MEMO.get(key)
     if got is None:
-        row = SourceRow(name="-", type=source_type, domain="-", spec=dict(spec))
+        parsed = json.loads(spec) if isinstance(spec, str) else dict(spec)
+        row = SourceRow(name="-", type=source_type, domain="-", spec=parsed)
         got = frozenset(str(c) for c in source_capabilities(row))
         if len(_MEMO) >= 4096:
             _MEMO.clear()

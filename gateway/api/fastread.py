@@ -11,16 +11,16 @@ tests compare both forms field by field.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import Request, Response
 from pydantic_core import to_json
-from sqlmodel import Session, col, select
+from sqlalchemy import bindparam, text
+from sqlmodel import Session
 
 from gateway.actions import permission
 from gateway.capabilities import capabilities_of
-from gateway.store.tables import Source as SourceRow
 
 from .deps import Principal, get_principal
 from .errors import ApiError
@@ -28,13 +28,27 @@ from .errors import ApiError
 __all__ = [
     "ActionsOf",
     "json_response",
+    "read_as",
     "reader",
     "run_item",
 ]
 
+T = TypeVar("T")
+
+_SOURCES = text("SELECT name, type, spec FROM source WHERE name IN :names").bindparams(
+    bindparam("names", expanding=True)
+)
+
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
     return Response(to_json(payload), status_code=status_code, media_type="application/json")
+
+
+def _authorized(request: Request, session: Session, action: str) -> Principal:
+    principal = get_principal(request, session)
+    if not principal.grants.can_anywhere(action):
+        raise ApiError(403, "forbidden", f"{principal.subject!r} may not {action} anything")
+    return principal
 
 
 def reader(action: str = "read") -> Callable[[Request], Awaitable[Principal]]:
@@ -47,14 +61,28 @@ def reader(action: str = "read") -> Callable[[Request], Awaitable[Principal]]:
 
         def work() -> Principal:
             with Session(engine, expire_on_commit=False) as session:
-                principal = get_principal(request, session)
-            if not principal.grants.can_anywhere(action):
-                raise ApiError(403, "forbidden", f"{principal.subject!r} may not {action} anything")
-            return principal
+                return _authorized(request, session, action)
 
         return await anyio.to_thread.run_sync(work)
 
     return dep
+
+
+async def read_as(
+    request: Request, fn: Callable[[Session, Principal], T], action: str = "read"
+) -> T:
+    """Authenticate the caller, check that it may ``action`` somewhere and run ``fn`` with
+    a read session, all in ONE worker-thread hop: the hottest list routes use this instead
+    of ``reader`` plus ``in_thread`` (a hop and a session fewer per request). The
+    authentication's transaction ends before ``fn`` runs, so the request never holds two
+    pooled connections."""
+    engine = request.app.state.engine
+
+    def work() -> T:
+        with Session(engine, expire_on_commit=False) as session:
+            return fn(session, _authorized(request, session, action))
+
+    return await anyio.to_thread.run_sync(work)
 
 
 class ActionsOf:
@@ -77,11 +105,9 @@ class ActionsOf:
         missing = {n for n in names if n not in self._caps}
         if not missing:
             return
-        rows = self._session.exec(
-            select(SourceRow.name, SourceRow.type, SourceRow.spec).where(
-                col(SourceRow.name).in_(missing)
-            )
-        )
+        # A plain statement: the spec as stored (JSON text on SQLite) keys the memo of
+        # capabilities without being parsed on every request.
+        rows = self._session.execute(_SOURCES, {"names": sorted(missing)})
         for name, source_type, spec in rows:
             self._caps[name] = capabilities_of(source_type, spec)
         for name in missing:

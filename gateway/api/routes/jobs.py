@@ -13,9 +13,9 @@ from gateway.store.services import queries
 from gateway.store.tables import Job
 
 from ..convert import job_item, job_public
-from ..deps import Principal, SessionDep, in_thread, require
+from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
-from ..fastread import ActionsOf, reader
+from ..fastread import ActionsOf, read_as
 from ..routing import Router
 from ..schemas import (
     ActionRequest,
@@ -29,13 +29,11 @@ from .common import allowed_actions, take_action
 
 router = Router(prefix="/api/v1/jobs", tags=["jobs"])
 Reader = Depends(require("read"))
-FastReader = Depends(reader("read"))
 
 
 @router.get("", response_model=Paged[JobPublic])
 async def list_jobs(
     request: Request,
-    principal: Principal = FastReader,
     source: str | None = None,
     domain: str | None = None,
     state: RunState | None = Query(default=None, description="state of the job's last run"),
@@ -59,7 +57,7 @@ async def list_jobs(
         paused=paused,
     )
 
-    def page(session: Session) -> bytes:
+    def page(session: Session, principal: Principal) -> bytes:
         visible = principal.visible()
         found = queries.list_jobs(session, visible=visible, filt=filt, limit=limit, cursor=cursor)
         count = queries.count_jobs(session, visible=visible, filt=filt) if total else None
@@ -68,7 +66,7 @@ async def list_jobs(
         items = [job_item(j, allowed(j.source, j.domain, j.uid)) for j in found.items]
         return to_json({"items": items, "next_cursor": found.next_cursor, "total": count})
 
-    return Response(await in_thread(request, page), media_type="application/json")
+    return Response(await read_as(request, page), media_type="application/json")
 
 
 def _job(session: SessionDep, principal: Principal, uid: str) -> Job:

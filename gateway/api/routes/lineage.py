@@ -2,16 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic_core import to_json
 from sqlmodel import Session
 
 from gateway.store.services import queries
 from gateway.store.services.estate import estate_lineage
 
-from ..deps import Principal, in_thread
+from ..deps import Principal
 from ..errors import ApiError
-from ..fastread import reader
+from ..fastread import read_as
 from ..routing import Router
 from ..schemas import LineageNode, LineagePublic
 
@@ -39,9 +39,8 @@ async def lineage(
         int | None,
         Query(ge=1, le=5000, description="at most this many nodes (500 for the estate, else 5000)"),
     ] = None,
-    principal: Principal = Depends(reader("read")),
 ) -> Response:
-    def graph(session: Session) -> bytes:
+    def graph(session: Session, principal: Principal) -> bytes:
         if job is None:
             estate = estate_lineage(session, visible=principal.visible(), max_nodes=limit or 500)
             nodes, edges, root, truncated = estate.nodes, estate.edges, None, estate.truncated
@@ -80,4 +79,4 @@ async def lineage(
             }
         )
 
-    return Response(await in_thread(request, graph), media_type="application/json")
+    return Response(await read_as(request, graph), media_type="application/json")

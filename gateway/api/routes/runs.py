@@ -15,10 +15,10 @@ from gateway.store.services import queries
 from gateway.store.tables import Run
 
 from ..convert import run_link, run_public
-from ..deps import Principal, SessionDep, in_thread, require
+from ..deps import Principal, SessionDep, require
 from ..errors import ApiError
 from ..export import sqlite_lines, stream_runs
-from ..fastread import ActionsOf, reader, run_item
+from ..fastread import ActionsOf, read_as, reader, run_item
 from ..params import INT64_MAX, Time, check_choices
 from ..routing import Router
 from ..schemas import (
@@ -66,7 +66,6 @@ def _run_filter(
 @router.get("/runs", response_model=Paged[RunPublic])
 async def list_runs(
     request: Request,
-    principal: Principal = FastReader,
     source: str | None = None,
     domain: str | None = None,
     job: str | None = Query(default=None, description="job uid"),
@@ -83,7 +82,7 @@ async def list_runs(
 
     sqlite = is_sqlite(request.app.state.engine)
 
-    def page(session: Session) -> bytes:
+    def page(session: Session, principal: Principal) -> bytes:
         visible = principal.visible()
         count = queries.count_runs(session, visible=visible, filt=filt) if total else None
         nxt: str | None = None
@@ -116,7 +115,7 @@ async def list_runs(
         items = [run_item(r, allowed(r["source"], r["domain"], r["job_uid"])) for r in found.items]
         return to_json({"items": items, "next_cursor": found.next_cursor, "total": count})
 
-    return Response(await in_thread(request, page), media_type="application/json")
+    return Response(await read_as(request, page), media_type="application/json")
 
 
 @router.get(
