@@ -10,8 +10,10 @@ endpoint's own encoder.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import cache
@@ -39,7 +41,7 @@ from sqlmodel import Session
 from gateway.actions import RUN_ACTIONS
 from gateway.store.engine import is_sqlite
 from gateway.store.services import queries
-from gateway.store.tables import Run
+from gateway.store.tables import Job, Run
 
 from .deps import Principal
 from .fastread import ActionsOf, run_item
@@ -71,6 +73,7 @@ CSV_COLUMNS = (
 )
 
 _T = Run.__table__.c  # type: ignore[attr-defined]
+_J = Job.__table__.c  # type: ignore[attr-defined]
 
 
 def _text(column: Any) -> Any:
@@ -96,8 +99,9 @@ def _micros(column: Any) -> Any:
     return func.strftime("%s", raw) * 1_000_000 + func.substr(raw, 21, 6)
 
 
-def _sqlite_line() -> ColumnElement[Any]:
-    """One run as a JSON object, built by SQLite (without ``allowed_actions``)."""
+def _sqlite_line(actions: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+    """One run as a JSON object, built by SQLite; without ``allowed_actions`` unless
+    ``actions`` gives them (as JSON text)."""
     started, ended = _T.started_at, _T.ended_at
     duration = case(
         (
@@ -134,6 +138,7 @@ def _sqlite_line() -> ColumnElement[Any]:
         "cancel_requested_by", _T.cancel_requested_by,
         "upstream", null(),
         "downstream", null(),
+        *(() if actions is None else ("allowed_actions", func.json(actions))),
         type_=Text(),
     )  # fmt: skip
 
@@ -144,6 +149,70 @@ def _sqlite_line_sql() -> ColumnElement[Any]:
     tree costs more per request than the query it stands for."""
     sql = _sqlite_line().compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
     return literal_column(str(sql), type_=Text())
+
+
+_UNDECIDED = '"allowed_actions":null}'
+
+
+def _export_line_sql(session: Session, principal: Principal) -> ColumnElement[Any] | None:
+    """For an export on SQLite: each run's whole line, ``allowed_actions`` included, built
+    by the database — when the subject's grants for the run actions name no job, so that
+    the actions depend on the source and domain only. They are decided here once per
+    (source, domain) of the jobs and handed to SQLite as a CASE; a run whose pair is not
+    among them (its job moved since) gets null there and is decided in Python. None when
+    the grants name jobs (then Python adds the actions to each line)."""
+    actions = ActionsOf(session, principal, RUN_ACTIONS)
+    if not actions.blind:
+        return None
+    pairs = session.execute(select(_J.source, _J.domain).distinct()).all()
+    actions.load_sources({source for source, _ in pairs})
+    domains: dict[str, dict[str, str]] = {}
+    for source, domain in pairs:
+        domains.setdefault(source, {})[domain] = to_json(actions(source, domain, "*")).decode()
+    decided: ColumnElement[Any] = null()
+    if domains:
+        decided = case(
+            {
+                source: case({d: literal(a) for d, a in by_domain.items()}, value=_T.domain)
+                for source, by_domain in domains.items()
+            },
+            value=_T.source,
+        )
+    sql = _sqlite_line(decided).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return literal_column(str(sql), type_=Text())
+
+
+def _export_chunk_sqlite(
+    session: Session,
+    principal: Principal,
+    line: ColumnElement[Any],
+    conds: list[ColumnElement[bool]],
+    after: tuple[datetime, int] | None,
+    size: int,
+) -> tuple[list[str], tuple[datetime, int] | None]:
+    """A chunk of whole lines made by ``_export_line_sql``'s expression."""
+    stmt = (
+        select(line, _text(_T.sort_at), _T.id)
+        .where(and_(*conds, *_after(after)))
+        .order_by(_T.sort_at.desc(), _T.id.desc())
+        .limit(size)
+    )
+    rows = session.execute(stmt).all()
+    if not rows:
+        return [], None
+    lines = [r[0] for r in rows]
+    undecided = [i for i, text in enumerate(lines) if text.endswith(_UNDECIDED)]
+    if undecided:
+        actions = ActionsOf(session, principal, RUN_ACTIONS)
+        for i in undecided:
+            run = json.loads(lines[i])
+            actions.load_sources({run["source"]})
+            run["allowed_actions"] = actions(run["source"], run["domain"], run["job_uid"])
+            lines[i] = to_json(run).decode()
+    _, sort_at, rid = rows[-1]
+    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
 
 
 def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
@@ -248,36 +317,63 @@ async def stream_runs(
     chunk: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The runs ``filt`` selects that ``principal`` may read, newest first, as NDJSON
-    lines or CSV rows (with a header), ``chunk`` rows per read and per piece sent."""
+    lines or CSV rows (with a header), ``chunk`` rows per read and per piece sent.
+
+    The next chunk is read (in a worker thread) while this one is sent: at most two
+    chunks are held at once, and the database's work overlaps the socket's."""
     chunk = chunk or CHUNK
     conds = queries.run_conditions(filt, principal.visible())
     fast = fmt == "ndjson" and is_sqlite(engine)
-    after: tuple[datetime, int] | None = None
-    left = limit
+    line: ColumnElement[Any] | None = None
     if fmt == "csv":
         yield (",".join(CSV_COLUMNS) + "\r\n").encode()
-    while left is None or left > 0:
-        size = chunk if left is None else min(chunk, left)
+    if fast:
 
-        def read(
-            after: tuple[datetime, int] | None = after, size: int = size
-        ) -> tuple[bytes, tuple[datetime, int] | None, int]:
+        def prepare() -> ColumnElement[Any] | None:
             with Session(engine) as session:
-                if fast:
-                    lines, nxt = _chunk_sqlite(session, principal, conds, after, size)
-                    data = ("\n".join(lines) + "\n").encode() if lines else b""
-                    return data, nxt, len(lines)
+                return _export_line_sql(session, principal)
+
+        line = await anyio.to_thread.run_sync(prepare)
+
+    def read(
+        after: tuple[datetime, int] | None, size: int
+    ) -> tuple[bytes, tuple[datetime, int] | None, int]:
+        with Session(engine) as session:
+            if line is not None:
+                lines, nxt = _export_chunk_sqlite(session, principal, line, conds, after, size)
+            elif fast:
+                lines, nxt = _chunk_sqlite(session, principal, conds, after, size)
+            else:
                 items, nxt = _chunk_rows(session, principal, conds, after, size)
                 return _encode(items, fmt), nxt, len(items)
+            data = ("\n".join(lines) + "\n").encode() if lines else b""
+            return data, nxt, len(lines)
 
-        data, nxt, count = await anyio.to_thread.run_sync(read)
-        if data:
-            yield data
-        if count < size:
-            return
-        after = nxt
-        if left is not None:
-            left -= count
+    def start(
+        after: tuple[datetime, int] | None, size: int
+    ) -> asyncio.Task[tuple[bytes, tuple[datetime, int] | None, int]]:
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(read, after, size))
+        # Abandoned when the client goes away: its outcome is not wanted then.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    left = limit
+    size = chunk if left is None else min(chunk, left)
+    pending: asyncio.Task[tuple[bytes, tuple[datetime, int] | None, int]] | None = start(None, size)
+    try:
+        while pending is not None:
+            data, nxt, count = await pending
+            pending = None
+            if left is not None:
+                left -= count
+            if count == size and (left is None or left > 0):
+                size = chunk if left is None else min(chunk, left)
+                pending = start(nxt, size)
+            if data:
+                yield data
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 def _encode(items: list[dict[str, Any]], fmt: str) -> bytes:

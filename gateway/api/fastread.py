@@ -113,6 +113,11 @@ class ActionsOf:
         for name in missing:
             self._caps.setdefault(name, frozenset())
 
+    @property
+    def blind(self) -> bool:
+        """The actions depend on the source and domain only, not on the job."""
+        return self._blind
+
     def key(self, source: str, domain: str, uid: str) -> tuple[str, str, str]:
         """Rows with equal keys have equal ``allowed_actions``."""
         return (source, domain, "*" if self._blind else uid)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from adapters.testing.fake import FakeSystem, systems
@@ -293,7 +293,7 @@ def test_large_lists_are_gzipped_small_ones_not(read_api: Api) -> None:
     assert "etag" not in export_resp.headers
 
 
-@pytest.mark.parametrize("who", ["admin", "op-data", "viewer-ops"])
+@pytest.mark.parametrize("who", ["admin", "op-data", "viewer-ops", "olga"])
 def test_export_ndjson_equals_the_list(
     read_api: Api, who: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,6 +311,23 @@ def test_export_ndjson_equals_the_list(
     assert [json.loads(line) for line in filtered] == _all_pages(read_api, who, **params)
     capped = read_api.get(who, "/api/v1/runs/export", params={"limit": 10}).text.splitlines()
     assert [json.loads(line) for line in capped] == listed[:10]
+
+
+def test_export_decides_actions_for_runs_whose_job_moved(
+    read_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the export's lines, actions included, are built by the database from the
+    jobs' (source, domain) pairs; runs kept under a domain no job has any more (their jobs
+    moved) are still exported with the actions the list gives them."""
+    monkeypatch.setattr(export, "CHUNK", 11)
+    with session_scope(read_api.engine) as s:
+        s.execute(text("UPDATE job SET domain = 'platform' WHERE source = 'fake-ops'"))
+    for who in ("admin", "op-data"):
+        listed = _all_pages(read_api, who)
+        lines = read_api.get(who, "/api/v1/runs/export").text.splitlines()
+        assert [json.loads(line) for line in lines] == listed, who
+    moved = [r for r in _all_pages(read_api, "admin") if r["source"] == "fake-ops"]
+    assert moved and all(r["domain"] == "ops" and r["allowed_actions"] for r in moved)
 
 
 def test_export_csv_equals_the_list(read_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
