@@ -309,8 +309,9 @@ def test_export_ndjson_equals_the_list(
     params = {"state": "failed,success", "since": since}
     filtered = read_api.get(who, "/api/v1/runs/export", params=params).text.splitlines()
     assert [json.loads(line) for line in filtered] == _all_pages(read_api, who, **params)
-    capped = read_api.get(who, "/api/v1/runs/export", params={"limit": 10}).text.splitlines()
-    assert [json.loads(line) for line in capped] == listed[:10]
+    for cap in (1, 7, 10, 14):  # within a chunk, at its end, across chunks
+        capped = read_api.get(who, "/api/v1/runs/export", params={"limit": cap}).text
+        assert [json.loads(line) for line in capped.splitlines()] == listed[:cap], cap
 
 
 def test_export_decides_actions_for_runs_whose_job_moved(
