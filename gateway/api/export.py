@@ -14,9 +14,7 @@ import asyncio
 import csv
 import io
 import json
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -76,7 +74,6 @@ CSV_COLUMNS = (
 
 _T = Run.__table__.c  # type: ignore[attr-defined]
 _J = Job.__table__.c  # type: ignore[attr-defined]
-_RUN = Run.__table__  # type: ignore[attr-defined]
 
 
 def _text(column: Any) -> Any:
@@ -187,54 +184,25 @@ def _export_line_sql(session: Session, principal: Principal) -> ColumnElement[An
     return literal_column(str(sql), type_=Text())
 
 
-Key = tuple[datetime, int]
-
-
-def _key(sort_at: str, rid: int) -> Key:
-    return datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid)
-
-
-def _boundary(
-    session: Session, conds: list[ColumnElement[bool]], after: Key | None, size: int
-) -> Key | None:
-    """The key of the ``size``-th run after ``after`` (newest first), or None when fewer
-    are left: an index walk, without building any line."""
-    stmt = (
-        select(_text(_T.sort_at), _T.id)
-        .where(and_(*conds, *_after(after)))
-        .order_by(_T.sort_at.desc(), _T.id.desc())
-        .limit(1)
-        .offset(size - 1)
-    )
-    row = session.execute(stmt).first()
-    return None if row is None else _key(row[0], row[1])
-
-
-def _through(key: Key | None) -> list[ColumnElement[bool]]:
-    """Runs up to and including ``key`` (newest first)."""
-    if key is None:
-        return []
-    at, rid = key
-    return [_T.sort_at >= at, or_(_T.sort_at > at, _T.id >= rid)]
-
-
-def _export_range_sqlite(
+def _export_chunk_sqlite(
     session: Session,
     principal: Principal,
     line: ColumnElement[Any],
     conds: list[ColumnElement[bool]],
-    after: Key | None,
-    through: Key | None,
-) -> list[str]:
-    """The whole lines (``_export_line_sql``'s expression) of the runs after ``after`` up
-    to and including ``through``."""
+    after: tuple[datetime, int] | None,
+    size: int,
+) -> tuple[list[str], tuple[datetime, int] | None]:
+    """A chunk of whole lines made by ``_export_line_sql``'s expression."""
     stmt = (
-        select(line)
-        .select_from(_RUN)
-        .where(and_(*conds, *_after(after), *_through(through)))
+        select(line, _text(_T.sort_at), _T.id)
+        .where(and_(*conds, *_after(after)))
         .order_by(_T.sort_at.desc(), _T.id.desc())
+        .limit(size)
     )
-    lines = list(session.execute(stmt).scalars())
+    rows = session.execute(stmt).all()
+    if not rows:
+        return [], None
+    lines = [r[0] for r in rows]
     undecided = [i for i, text in enumerate(lines) if text.endswith(_UNDECIDED)]
     if undecided:
         actions = ActionsOf(session, principal, RUN_ACTIONS)
@@ -243,7 +211,8 @@ def _export_range_sqlite(
             actions.load_sources({run["source"]})
             run["allowed_actions"] = actions(run["source"], run["domain"], run["job_uid"])
             lines[i] = to_json(run).decode()
-    return lines
+    _, sort_at, rid = rows[-1]
+    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
 
 
 def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
@@ -366,17 +335,13 @@ async def stream_runs(
 
         line = await anyio.to_thread.run_sync(prepare)
 
-    if line is not None:
-        async with aclosing(_ranges(engine, principal, line, conds, chunk, limit)) as ranges:
-            async for data in ranges:
-                yield data
-        return
-
     def read(
         after: tuple[datetime, int] | None, size: int
     ) -> tuple[bytes, tuple[datetime, int] | None, int]:
         with Session(engine) as session:
-            if fast:
+            if line is not None:
+                lines, nxt = _export_chunk_sqlite(session, principal, line, conds, after, size)
+            elif fast:
                 lines, nxt = _chunk_sqlite(session, principal, conds, after, size)
             else:
                 items, nxt = _chunk_rows(session, principal, conds, after, size)
@@ -409,64 +374,6 @@ async def stream_runs(
     finally:
         if pending is not None:
             pending.cancel()
-
-
-Lines = asyncio.Task[list[str]]
-
-
-async def _ranges(
-    engine: Engine,
-    principal: Principal,
-    line: ColumnElement[Any],
-    conds: list[ColumnElement[bool]],
-    chunk: int,
-    limit: int | None,
-) -> AsyncGenerator[bytes]:
-    """Whole lines in ranges of ``chunk`` runs, two ranges built at once in worker
-    threads (SQLite builds lines without holding Python's lock, so two ranges use two
-    cores) while the one before them is sent. A range's bounds come from a quick index
-    walk (``_boundary``), so the next range need not wait for this one's lines; the ranges
-    partition the keys, so no run is sent twice or skipped between them. At most three
-    ranges are held at once."""
-
-    def bound(after: Key | None, size: int) -> Key | None:
-        with Session(engine) as session:
-            return _boundary(session, conds, after, size)
-
-    def read(after: Key | None, through: Key | None) -> list[str]:
-        with Session(engine) as session:
-            return _export_range_sqlite(session, principal, line, conds, after, through)
-
-    inflight: deque[Lines] = deque()
-    after: Key | None = None
-    scheduled = 0
-    done = False
-    left = limit
-    try:
-        while True:
-            while not done and len(inflight) < 2:
-                size = chunk if limit is None else min(chunk, limit - scheduled)
-                through = await anyio.to_thread.run_sync(bound, after, size)
-                task = asyncio.ensure_future(anyio.to_thread.run_sync(read, after, through))
-                # Abandoned when the client goes away: its outcome is not wanted then.
-                task.add_done_callback(lambda t: t.cancelled() or t.exception())
-                inflight.append(task)
-                scheduled += size
-                after = through
-                done = through is None or (limit is not None and scheduled >= limit)
-            if not inflight:
-                return
-            lines = await inflight.popleft()
-            if left is not None:
-                del lines[left:]
-                left -= len(lines)
-            if lines:
-                yield ("\n".join(lines) + "\n").encode()
-            if left == 0:
-                return
-    finally:
-        for task in inflight:
-            task.cancel()
 
 
 def _encode(items: list[dict[str, Any]], fmt: str) -> bytes:
