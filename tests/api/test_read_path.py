@@ -399,3 +399,36 @@ def test_cli_streams_large_json_results(api: Api, live_url: str) -> None:
         app, ["runs", "list", "--server", live_url, "--token", "acd_bad", "-o", "json", "--all"]
     )
     assert denied.exit_code == 1 and "401" in denied.output
+
+
+@pytest.mark.parametrize("version", [(3, 37, 2), (3, 40, 1)])
+def test_sqlite_durations_are_exact_with_and_without_unixepoch(
+    version: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's duration (SQLite builds it) equals Python's to the microsecond, with
+    the expression for SQLite before 3.38 (no unixepoch) as with the newer one."""
+    import sqlite3
+
+    from sqlalchemy import column, select
+    from sqlalchemy.dialects import sqlite
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", version)
+    expr = export._micros_between(column("s"), column("e"))
+    sql = str(
+        select(expr).compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    )
+    assert ("unixepoch" in sql) == (version >= (3, 38))
+    pairs = [
+        (T0, T0 + timedelta(seconds=1, microseconds=250_000)),
+        (T0.replace(microsecond=999_999), T0 + timedelta(seconds=2)),
+        (T0, T0 + timedelta(days=40, microseconds=1)),  # across months
+        (datetime(2026, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+    ]
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (s TEXT, e TEXT)")
+    fmt = "%Y-%m-%d %H:%M:%S.%f"  # as the store writes them
+    db.executemany(
+        "INSERT INTO t VALUES (?, ?)", [(a.strftime(fmt), b.strftime(fmt)) for a, b in pairs]
+    )
+    got = [row[0] for row in db.execute(sql + " FROM t")]
+    assert got == [round((b - a).total_seconds() * 1_000_000) for a, b in pairs]
