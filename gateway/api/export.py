@@ -1,11 +1,12 @@
 """Streamed export of runs (NDJSON or CSV) for a filter, in constant memory.
 
 The runs are read newest first in chunks of ``CHUNK`` rows by keyset (sort time, id),
-each chunk in its own short read transaction in a worker thread, and sent as it is
-read. Each NDJSON line is the run exactly as ``GET /api/v1/runs`` lists it. On SQLite
-the line is built by the database (``json_object``) and Python only adds the subject's
-``allowed_actions`` and joins the lines; elsewhere each row is serialized with the list
-endpoint's own encoder.
+each chunk in its own short read transaction in a worker thread, the next one while
+this one is sent. Each NDJSON line is the run exactly as ``GET /api/v1/runs`` lists it.
+On SQLite the database builds the whole line (``json_object``), the subject's
+``allowed_actions`` included when they depend on the source and domain only (decided
+once per pair, handed to SQLite as a CASE); otherwise Python adds them to each line.
+Elsewhere each row is serialized with the list endpoint's own encoder.
 """
 
 from __future__ import annotations
