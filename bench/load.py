@@ -14,7 +14,8 @@ for ``--seconds``:
 * ``--subscribers`` clients holding the event stream (``/api/v1/events``) open.
 
 Prints one JSON object: p50/p99 latency and count per endpoint, errors (any 5xx, any
-transport error, any unexpected status), events received by the subscribers, the
+transport error, any unexpected status), the tracebacks and failed requests in the
+gateway's log, events received by the subscribers, the
 gateway's RSS at the start, every twentieth of the run and at the end (with its growth
 over the second half: a warm-up levels off, a leak does not), and the machine's load.
 ``--quick`` (20,000 runs, 20 clients, 4 subscribers, 15 s) finishes in under a minute.
@@ -28,6 +29,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,11 +224,13 @@ spec:
         "ACCORD_SECRET_BENCH_JENKINS_TOKEN": sim_token,
         "ACCORD_LOG_LEVEL": "warning",
     }
+    log_path = tmp / "gateway.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [str(ACCORD), "serve", "--host", "127.0.0.1", "--port", str(port), "-f", str(config)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -263,6 +267,11 @@ spec:
         except subprocess.TimeoutExpired:
             proc.kill()
         sim.stop()
+        log.close()
+    # The gateway's own account of errors (warnings and up are logged): a transport error
+    # on the client side with no traceback here is the client's or the machine's.
+    logged = log_path.read_text(errors="replace")
+    shutil.rmtree(tmp, ignore_errors=True)  # the database too, unless --db put it elsewhere
     endpoints = {
         name: {
             "count": len(v),
@@ -282,6 +291,8 @@ spec:
                 "requests": sum(len(v) for v in stats.latency.values()),
                 "endpoints": endpoints,
                 "errors": stats.errors,
+                "server_tracebacks": logged.count("Traceback"),
+                "server_request_exceptions": logged.count("Exception in ASGI application"),
                 "events_received": stats.events,
                 "rss_kib_start": rss_start,
                 "rss_kib_end": rss_end,
