@@ -235,6 +235,7 @@ class Cache:
         )
         for _, rid in old[: len(self.records) - _MAX_RECORDS // 2]:
             del self.records[rid]
+            self._pods.pop(rid, None)
 
     def _put_cronjob(self, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
@@ -307,7 +308,7 @@ class Cache:
     def _drop_job(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         uid, ns, name = meta["uid"], meta.get("namespace", ""), meta.get("name", "")
-        owner_id = self._job_owner.get(uid)
+        owner_id = self._job_owner.pop(uid, None)  # the Job is gone: its record stays
         if owner_id is None:
             ref = _controller_cronjob(obj)
             if ref is None:

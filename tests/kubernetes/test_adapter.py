@@ -514,3 +514,28 @@ def test_manual_job_is_built_like_kubectl_create_job_from() -> None:
             "controller": True,
         }
     ]
+
+
+async def test_garbage_collected_jobs_leave_no_bookkeeping_behind(
+    sim: KubeSimulator, adapter_for: Connect
+) -> None:
+    """What the cache keeps per Job ends with the Job; only its run record stays."""
+    st = sim.state
+    st.add_cronjob("etl", "often", "* * * * *", history=(1, 1))
+    adapter = adapter_for()
+    _, cursor = await drain(adapter, None)
+    for _ in range(30):
+        st.advance(60)
+        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
+        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+
+    async def all_reported() -> bool:
+        runs, _ = await drain(adapter, cursor)
+        return sum(r.state == RunState.SUCCESS for r in runs) == 30
+
+    await eventually(all_reported, "thirty successful runs")
+    cache = adapter.cache
+    with cache.lock:
+        assert sum("/missed:" not in r for r in cache.records) == 30, "every run stays"
+        assert len(cache.jobs) <= 2, "the simulator keeps the history limit"
+        assert len(cache._job_owner) <= 2, "owners of deleted Jobs are forgotten"
