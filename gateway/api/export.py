@@ -222,8 +222,12 @@ def _export_chunk_sqlite(
             actions.load_sources({run["source"]})
             run["allowed_actions"] = actions(run["source"], run["domain"], run["job_uid"])
             lines[i] = to_json(run).decode()
-    _, sort_at, rid = rows[-1]
-    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
+    return lines, _key(*rows[-1][1:])
+
+
+def _key(sort_at: str, rid: int) -> tuple[datetime, int]:
+    """The keyset key of a run from its stored sort time (text) and id."""
+    return datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid)
 
 
 def _after(key: tuple[datetime, int] | None) -> list[ColumnElement[bool]]:
@@ -279,8 +283,7 @@ def _chunk_sqlite(
     lines, keys = sqlite_lines(session, principal, [*conds, *_after(after)], size)
     if not lines:
         return [], None
-    sort_at, rid = keys[-1]
-    return lines, (datetime.fromisoformat(sort_at).replace(tzinfo=UTC), int(rid))
+    return lines, _key(*keys[-1])
 
 
 def _chunk_rows(
