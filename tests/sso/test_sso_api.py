@@ -184,11 +184,15 @@ def test_logout_and_revocation_end_a_session(sso_api: SsoApi) -> None:
 
 
 def test_sessions_expire(sso_api: SsoApi) -> None:
-    sso_api.client.app.state.settings.oidc_session_ttl = 1  # type: ignore[attr-defined]
+    # Long enough for a slow machine to finish the login and the first request inside
+    # it (a 1-second life once expired before the first request on a loaded CI host).
+    ttl = 5
+    sso_api.client.app.state.settings.oidc_session_ttl = ttl  # type: ignore[attr-defined]
     _login(sso_api, "alice", password("alice"))
+    signed_in = time.monotonic()  # the session's life started before this
     cookie = sso_api.client.cookies.get("accord_session")
     assert sso_api.client.get("/api/v1/me").status_code == 200
-    time.sleep(1.2)
+    time.sleep(max(0.0, signed_in + ttl + 0.3 - time.monotonic()))
     # The browser drops the cookie at its Max-Age; the gateway refuses it anyway.
     r = sso_api.client.get("/api/v1/me", headers={"Cookie": f"accord_session={cookie}"})
     assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
