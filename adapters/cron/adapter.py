@@ -79,7 +79,8 @@ class _History:
     runs: dict[str, RunRecord] = field(default_factory=dict)
     seq: dict[str, int] = field(default_factory=dict)
     counter: int = 0
-    files: dict[str, tuple[int, bool]] = field(default_factory=dict)  # path → size, ended
+    # spool file → (size when read, when its run ended; None while it runs)
+    files: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
     cursor: FileCursor | None = None
     pairing: Pairing = field(default_factory=Pairing)
     since: dict[str, datetime] = field(default_factory=dict)  # job → watched since
@@ -87,11 +88,18 @@ class _History:
     seen: set[str] = field(default_factory=set)  # every job id listed so far
 
     def prune(self, before: datetime) -> None:
-        """Forget finished runs that ended before ``before`` (the retention period)."""
+        """Forget finished runs that ended before ``before`` (the retention period), and
+        remove their spool files: a finished file is read once and then skipped, so
+        without this the spool and this index would grow for as long as the host runs."""
         for run_id, record in list(self.runs.items()):
             end = record.ended_at or record.queued_at
             if record.state.terminal and end is not None and end < before:
                 self.drop(run_id)
+        for key, (_, ended) in list(self.files.items()):
+            if ended is not None and ended < before:
+                with contextlib.suppress(OSError):
+                    os.unlink(key)
+                del self.files[key]
 
     def put(self, record: RunRecord) -> None:
         if self.runs.get(record.native_id) == record:
@@ -219,7 +227,9 @@ class CronAdapter(BaseAdapter):
             self._damage = {k: v for k, v in self._damage.items() if k in present}
             self._read_log(index, now)
             h = self._history
-            if self._pruned_at is None or now - self._pruned_at > timedelta(hours=1):
+            # At most once an hour (a short retention: four times per retention period).
+            every = min(timedelta(hours=1), self.cfg.retention / 4)
+            if self._pruned_at is None or now - self._pruned_at > every:
                 h.prune(now - self.cfg.retention)
                 self._pruned_at = now
             for record in missed_runs(
@@ -242,8 +252,8 @@ class CronAdapter(BaseAdapter):
             h.files.pop(key, None)
             return
         cached = h.files.get(key)
-        if cached is not None and cached == (size, True):
-            return
+        if cached is not None and cached[0] == size and cached[1] is not None:
+            return  # finished and read: unchanged until the retention period removes it
         run, damage = inspect_run(path)
         if run is not None and damage and run.end is None and run.wrapper_alive():
             damage = None  # its wrapper still writes: look again when it ended
@@ -256,7 +266,8 @@ class CronAdapter(BaseAdapter):
         if run is None:
             return
         record = self.reader.spool_record(run, index)
-        h.files[key] = (size, run.end is not None)
+        ended = None if run.end is None else (record.ended_at if record else None) or now
+        h.files[key] = (size, ended)
         if record is None:
             return
         if damage:

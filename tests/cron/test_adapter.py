@@ -256,6 +256,36 @@ async def test_damaged_spool_files_are_reported_and_their_intact_part_read(
 
 
 @pytest.mark.anyio
+async def test_finished_runs_leave_the_spool_after_the_retention_period(
+    tree: Tree, accord: str
+) -> None:
+    """Local mode: a finished run's spool file stays until the retention period has
+    passed, then the adapter removes it and forgets it; its run was delivered once and is
+    not reported again, and later runs are read as before."""
+    tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- true\n")
+    adapter = tree.adapter(retention="2s")
+    _, cursor = await all_runs(adapter)
+    assert wrap(accord, tree, "true", job="nightly").returncode == 0
+    runs, cursor = await all_runs(adapter, cursor)
+    (first,) = runs.values()
+    assert first.state == RunState.SUCCESS
+    (path,) = list((tree.spool / "runs").glob("*.jsonl"))
+    again, cursor = await all_runs(adapter, cursor)
+    assert again == {} and path.exists(), "kept within the retention period"
+    await anyio.sleep(2.6)
+    again, cursor = await all_runs(adapter, cursor)
+    assert again == {}, "a removed run is not reported again"
+    assert not path.exists(), "removed after the retention period"
+    assert wrap(accord, tree, "true", job="nightly").returncode == 0
+    runs, cursor = await all_runs(adapter, cursor)
+    assert [r.state for r in runs.values()] == [RunState.SUCCESS]
+    assert first.native_id not in runs
+    # A gateway started now finds only the later run's file.
+    fresh, _ = await all_runs(tree.adapter(retention="2s"))
+    assert set(fresh) == set(runs)
+
+
+@pytest.mark.anyio
 async def test_a_vanished_wrapper_is_a_lost_run(tree: Tree, accord: str) -> None:
     tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- sleep 60\n")
     adapter = tree.adapter()
