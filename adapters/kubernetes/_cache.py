@@ -57,6 +57,11 @@ _RUN_ID = re.compile(
 _MINUTES = re.compile(r"-(\d{7,9})$")
 _MAX_MISSED = 100
 _MAX_RECORDS = 200_000
+# Finished runs whose Job is gone from the cluster, kept after the gateway has stored them
+# (so that a look-up of a recently collected Job still answers); older ones are forgotten.
+_KEEP_GONE = 1_000
+_MISSED_KEPT = timedelta(days=2)  # missed-run records younger than this are kept: the
+# look-back (one day) may judge their scheduled times again when a schedule changes
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,7 @@ class Cache:
     _due: dict[str, tuple[str, datetime, datetime]] = field(default_factory=dict)
     _seen_cronjob_ids: set[str] = field(default_factory=set)
     _job_built: dict[str, tuple[str, JobRecord]] = field(default_factory=dict)
+    _fired_pruned: datetime | None = None
 
     # -- writes (watch threads and action answers) --------------------------------------------
     def apply(self, resource: str, type_: str, obj: dict[str, Any], *, local: bool = False) -> None:
@@ -237,6 +243,34 @@ class Cache:
             del self.records[rid]
             self._pods.pop(rid, None)
 
+    def forget_delivered(self, stored: int) -> int:
+        """The gateway has stored every change up to sequence ``stored``: forget the
+        finished runs whose Job the cluster no longer holds (garbage-collected or deleted)
+        and missed-run records older than the look-back, all but the newest
+        ``_KEEP_GONE``. Without this the cache would hold every Job it ever saw. Returns
+        how many records were forgotten."""
+        with self.lock:
+            if len(self.records) - len(self._run_of) <= 2 * _KEEP_GONE:
+                return 0
+            live = set(self._run_of.values())
+            missed_before = self.clock() - _MISSED_KEPT
+            gone = sorted(
+                (seq, rid)
+                for rid, (seq, rec) in self.records.items()
+                if seq <= stored
+                and rid not in live
+                and rec.state.terminal
+                and not (
+                    "/missed:" in rid and (rec.queued_at is None or rec.queued_at > missed_before)
+                )
+            )
+            forget = gone[: max(0, len(gone) - _KEEP_GONE)]
+            for _, rid in forget:
+                del self.records[rid]
+                self._pods.pop(rid, None)
+                self.pod_queue.pop(rid, None)
+            return len(forget)
+
     def _put_cronjob(self, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         uid = meta["uid"]
@@ -271,6 +305,9 @@ class Cache:
         meta = obj["metadata"]
         uid = meta["uid"]
         self.cronjobs.pop(uid, None)
+        # What missed-run detection kept of it (a uid is never reused).
+        for kept in (self._fired, self._first_seen, self._suspended, self._due):
+            kept.pop(uid, None)
         key = ("cronjobs", meta.get("namespace", ""), meta.get("name", ""))
         if self._names.get(key) == uid:
             del self._names[key]
@@ -570,6 +607,13 @@ class Cache:
         with self.lock:
             for uid, obj in list(self.cronjobs.items()):
                 added += self._missed_of(uid, obj, now, grace, lookback)
+            if self._fired_pruned is None or now - self._fired_pruned > timedelta(hours=1):
+                # Start minutes before the look-back (and any starting deadline) are
+                # never judged again.
+                oldest = int((now - lookback - timedelta(days=1)).timestamp()) // 60
+                for minutes in self._fired.values():
+                    minutes.difference_update([m for m in minutes if m < oldest])
+                self._fired_pruned = now
         return added
 
     def _missed_of(

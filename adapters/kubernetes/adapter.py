@@ -404,7 +404,11 @@ class KubernetesAdapter(BaseAdapter):
         self._healthy()
         await self._read_pods()
         self.cache.find_missed(grace=self.config.missed_grace)
-        runs, seq, more = self.cache.changes(self._cursor(cursor), _PAGE)
+        after = self._cursor(cursor)
+        # The gateway stores each page with its cursor before it asks for the next: what
+        # came before this cursor is in its history.
+        self.cache.forget_delivered(after)
+        runs, seq, more = self.cache.changes(after, _PAGE)
         return RunPage(runs=tuple(runs), cursor=f"{self._epoch}:{seq}", more=more)
 
     async def get_runs(self, native_ids: Sequence[str]) -> list[RunRecord]:

@@ -539,3 +539,64 @@ async def test_garbage_collected_jobs_leave_no_bookkeeping_behind(
         assert sum("/missed:" not in r for r in cache.records) == 30, "every run stays"
         assert len(cache.jobs) <= 2, "the simulator keeps the history limit"
         assert len(cache._job_owner) <= 2, "owners of deleted Jobs are forgotten"
+
+
+async def test_collected_runs_are_forgotten_only_after_the_gateway_stored_them(
+    sim: KubeSimulator, adapter_for: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache does not hold every Job it ever saw: once the sync's cursor has passed a
+    finished run whose Job the cluster collected, the run is forgotten (all but the
+    newest few); a run not yet delivered is never forgotten, however many there are."""
+    monkeypatch.setattr("adapters.kubernetes._cache._KEEP_GONE", 5)
+    st = sim.state
+    cj = st.add_cronjob("etl", "often", "* * * * *", history=(1, 1))
+    adapter = adapter_for()
+    _, cursor = await drain(adapter, None)
+    made = []
+    for _ in range(30):
+        st.advance(60)
+        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
+        made.append(rid(cj, job))
+        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+
+    async def all_reported() -> list[RunRecord] | None:
+        # Asked again and again from the same cursor: nothing is acknowledged yet.
+        runs, _ = await drain(adapter, cursor)
+        done = {r.native_id for r in runs if r.state == RunState.SUCCESS}
+        return runs if done >= set(made) else None
+
+    await eventually(all_reported, "thirty successful runs")
+    runs, stored = await drain(adapter, cursor)
+    assert {r.native_id for r in runs} >= set(made), "nothing forgotten before it is stored"
+    again, stored = await drain(adapter, stored)  # the gateway stored them: forget
+    assert again == []
+    with adapter.cache.lock:
+        kept = [r for r in adapter.cache.records if "/missed:" not in r]
+    assert len(kept) <= 5 + 2, kept  # the newest collected ones and the live Jobs
+    recent = await adapter.get_runs(made[-3:])
+    assert [r.state for r in recent] == [RunState.SUCCESS] * 3
+    assert await adapter.get_runs(made[:1]) == []
+    # Later runs are reported as before.
+    st.advance(60)
+    job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
+    st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+
+    async def the_next() -> list[RunRecord] | None:
+        runs, _ = await drain(adapter, stored)
+        return [r for r in runs if r.native_id == rid(cj, job)] or None
+
+    (later,) = await eventually(the_next, "the next run")
+    assert later.state == RunState.SUCCESS
+    # A deleted CronJob leaves nothing of its schedule bookkeeping behind.
+    uid = cj["metadata"]["uid"]
+    with adapter.cache.lock:
+        assert uid in adapter.cache._fired
+    st.delete("cronjobs", "etl", "often")
+
+    async def cleaned() -> bool:
+        await drain(adapter, stored)
+        with adapter.cache.lock:
+            kept = (adapter.cache._fired, adapter.cache._first_seen, adapter.cache._due)
+            return all(uid not in k for k in kept)
+
+    await eventually(cleaned, "the deleted CronJob's bookkeeping gone")
