@@ -31,6 +31,7 @@ import secrets
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,8 +115,10 @@ class Estate:
         for sim in (self.jenkins_sim, self.kube_sim, self.tfc_sim):
             sim.stop()
 
-    def config(self) -> str:
+    def config(self, day_seconds: float) -> str:
         sync = "sync: {inventoryEvery: 30s, runsEvery: 2s}"
+        # The cron source keeps finished runs in its spool for 7 days, of the soak's clock.
+        retention = f"{max(1, round(7 * day_seconds))}s"
         return f"""apiVersion: accord.dev/v1
 kind: Source
 metadata: {{name: ci, domain: default}}
@@ -154,6 +157,7 @@ spec:
   host: soak-host
   spool: [{self.spool}]
   syslog: "off"
+  retention: {retention}
   {sync}
 """
 
@@ -374,11 +378,20 @@ def main() -> None:
             [str(ACCORD), "audit", "verify"], env=env, capture_output=True, text=True, timeout=120
         )
         growth = (rss[-1] - rss[0]) / (len(rss) - 1) if len(rss) > 1 else None
+        # The trend over the second half of the days (least squares: single days move by a
+        # few MiB around the gateway's once-a-minute trim), after the caches warmed up.
+        half = list(enumerate(rss))[len(rss) // 2 :]
+        late = (
+            statistics.linear_regression([d for d, _ in half], [m for _, m in half]).slope
+            if len(half) >= 3
+            else None
+        )
         result.update(
             {
                 "runs_made": sum(expected.values()),
                 "rss_mib_per_day": rss,
                 "rss_growth_mib_per_day_after_warmup": None if growth is None else round(growth, 2),
+                "rss_trend_mib_per_day_second_half": None if late is None else round(late, 2),
                 "sync_lag_s": {
                     "p50": _pct(sampler.lags, 0.5),
                     "p99": _pct(sampler.lags, 0.99),
