@@ -271,7 +271,7 @@ def main() -> None:
     estate = Estate(tmp, jobs=12, cronjobs=8, workspaces=6, lines=4)
     estate.start()
     config = tmp / "estate.yaml"
-    config.write_text(estate.config())
+    config.write_text(estate.config(args.day_seconds))
     db = data / "accord.db"
     env = {
         **os.environ,
