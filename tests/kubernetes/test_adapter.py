@@ -14,7 +14,7 @@ import pytest
 from adapters.kubernetes import KubernetesAdapter
 from adapters.kubernetes.adapter import manual_job
 from adapters.testing.harness_kubernetes import connect
-from adapters.testing.kube_sim import KubeSimulator
+from adapters.testing.kube_sim import ClusterState, KubeSimulator
 from gateway.model import (
     AdapterAuthError,
     EdgeKind,
@@ -60,6 +60,18 @@ async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
             return got
         await anyio.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def minute_runs(st: ClusterState, cronjob: dict[str, Any], count: int) -> list[str]:
+    """``count`` minutes pass; each minute's Job of ``cronjob`` (scheduled every minute)
+    succeeds. Returns the runs' ids."""
+    made = []
+    for _ in range(count):
+        st.advance(60)
+        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
+        made.append(rid(cronjob, job))
+        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+    return made
 
 
 async def run_state(adapter: KubernetesAdapter, run_id: str) -> RunRecord | None:
@@ -270,12 +282,7 @@ async def test_garbage_collected_runs_stay_in_history(
     cj = st.add_cronjob("etl", "often", "* * * * *", history=(2, 1))
     adapter = adapter_for()
     _, cursor = await drain(adapter, None)
-    made = []
-    for _ in range(4):
-        st.advance(60)
-        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
-        made.append(rid(cj, job))
-        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+    made = minute_runs(st, cj, 4)
     assert len(st.items("jobs", "etl")) == 2, "the simulator keeps only the history limit"
 
     async def all_reported() -> list[RunRecord] | None:
@@ -521,13 +528,10 @@ async def test_garbage_collected_jobs_leave_no_bookkeeping_behind(
 ) -> None:
     """What the cache keeps per Job ends with the Job; only its run record stays."""
     st = sim.state
-    st.add_cronjob("etl", "often", "* * * * *", history=(1, 1))
+    cj = st.add_cronjob("etl", "often", "* * * * *", history=(1, 1))
     adapter = adapter_for()
     _, cursor = await drain(adapter, None)
-    for _ in range(30):
-        st.advance(60)
-        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
-        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+    minute_runs(st, cj, 30)
 
     async def all_reported() -> bool:
         runs, _ = await drain(adapter, cursor)
@@ -552,12 +556,7 @@ async def test_collected_runs_are_forgotten_only_after_the_gateway_stored_them(
     cj = st.add_cronjob("etl", "often", "* * * * *", history=(1, 1))
     adapter = adapter_for()
     _, cursor = await drain(adapter, None)
-    made = []
-    for _ in range(30):
-        st.advance(60)
-        job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
-        made.append(rid(cj, job))
-        st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+    made = minute_runs(st, cj, 30)
 
     async def all_reported() -> list[RunRecord] | None:
         # Asked again and again from the same cursor: nothing is acknowledged yet.
@@ -577,13 +576,11 @@ async def test_collected_runs_are_forgotten_only_after_the_gateway_stored_them(
     assert [r.state for r in recent] == [RunState.SUCCESS] * 3
     assert await adapter.get_runs(made[:1]) == []
     # Later runs are reported as before.
-    st.advance(60)
-    job = next(j for j in st.items("jobs", "etl") if not j["status"].get("conditions"))
-    st.finish_job("etl", job["metadata"]["name"], succeeded=True)
+    (nxt,) = minute_runs(st, cj, 1)
 
     async def the_next() -> list[RunRecord] | None:
         runs, _ = await drain(adapter, stored)
-        return [r for r in runs if r.native_id == rid(cj, job)] or None
+        return [r for r in runs if r.native_id == nxt] or None
 
     (later,) = await eventually(the_next, "the next run")
     assert later.state == RunState.SUCCESS
