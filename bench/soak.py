@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pwd
 import random
@@ -252,6 +253,22 @@ def _visible(c: httpx.Client, source: str, native: str, *, limit: float = 120.0)
     return None
 
 
+def _trend(series: list[float]) -> tuple[float | None, float | None]:
+    """Least-squares slope per day of ``series`` and its standard error (single days move
+    by a few MiB around the gateway's once-a-minute trim: a slope within about two
+    standard errors of zero is no growth the run can tell from noise)."""
+    n = len(series)
+    if n < 3:
+        return None, None
+    days = list(range(n))
+    fit = statistics.linear_regression(days, series)
+    mean = statistics.fmean(days)
+    fitted = (fit.intercept + fit.slope * x for x in days)
+    residual = sum((y - f) ** 2 for y, f in zip(series, fitted, strict=True))
+    spread = sum((x - mean) ** 2 for x in days)
+    return round(fit.slope, 2), round(math.sqrt(residual / (n - 2) / spread), 2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--days", type=int, default=7)
@@ -380,18 +397,14 @@ def main() -> None:
         growth = (rss[-1] - rss[0]) / (len(rss) - 1) if len(rss) > 1 else None
         # The trend over the second half of the days (least squares: single days move by a
         # few MiB around the gateway's once-a-minute trim), after the caches warmed up.
-        half = list(enumerate(rss))[len(rss) // 2 :]
-        late = (
-            statistics.linear_regression([d for d, _ in half], [m for _, m in half]).slope
-            if len(half) >= 3
-            else None
-        )
+        late, late_se = _trend(rss[len(rss) // 2 :])
         result.update(
             {
                 "runs_made": sum(expected.values()),
                 "rss_mib_per_day": rss,
                 "rss_growth_mib_per_day_after_warmup": None if growth is None else round(growth, 2),
-                "rss_trend_mib_per_day_second_half": None if late is None else round(late, 2),
+                "rss_trend_mib_per_day_second_half": late,
+                "rss_trend_standard_error": late_se,
                 "sync_lag_s": {
                     "p50": _pct(sampler.lags, 0.5),
                     "p99": _pct(sampler.lags, 0.99),
