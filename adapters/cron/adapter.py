@@ -70,6 +70,7 @@ __all__ = ["CronAdapter", "CronAgentAdapter"]
 _PAGE = 500
 _STARTS_KEPT = 500
 _CANCEL_WAIT = 5.0
+_NEVER = datetime.max.replace(tzinfo=UTC)  # a spool file the retention cannot remove
 
 
 @dataclass
@@ -95,11 +96,19 @@ class _History:
             end = record.ended_at or record.queued_at
             if record.state.terminal and end is not None and end < before:
                 self.drop(run_id)
-        for key, (_, ended) in list(self.files.items()):
-            if ended is not None and ended < before:
-                with contextlib.suppress(OSError):
-                    os.unlink(key)
-                del self.files[key]
+        for key, (size, ended) in list(self.files.items()):
+            if ended is None or ended >= before:
+                continue
+            try:
+                os.unlink(key)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                # Not ours to remove (permissions): skipped from now on, and said once.
+                _log.warning("cannot remove the finished spool file %s: %s", key, exc)
+                self.files[key] = (size, _NEVER)
+                continue
+            del self.files[key]
 
     def put(self, record: RunRecord) -> None:
         if self.runs.get(record.native_id) == record:

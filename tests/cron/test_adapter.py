@@ -286,6 +286,31 @@ async def test_finished_runs_leave_the_spool_after_the_retention_period(
 
 
 @pytest.mark.anyio
+async def test_a_spool_file_the_gateway_cannot_remove_is_reported_once(
+    tree: Tree, accord: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- true\n")
+    adapter = tree.adapter(retention="1s")
+    _, cursor = await all_runs(adapter)
+    assert wrap(accord, tree, "true", job="nightly").returncode == 0
+    runs, cursor = await all_runs(adapter, cursor)
+    assert len(runs) == 1
+
+    def refuse(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("adapters.cron.adapter.os.unlink", refuse)
+    await anyio.sleep(1.5)
+    for _ in range(3):
+        again, cursor = await all_runs(adapter, cursor)
+        assert again == {}
+        await anyio.sleep(0.4)
+    said = [r for r in caplog.records if "cannot remove the finished spool file" in r.message]
+    assert len(said) == 1, said
+    assert list((tree.spool / "runs").glob("*.jsonl")), "still there"
+
+
+@pytest.mark.anyio
 async def test_a_vanished_wrapper_is_a_lost_run(tree: Tree, accord: str) -> None:
     tree.crontab.write_text(f"0 1 * * * root {accord} exec --job nightly -- sleep 60\n")
     adapter = tree.adapter()
