@@ -260,6 +260,7 @@ class Cache:
                 if seq <= stored
                 and rid not in live
                 and rec.state.terminal
+                and self.visible(rec)  # a withheld record was never delivered
                 and not (
                     "/missed:" in rid and (rec.queued_at is None or rec.queued_at > missed_before)
                 )
