@@ -233,15 +233,29 @@ class Cache:
             self._prune()
 
     def _prune(self) -> None:
-        live = set(self._run_of.values())
-        old = sorted(
-            (seq, rid)
-            for rid, (seq, rec) in self.records.items()
-            if rid not in live and rec.state.terminal
+        self._forget(
+            self._gone(lambda rid, seq, rec: True)[: len(self.records) - _MAX_RECORDS // 2]
         )
-        for _, rid in old[: len(self.records) - _MAX_RECORDS // 2]:
+
+    def _gone(self, eligible: Callable[[str, int, RunRecord], bool]) -> list[str]:
+        """Finished records whose Job the cluster no longer holds and that ``eligible``
+        admits, oldest change first."""
+        live = set(self._run_of.values())
+        return [
+            rid
+            for _, rid in sorted(
+                (seq, rid)
+                for rid, (seq, rec) in self.records.items()
+                if rid not in live and rec.state.terminal and eligible(rid, seq, rec)
+            )
+        ]
+
+    def _forget(self, run_ids: list[str]) -> int:
+        for rid in run_ids:
             del self.records[rid]
             self._pods.pop(rid, None)
+            self.pod_queue.pop(rid, None)
+        return len(run_ids)
 
     def forget_delivered(self, stored: int) -> int:
         """The gateway has stored every change up to sequence ``stored``: forget the
@@ -252,25 +266,20 @@ class Cache:
         with self.lock:
             if len(self.records) - len(self._run_of) <= 2 * _KEEP_GONE:
                 return 0
-            live = set(self._run_of.values())
             missed_before = self.clock() - _MISSED_KEPT
-            gone = sorted(
-                (seq, rid)
-                for rid, (seq, rec) in self.records.items()
-                if seq <= stored
-                and rid not in live
-                and rec.state.terminal
-                and self.visible(rec)  # a withheld record was never delivered
-                and not (
-                    "/missed:" in rid and (rec.queued_at is None or rec.queued_at > missed_before)
+
+            def eligible(rid: str, seq: int, rec: RunRecord) -> bool:
+                return (
+                    seq <= stored
+                    and self.visible(rec)  # a withheld record was never delivered
+                    and not (
+                        "/missed:" in rid
+                        and (rec.queued_at is None or rec.queued_at > missed_before)
+                    )
                 )
-            )
-            forget = gone[: max(0, len(gone) - _KEEP_GONE)]
-            for _, rid in forget:
-                del self.records[rid]
-                self._pods.pop(rid, None)
-                self.pod_queue.pop(rid, None)
-            return len(forget)
+
+            old = self._gone(eligible)
+            return self._forget(old[: max(0, len(old) - _KEEP_GONE)])
 
     def _put_cronjob(self, obj: dict[str, Any]) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
